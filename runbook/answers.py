@@ -1,0 +1,80 @@
+"""Answers files: every prompt answered in advance, checked before the run starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import Diagnostic, InputError
+from .schemas import load_schema, suggest, validate as schema_validate
+from .yamlfile import Document, display_name, load_file
+
+ON_FAIL_CHOICES = ("retry", "skip", "abort")
+SHAPES: dict[str, set[str]] = {
+    "confirm": {"done"},
+    "manual": {"done", "note", "link", "reason"},
+    "on_fail": {"choice", "reason"},
+    "approval": {"approvers", "done", "note"},
+    "run": {"done", "choice", "reason"},
+}
+
+
+@dataclass
+class Answers:
+    """A checked answers file."""
+
+    runbook: str
+    answers: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    doc: Document | None = None
+    file: str = ""
+
+
+def load(path: Path | str, root: Path | None = None) -> Answers:
+    """Read an answers file and check it against its schema (not yet against a plan)."""
+    doc = load_file(Path(path), root)
+    diags = schema_validate(doc, doc.data, load_schema("answers"))
+    if not isinstance(doc.data, dict):
+        raise InputError(diags or [doc.diag((), "an answers file is a mapping with 'runbook' and 'answers'")])
+    if diags:
+        raise InputError(diags)
+    return Answers(doc.data["runbook"], dict(doc.data.get("answers") or {}), dict(doc.data.get("params") or {}),
+                   doc, display_name(Path(path), root))
+
+
+def check_against(answers: Answers, runbook: str, prompts: list[Any]) -> None:
+    """Every id must exist in the plan and every answer have the shape its prompt takes."""
+    diags: list[Diagnostic | str] = []
+    doc = answers.doc
+    assert doc is not None
+    if answers.runbook != runbook:
+        diags.append(doc.diag(("runbook",), f"this answers file is for runbook {answers.runbook!r}, not {runbook!r}"))
+    kinds = {p.id: p.kind for p in prompts}
+    for pid, answer in answers.answers.items():
+        path = ("answers", pid)
+        if pid not in kinds:
+            diags.append(doc.diag(path, f"no prompt {pid!r} in runbook {runbook!r}{suggest(pid, list(kinds))}; "
+                                        f"`invoke runbook.show {runbook}` lists the prompt ids", key=True))
+            continue
+        kind = kinds[pid]
+        if isinstance(answer, bool):
+            if kind == "on_fail":
+                diags.append(doc.diag(path, f"{pid} takes {{choice: retry|skip|abort, reason: ...}}, not {answer}"))
+            continue
+        allowed = SHAPES[kind]
+        for key in answer:
+            if key not in allowed:
+                diags.append(doc.diag(path + (key,), f"{pid} is a {kind} prompt; it takes "
+                                                     f"{', '.join(sorted(allowed))}{suggest(key, allowed)}", key=True))
+        if kind == "on_fail":
+            choice = answer.get("choice")
+            if choice not in ON_FAIL_CHOICES:
+                diags.append(doc.diag(path + (("choice",) if "choice" in answer else ()),
+                                      f"{pid}: choice must be retry, skip or abort"))
+            elif choice == "skip" and not answer.get("reason"):
+                diags.append(doc.diag(path, f"{pid}: a skip needs a reason"))
+        if kind == "manual" and answer.get("done") is False and not answer.get("reason"):
+            diags.append(doc.diag(path, f"{pid}: an item not done needs a reason"))
+    if diags:
+        raise InputError(diags)

@@ -1,0 +1,258 @@
+"""The command-line layer: each task of tasks.py calls one function here.
+
+Functions return an exit code or raise a RunbookError; ``tasks.py`` turns errors into
+exits. All printing happens here (and in the console module), never in the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Sequence, TextIO
+
+from .errors import Diagnostic, ExitCode, InputError, RunbookError, UsageError
+
+
+def _project(root: Path) -> Any:
+    from .project import Project
+
+    return Project(root)
+
+
+def _registry(root: Path) -> Any:
+    from .plugins import load
+
+    return load(root)
+
+
+def _yaml_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+    return [path]
+
+
+def list_runbooks(root: Path, out: TextIO = sys.stdout, as_json: bool = False) -> int:
+    """`runbook.list`: name, title and parameters of every runbook."""
+    project = _project(root)
+    rows = []
+    for name in project.runbook_names():
+        path = project.runbooks_dir / f"{name}.yaml"
+        try:
+            data = project.load(path).data
+        except InputError:
+            data = None
+        if not isinstance(data, dict):
+            rows.append({"name": name, "title": "(invalid: see `invoke runbook.validate`)", "params": []})
+            continue
+        params = data.get("params") if isinstance(data.get("params"), dict) else {}
+        rows.append({"name": name, "title": str(data.get("title", "")),
+                     "params": [_param_label(k, v) for k, v in params.items()]})
+    if as_json:
+        out.write(json.dumps(rows, indent=2) + "\n")
+        return ExitCode.OK
+    if not rows:
+        out.write(f"No runbooks in {project.runbooks_dir}.\n")
+        return ExitCode.OK
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        params = ("  [" + ", ".join(r["params"]) + "]") if r["params"] else ""
+        out.write(f"{r['name']:<{width}}  {r['title']}{params}\n")
+    return ExitCode.OK
+
+
+def _param_label(name: str, spec: Any) -> str:
+    if not isinstance(spec, dict):
+        return name
+    label = f"{name}: {spec.get('type', '?')}"
+    if spec.get("secret"):
+        label += ", secret"
+    elif "default" in spec:
+        label += f" = {spec['default']!r}"
+    return label
+
+
+def validate(root: Path, paths: Sequence[str] = (), out: TextIO = sys.stdout) -> int:
+    """`runbook.validate`: every runbook and environment (or the given files/folders)."""
+    from .validate import RunbookValidator, check_environment
+
+    project = _project(root)
+    registry = _registry(root)
+    validator = RunbookValidator(project, registry)
+    if paths:
+        files = [f for p in paths for f in _yaml_files(Path(p) if Path(p).is_absolute() else Path.cwd() / p)]
+        missing = [p for p in paths if not (Path(p) if Path(p).is_absolute() else Path.cwd() / p).exists()]
+        if missing:
+            raise InputError([Diagnostic(m, 0, 0, "no such file or folder") for m in missing])
+    else:
+        files = [project.runbooks_dir / f"{n}.yaml" for n in project.runbook_names()]
+        files += [project.environments_dir / f"{n}.yaml" for n in project.environment_names()]
+    diags: list[Diagnostic] = []
+    counts = {"runbook": 0, "environment": 0}
+    for file in files:
+        kind = "environment" if file.resolve().parent.name == "environments" else "runbook"
+        counts[kind] += 1
+        if kind == "environment":
+            _, found = check_environment(project, file)
+        else:
+            _, found = validator.check(file)
+        diags.extend(found)
+    if diags:
+        raise InputError(sorted(set(diags), key=lambda d: (d.file, d.line, d.col, d.message)))
+    out.write(f"ok: {counts['runbook']} runbook(s) and {counts['environment']} environment(s) are valid\n")
+    return ExitCode.OK
+
+
+def checks(root: Path, out: TextIO = sys.stdout, as_json: bool = False) -> int:
+    """`runbook.checks`: every plugin with its arguments and outputs."""
+    registry = _registry(root)
+    if as_json:
+        out.write(json.dumps([{"name": p.name, "kind": p.kind.value, "description": p.description,
+                               "args": p.args, "outputs": p.outputs, "probe": p.probe is not None,
+                               "module": p.module} for p in registry.values()], indent=2) + "\n")
+        return ExitCode.OK
+    for plugin in registry.values():
+        flags = [plugin.kind.value] + (["probe"] if plugin.probe else [])
+        out.write(f"{plugin.name}  ({', '.join(flags)})  {plugin.description}\n")
+        props = plugin.args.get("properties", {})
+        required = set(plugin.args.get("required", []))
+        for arg, schema in props.items():
+            mark = "*" if arg in required else " "
+            out.write(f"    {mark} {arg}: {_schema_label(schema)}\n")
+        outs = plugin.outputs.get("properties", {})
+        if outs:
+            out.write(f"    -> {', '.join(f'{k}: {_schema_label(v)}' for k, v in outs.items())}\n")
+    out.write("(* required)\n")
+    return ExitCode.OK
+
+
+def _schema_label(schema: Any) -> str:
+    if not isinstance(schema, dict):
+        return "any"
+    if "enum" in schema:
+        return "|".join(map(str, schema["enum"]))
+    if "anyOf" in schema:
+        return " or ".join(_schema_label(s) for s in schema["anyOf"])
+    t = schema.get("type")
+    if t == "array":
+        return f"list of {_schema_label(schema.get('items', {}))}"
+    return str(t or "any")
+
+
+def build_plan(root: Path, name: str, env_name: str | None, cli_params: Sequence[str],
+               answers_file: str | None, require_env: bool) -> Any:
+    """Load, validate and resolve a runbook into a plan (nothing written)."""
+    from . import answers as answers_mod
+    from .params import resolve
+    from .plan import Resolver, load_environment
+
+    project = _project(root)
+    registry = _registry(root)
+    resolver = Resolver(project, registry)
+    path = project.runbook_path(name)
+    checked = resolver.check(path)
+    env = load_environment(project, env_name) if env_name else None
+    answers = answers_mod.load(answers_file, root) if answers_file else None
+    specs = checked.data.get("params") or {}
+    params = resolve(specs, cli_params, os.environ, answers.params if answers else None,
+                     answers.doc if answers else None)
+    plan = resolver.plan(path, env, params, require_env=require_env)
+    if answers is not None:
+        answers_mod.check_against(answers, plan.name, plan.prompts())
+    return plan
+
+
+def show(root: Path, name: str, env_name: str | None = None, params: Sequence[str] = (),
+         out: TextIO = sys.stdout, as_json: bool = False) -> int:
+    """`runbook.show`: the plan and every prompt id."""
+    plan = build_plan(root, name, env_name, params, None, require_env=False)
+    if as_json:
+        out.write(json.dumps(plan.to_dict(), indent=2, default=str) + "\n")
+        return ExitCode.OK
+    write_plan(plan, out, show_prompts=True)
+    return ExitCode.OK
+
+
+def dry_run(root: Path, name: str, env_name: str | None, params: Sequence[str], answers_file: str | None,
+            out: TextIO = sys.stdout, as_json: bool = False) -> int:
+    """`runbook NAME --dry-run`: the fully resolved plan; nothing runs, nothing is written."""
+    plan = build_plan(root, name, env_name, params, answers_file, require_env=True)
+    if as_json:
+        out.write(json.dumps(plan.to_dict(), indent=2, default=str) + "\n")
+        return ExitCode.OK
+    write_plan(plan, out, show_prompts=False)
+    out.write("\nDry run: nothing was executed and nothing was written.\n")
+    return ExitCode.OK
+
+
+def write_plan(plan: Any, out: TextIO, show_prompts: bool) -> None:
+    from .model import Section
+    from .validate import items_of
+
+    out.write(f"{plan.name}: {plan.title}\n")
+    out.write(f"  file:        {plan.file}\n")
+    out.write(f"  environment: {plan.env.name if plan.env else '(none given)'}"
+              f"{' (protected)' if plan.env and plan.env.protected else ''}\n")
+    out.write(f"  lock:        {plan.lock or 'none'}{'  (emergency: may take over a live lock)' if plan.emergency else ''}\n")
+    out.write(f"  digest:      {plan.digest}\n")
+    if plan.param_specs:
+        out.write("  parameters:\n")
+        for pname, spec in plan.param_specs.items():
+            if pname in plan.params.secrets:
+                value = "******** (secret)"
+            elif pname in plan.params.values:
+                value = f"{plan.params.values[pname]!r} ({plan.params.sources.get(pname, 'given')})"
+            elif spec.get("secret"):
+                value = f"(secret: asked at run time or RUNBOOK_PARAM_{pname.upper()})"
+            else:
+                value = "(asked at run time)"
+            out.write(f"    {pname} = {value}\n")
+    if plan.on_failure:
+        after = f" after step {plan.on_failure['after']!r}" if plan.on_failure.get("after") else ""
+        out.write(f"  on failure:  offer {plan.on_failure['runbook']}{after}\n")
+    out.write("  steps:\n")
+    for n, step in enumerate(plan.steps, 1):
+        cond = []
+        for key in ("when", "unless"):
+            if key in step:
+                cond.append(f"{key} {step[key]}")
+        for pc in step.get("parent_conditions", []):
+            cond.extend(f"{k} {v}" for k, v in pc.items())
+        extra = f"  [{'; '.join(cond)}]" if cond else ""
+        out.write(f"  {n:>3}. {step['id']}: {step.get('title', '')}{extra}\n")
+        kind = step["kind"]
+        if kind == "approval":
+            a = step["approval"]
+            roles = f", roles {', '.join(a['roles'])}" if a.get("roles") else ""
+            pr = f" on PR {a['pr']}" if "pr" in a else ""
+            out.write(f"         approval ({a['source']}{pr}): at least {a.get('min', 1)}{roles}\n")
+        elif kind == "run":
+            out.write(f"         runs {step['run']['runbook']} as a linked run with {step['run'].get('with', {})}\n")
+        for section, _, item in items_of(step):
+            if section is Section.DO and step.get("confirm"):
+                pass
+            label = f"manual: {item['manual']}" if "manual" in item else f"{item['uses']} {json.dumps(item.get('with', {}), default=str)}"
+            iid = f"{item['id']}: " if item.get("id") else ""
+            out.write(f"         {section.value:<8} {iid}{label}\n")
+        if step.get("confirm"):
+            out.write(f"         confirm  {step['confirm']}\n")
+    if show_prompts:
+        out.write("  prompt ids (for an answers file):\n")
+        for p in plan.prompts():
+            out.write(f"    {p.id}  ({p.kind})\n")
+
+
+def report_error(exc: RunbookError, err: TextIO = sys.stderr) -> int:
+    """Print an error the way users see it; return its exit code."""
+    for line in exc.lines():
+        err.write(f"{line}\n")
+    return exc.exit_code
+
+
+def usage(message: str) -> UsageError:
+    return UsageError(message)
+
+
+def format_diagnostics(diags: Iterable[Diagnostic]) -> str:
+    return "\n".join(str(d) for d in diags)

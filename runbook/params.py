@@ -1,0 +1,156 @@
+"""Parameters from the command line, environment variables and the answers file.
+
+Each value is converted to the parameter's type and checked against its pattern,
+choices and bounds; errors name their source. Secret parameters are refused on the
+command line (shell history, ``ps``) and never leave memory.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from .errors import Diagnostic, InputError
+from .schemas import suggest
+from .validate import param_problem
+from .yamlfile import Document
+
+CLI = "<command line>"
+TRUE = {"true", "yes", "1", "on"}
+FALSE = {"false", "no", "0", "off"}
+
+
+def env_var(name: str) -> str:
+    return "RUNBOOK_PARAM_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+@dataclass
+class Params:
+    """Resolved parameters: values known now, secret ones held apart, missing ones named."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+
+    def public(self) -> dict[str, Any]:
+        """What may be written down: every non-secret value."""
+        return dict(self.values)
+
+    def get(self, name: str) -> Any:
+        return self.secrets[name] if name in self.secrets else self.values[name]
+
+
+def convert(spec: Mapping[str, Any], raw: Any) -> Any:
+    """Text from a command line or variable to the parameter's type; ValueError with a reason."""
+    ptype = spec.get("type", "string")
+    if not isinstance(raw, str):
+        return raw
+    if ptype == "integer":
+        try:
+            return int(raw.strip())
+        except ValueError:
+            raise ValueError(f"{raw!r} is not an integer") from None
+    if ptype == "number":
+        try:
+            return float(raw.strip()) if any(c in raw for c in ".eE") else int(raw.strip())
+        except ValueError:
+            raise ValueError(f"{raw!r} is not a number") from None
+    if ptype == "boolean":
+        low = raw.strip().lower()
+        if low in TRUE:
+            return True
+        if low in FALSE:
+            return False
+        raise ValueError(f"{raw!r} is not a boolean (true/false)")
+    return raw
+
+
+def resolve(spec: Mapping[str, Mapping[str, Any]], cli: Sequence[str] = (), environ: Mapping[str, str] | None = None,
+            answers: Mapping[str, Any] | None = None, answers_doc: Document | None = None) -> Params:
+    """Collect parameters by precedence: command line, environment variable, answers file, default."""
+    environ = environ or {}
+    out = Params()
+    errors: list[Diagnostic | str] = []
+    given: dict[str, tuple[Any, str, Any]] = {}   # name -> (raw, source label, diag factory)
+
+    for item in cli:
+        if "=" not in item:
+            errors.append(f"{CLI}: --param {item!r} needs the form NAME=VALUE")
+            continue
+        name, raw = item.split("=", 1)
+        name = name.strip()
+        if name not in spec:
+            errors.append(f"{CLI}: unknown parameter {name!r}{suggest(name, list(spec))} (at params.{name})")
+            continue
+        if spec[name].get("secret"):
+            errors.append(f"{CLI}: parameter {name!r} is secret and may not be given on the command line "
+                          f"(shell history, ps); set {env_var(name)} or let the engine ask for it (at params.{name})")
+            continue
+        given[name] = (raw, CLI, None)
+    for name, pspec in spec.items():
+        if name in given:
+            continue
+        var = env_var(name)
+        if var in environ:
+            given[name] = (environ[var], var, None)
+    if answers:
+        for name, raw in answers.items():
+            if name in given:
+                continue
+            if name not in spec:
+                errors.append(_answers_diag(answers_doc, name, f"unknown parameter {name!r}{suggest(name, list(spec))}"))
+                continue
+            if spec[name].get("secret"):
+                errors.append(_answers_diag(answers_doc, name, f"parameter {name!r} is secret and may not be written in "
+                                                               f"an answers file; set {env_var(name)}"))
+                continue
+            given[name] = (raw, "answers", None)
+
+    for name, pspec in spec.items():
+        if name in given:
+            raw, source, _ = given[name]
+            try:
+                value = convert(pspec, raw)
+            except ValueError as exc:
+                errors.append(_source_error(source, name, str(exc), answers_doc))
+                continue
+            problem = param_problem(dict(pspec), value)
+            if problem:
+                errors.append(_source_error(source, name, problem, answers_doc))
+                continue
+            if pspec.get("secret"):
+                out.secrets[name] = value
+            else:
+                out.values[name] = value
+            out.sources[name] = source
+        elif "default" in pspec:
+            out.values[name] = pspec["default"]
+            out.sources[name] = "default"
+        else:
+            out.missing.append(name)
+    if errors:
+        raise InputError(errors)
+    return out
+
+
+def check_value(spec: Mapping[str, Any], raw: Any) -> Any:
+    """Convert and check one value typed at a prompt; ValueError with the reason."""
+    value = convert(spec, raw)
+    problem = param_problem(dict(spec), value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _answers_diag(doc: Document | None, name: str, message: str) -> Diagnostic | str:
+    if doc is None:
+        return f"answers: {message} (at params.{name})"
+    return doc.diag(("params", name), message)
+
+
+def _source_error(source: str, name: str, message: str, doc: Document | None) -> Diagnostic | str:
+    if source == "answers":
+        return _answers_diag(doc, name, message)
+    return f"{source}: {message} (at params.{name})"

@@ -1,0 +1,322 @@
+"""Resolution: a runbook, an environment and parameters become a plan.
+
+Includes are inlined with namespaced ids (``OUTER.INNER``), templates are resolved
+where their values are known now (params, env) and kept where they are not (run ids,
+step outputs, secrets), and one digest covers the resolved plan, the included files,
+the environment and the versions of the plugins it uses.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from . import templates
+from .errors import Diagnostic, InputError
+from .model import Section, StepKind, step_kind
+from .params import Params
+from .plugins import Registry
+from .project import Project
+from .validate import Checked, RunbookValidator, check_environment, items_of
+from .yamlfile import Document
+
+
+@dataclass
+class Environment:
+    """A validated environment: its values, its file, and an overlay applied after validation."""
+
+    name: str
+    data: dict[str, Any]
+    path: Path | None = None
+    doc: Document | None = None
+    overlay: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def protected(self) -> bool:
+        return bool(self.data.get("protected"))
+
+
+def load_environment(project: Project, name: str) -> Environment:
+    path = project.environment_path(name)
+    doc, diags = check_environment(project, path)
+    if diags or doc is None:
+        raise InputError(diags)
+    return Environment(name, doc.data, path, doc)
+
+
+def merge(base: Any, overlay: Any) -> Any:
+    """Deep-merge ``overlay`` onto ``base`` (mappings merge, everything else replaces)."""
+    if isinstance(base, dict) and isinstance(overlay, dict):
+        out = dict(base)
+        for k, v in overlay.items():
+            out[k] = merge(base.get(k), v) if k in base else v
+        return out
+    return overlay
+
+
+@dataclass
+class PromptId:
+    id: str
+    kind: str          # confirm | manual | on_fail | approval | run
+    text: str
+
+
+@dataclass
+class Plan:
+    """A resolved runbook, ready to show, dry-run or execute."""
+
+    name: str
+    title: str
+    file: Path
+    description: str
+    env: Environment | None
+    params: Params
+    param_specs: dict[str, dict[str, Any]]
+    steps: list[dict[str, Any]]
+    lock: str | None
+    emergency: bool
+    on_failure: dict[str, Any] | None
+    includes: dict[str, Path]
+    plugins: dict[str, str]
+    digest: str = ""
+
+    def prompts(self) -> list[PromptId]:
+        """Every prompt id an answers file can use, in the order they would be asked."""
+        out: list[PromptId] = []
+        if self.env is not None and self.env.protected:
+            out.append(PromptId("run.environment", "run", f"type the environment name ({self.env.name}) to start"))
+        for step in self.steps:
+            sid = step["id"]
+            kind = step_kind(step)
+            if kind is StepKind.APPROVAL:
+                out.append(PromptId(f"{sid}.approval", "approval", step.get("title") or "approval"))
+                continue
+            if kind is not StepKind.TASK:
+                continue
+            for section, _, item in items_of(step):
+                if section is Section.DO and "confirm" in step and not any(p.id == f"{sid}.confirm" for p in out):
+                    out.append(PromptId(f"{sid}.confirm", "confirm", str(step["confirm"])))
+                if "manual" in item:
+                    out.append(PromptId(f"{sid}.{item['id']}", "manual", str(item["manual"])))
+                else:
+                    iid = item.get("id") or f"{section.value}-{_index(step, section, item)}"
+                    out.append(PromptId(f"{sid}.{iid}.on_fail", "on_fail",
+                                        f"{item['uses']} failed: retry, skip with a reason, or abort"))
+            if "confirm" in step and not any(p.id == f"{sid}.confirm" for p in out):
+                out.append(PromptId(f"{sid}.confirm", "confirm", str(step["confirm"])))
+        out.append(PromptId("run.force", "run", "resume although the plan changed (with a reason)"))
+        if self.on_failure:
+            out.append(PromptId("run.on_failure", "run", f"start {self.on_failure['runbook']} after the failure"))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "runbook": self.name, "title": self.title, "file": str(self.file),
+            "environment": self.env.name if self.env else None,
+            "params": self.params.public(), "secret_params": sorted(self.params.secrets),
+            "missing_params": list(self.params.missing), "lock": self.lock, "emergency": self.emergency,
+            "on_failure": self.on_failure, "digest": self.digest, "plugins": self.plugins,
+            "includes": {k: str(v) for k, v in self.includes.items()},
+            "steps": self.steps, "prompts": [p.__dict__ for p in self.prompts()],
+        }
+
+
+def _index(step: dict[str, Any], section: Section, item: dict[str, Any]) -> int:
+    seq = step.get(section.value) or []
+    return next(i for i, x in enumerate(seq) if x is item)
+
+
+def item_key(step: dict[str, Any], section: Section, index: int, item: dict[str, Any]) -> str:
+    """An item's id within its step: its own id, else SECTION-INDEX."""
+    return str(item.get("id") or f"{section.value}-{index}")
+
+
+class Resolver:
+    """Turns validated runbooks into plans."""
+
+    def __init__(self, project: Project, registry: Registry):
+        self.project = project
+        self.registry = registry
+        self.validator = RunbookValidator(project, registry)
+
+    def check(self, path: Path) -> Checked:
+        checked, diags = self.validator.check(path)
+        if diags or checked is None:
+            raise InputError(diags)
+        return checked
+
+    def plan(self, path: Path, env: Environment | None, params: Params, require_env: bool = True) -> Plan:
+        """Resolve a validated runbook; env references need an environment when ``require_env``."""
+        checked = self.check(path)
+        data = checked.data
+        diags: list[Diagnostic] = []
+        if env is None and require_env:
+            uses = _first_env_ref(checked.doc, data)
+            if uses:
+                where, ref = uses
+                envs = ", ".join(self.project.environment_names()) or "none defined"
+                raise InputError([f"<command line>: runbook {data['name']!r} uses {ref} ({where}); "
+                                  f"choose an environment with --env ({envs})"])
+        scope = _Scope(params, env, checked.doc, diags, prefix="")
+        steps = self._steps(checked, scope, env, diags)
+        lock = data.get("lock")
+        if isinstance(lock, str) and lock != "none":
+            lock = templates.render(lock, scope.lookup_at(("lock",)), partial=True)
+        elif lock is None:
+            lock = env.name if env is not None else data["name"]
+        on_failure = data.get("on_failure")
+        if isinstance(on_failure, dict):
+            on_failure = templates.render(copy.deepcopy(on_failure), scope.lookup_at(("on_failure",)), partial=True)
+        if diags:
+            raise InputError(sorted(set(diags)))
+        used = sorted({item["uses"] for step in steps for _, _, item in items_of(step) if "uses" in item})
+        plan = Plan(
+            name=data["name"], title=data["title"], file=checked.path, description=data.get("description", ""),
+            env=env, params=params, param_specs=dict(data.get("params") or {}), steps=steps,
+            lock=None if lock == "none" else str(lock), emergency=bool(data.get("emergency")),
+            on_failure=on_failure, includes=dict(checked.includes),
+            plugins={name: self.registry[name].version for name in used},
+        )
+        plan.digest = digest(plan)
+        return plan
+
+    def _steps(self, checked: Checked, scope: "_Scope", env: Environment | None,
+               diags: list[Diagnostic]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for index, raw in enumerate(checked.data["steps"]):
+            path = ("steps", index)
+            kind = step_kind(raw)
+            if kind is StepKind.INCLUDE:
+                out.extend(self._include(checked, raw, index, scope, env, diags))
+                continue
+            step = templates.render(copy.deepcopy(raw), scope.lookup_at(path), partial=True)
+            step = scope.prefix_steps(step)
+            step["id"] = scope.prefix + raw["id"]
+            step["kind"] = kind.value
+            step["source"] = {"file": checked.doc.file, "line": checked.doc.position(path)[0]}
+            out.append(step)
+        return out
+
+    def _include(self, checked: Checked, raw: dict[str, Any], index: int, scope: "_Scope",
+                 env: Environment | None, diags: list[Diagnostic]) -> list[dict[str, Any]]:
+        target = self.check(checked.includes[raw["include"]])
+        given = templates.render(copy.deepcopy(raw.get("with") or {}), scope.lookup_at(("steps", index, "with")),
+                                 partial=True)
+        inner_specs = target.data.get("params") or {}
+        inner = Params()
+        for name, spec in inner_specs.items():
+            if name in given:
+                inner.values[name] = given[name]
+            elif "default" in spec:
+                inner.values[name] = spec["default"]
+        inner_scope = _Scope(inner, env, target.doc, diags, prefix=scope.prefix + raw["id"] + ".")
+        steps = self._steps(target, inner_scope, env, diags)
+        for step in steps:
+            for cond in ("when", "unless"):
+                if cond in raw:
+                    step.setdefault("parent_conditions", []).append(
+                        {cond: templates.render(raw[cond], scope.lookup_at(("steps", index, cond)), partial=True)})
+            step["included_from"] = scope.prefix + raw["id"]
+        return steps
+
+
+class _Scope:
+    """What templates see while resolving one runbook (an included one sees only its own params)."""
+
+    def __init__(self, params: Params, env: Environment | None, doc: Document, diags: list[Diagnostic], prefix: str):
+        self.params = params
+        self.env = env
+        self.doc = doc
+        self.diags = diags
+        self.prefix = prefix
+
+    def lookup_at(self, path: tuple[Any, ...]) -> Callable[[templates.Ref], Any]:
+        def lookup(ref: templates.Ref) -> Any:
+            if ref.root == "params":
+                name = ref.parts[0]
+                if name in self.params.values:
+                    return self.params.values[name]
+                raise templates.Unresolved(ref.text)   # secret or asked at run time
+            if ref.root == "env":
+                if self.env is None:
+                    raise templates.Unresolved(ref.text)
+                data = merge(self.env.data, self.env.overlay)
+                cur: Any = data
+                for part in ref.parts:
+                    if isinstance(cur, dict) and part in cur:
+                        cur = cur[part]
+                    else:
+                        self.diags.append(self.doc.diag(path, f"{ref.text}: environment {self.env.name!r} has no "
+                                                              f"{'.'.join(ref.parts)} (add it to "
+                                                              f"environments/{self.env.name}.yaml)"))
+                        raise templates.Unresolved(ref.text)
+                return cur
+            raise templates.Unresolved(ref.text)
+        return lookup
+
+    def prefix_steps(self, value: Any) -> Any:
+        """Inside an include, ``${steps.X...}`` means this include's own step X."""
+        if not self.prefix:
+            return value
+
+        def fix(ref: templates.Ref) -> Any:
+            if ref.root == "steps":
+                return "${steps." + self.prefix + ".".join(ref.parts) + "}"
+            raise templates.Unresolved(ref.text)
+
+        def walk(v: Any) -> Any:
+            if isinstance(v, dict):
+                return {k: walk(x) for k, x in v.items()}
+            if isinstance(v, list):
+                return [walk(x) for x in v]
+            if isinstance(v, str) and "${steps." in v:
+                return templates.render(v, fix, partial=True)
+            return v
+        return walk(value)
+
+
+def _first_env_ref(doc: Document, data: dict[str, Any]) -> tuple[str, str] | None:
+    for path, text in templates.walk_strings(data):
+        if "${env." in text:
+            try:
+                refs = templates.refs(text)
+            except templates.TemplateError:
+                continue
+            for ref in refs:
+                if ref.root == "env":
+                    line, col = doc.position(path)
+                    return f"{doc.file}:{line}", ref.text
+    return None
+
+
+def canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def digest(plan: Plan) -> str:
+    """One SHA-256 over everything that decides what a run does."""
+    h = hashlib.sha256()
+    steps = [{k: v for k, v in s.items() if k != "source"} for s in plan.steps]
+    h.update(canonical({
+        "format": 1, "runbook": plan.name, "steps": steps, "lock": plan.lock, "emergency": plan.emergency,
+        "on_failure": plan.on_failure, "params": plan.params.public(), "secret_params": sorted(plan.params.secrets),
+        "environment": merge(plan.env.data, plan.env.overlay) if plan.env else None, "plugins": plan.plugins,
+    }))
+    for name in sorted(plan.includes):
+        h.update(name.encode() + b"\0" + hashlib.sha256(Path(plan.includes[name]).read_bytes()).digest())
+    h.update(hashlib.sha256(Path(plan.file).read_bytes()).digest())
+    return h.hexdigest()
+
+
+def env_paths(plan: Plan) -> Sequence[str]:
+    """Every environment path the resolved plan still needs (none once an env is given)."""
+    return sorted({r.dotted for _, s in templates.walk_strings(plan.steps) if "${env." in s
+                   for r in templates.refs(s) if r.root == "env"})
+
+
+def public_params(plan: Plan) -> Mapping[str, Any]:
+    return plan.params.public()

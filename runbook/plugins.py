@@ -1,0 +1,227 @@
+"""The plugin registry: checks and actions, one dict filled by decorators.
+
+A plugin module (in the installed ``checks`` package or in the project's own
+``checks/`` folder) registers with ``@check(...)`` or ``@action(...)``. A name
+registered twice is an error. Dispatch is a lookup in the registry, never a chain of
+``if``s. Plugin modules must keep heavy imports (boto3, github) inside functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import pkgutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from .errors import PluginError
+from .model import PluginKind
+
+ANY_OUTPUTS: dict[str, Any] = {"type": "object", "properties": {}}
+
+
+@dataclass
+class Outcome:
+    """What a check or action found: the value an audit event stores."""
+
+    passed: bool
+    summary: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "summary": self.summary, "evidence": self.evidence, "outputs": self.outputs}
+
+    @classmethod
+    def ok(cls, summary: str, evidence: dict[str, Any] | None = None, **outputs: Any) -> "Outcome":
+        return cls(True, summary, evidence or {}, outputs)
+
+    @classmethod
+    def fail(cls, summary: str, evidence: dict[str, Any] | None = None, **outputs: Any) -> "Outcome":
+        return cls(False, summary, evidence or {}, outputs)
+
+
+@dataclass
+class Context:
+    """The narrow view a plugin gets: its arguments, the environment, and helpers.
+
+    The engine builds one per call; plugins never see the engine or the run state.
+    """
+
+    args: dict[str, Any]
+    env: Mapping[str, Any]
+    root: Path
+    redact: Callable[[str], str] = lambda text: text
+    store_blob: Callable[[bytes], str] | None = None
+    results: Mapping[str, Any] = field(default_factory=dict)
+    clients: Any = None
+    progress: Callable[[str], None] = lambda message: None
+    timeout: float | None = None
+    checkout: Path | None = None
+    operator: str = ""
+    run_id: str = ""
+    item: Mapping[str, Any] = field(default_factory=dict)
+
+    def path(self, value: str | None) -> Path:
+        """A path argument: relative paths are relative to the project root."""
+        if not value:
+            return self.root
+        p = Path(value)
+        return p if p.is_absolute() else self.root / p
+
+
+@dataclass(frozen=True)
+class Plugin:
+    name: str
+    kind: PluginKind
+    func: Callable[[Context], Outcome]
+    args: dict[str, Any]
+    outputs: dict[str, Any]
+    probe: Callable[[Context], Outcome | None] | None = None
+    side_effect: bool = False
+    description: str = ""
+    module: str = ""
+    source: str = ""
+
+    @property
+    def version(self) -> str:
+        """A digest of the plugin's code and schemas: a change makes plans differ."""
+        h = hashlib.sha256(self.source.encode())
+        h.update(repr((self.args, self.outputs)).encode())
+        return h.hexdigest()[:16]
+
+
+_REGISTRY: dict[str, Plugin] = {}
+
+
+def _register(kind: PluginKind, name: str, args: dict[str, Any] | None, outputs: dict[str, Any] | None,
+              side_effect: bool, description: str) -> Callable[[Callable[[Context], Outcome]], Callable[[Context], Outcome]]:
+    def deco(func: Callable[[Context], Outcome]) -> Callable[[Context], Outcome]:
+        module = sys.modules.get(func.__module__)
+        where = getattr(module, "__file__", func.__module__)
+        if name in _REGISTRY:
+            raise PluginError(f"{where}: plugin {name!r} is already registered by {_REGISTRY[name].module}")
+        arg_schema = {"type": "object", "additionalProperties": False, "properties": {}}
+        arg_schema.update(args or {})
+        out_schema = dict(outputs or ANY_OUTPUTS)
+        try:
+            source = inspect.getsource(func)
+        except (OSError, TypeError):
+            source = name
+        doc = description or (inspect.getdoc(func) or "").split("\n")[0]
+        _REGISTRY[name] = Plugin(name, kind, func, arg_schema, out_schema, None, side_effect, doc, str(where), source)
+        func.plugin_name = name  # type: ignore[attr-defined]
+        return func
+    return deco
+
+
+def check(name: str, args: dict[str, Any] | None = None, outputs: dict[str, Any] | None = None,
+          description: str = "") -> Callable[[Callable[[Context], Outcome]], Callable[[Context], Outcome]]:
+    """Register a read-only check."""
+    return _register(PluginKind.CHECK, name, args, outputs, False, description)
+
+
+def action(name: str, args: dict[str, Any] | None = None, outputs: dict[str, Any] | None = None,
+           side_effect: bool = True, description: str = "") -> Callable[[Callable[[Context], Outcome]], Callable[[Context], Outcome]]:
+    """Register an action (something that changes the world unless ``side_effect=False``)."""
+    return _register(PluginKind.ACTION, name, args, outputs, side_effect, description)
+
+
+def probe(name: str) -> Callable[[Callable[[Context], Outcome | None]], Callable[[Context], Outcome | None]]:
+    """Attach a read-only probe to a registered action: did its effect already happen?"""
+    def deco(func: Callable[[Context], Outcome | None]) -> Callable[[Context], Outcome | None]:
+        plugin = _REGISTRY.get(name)
+        if plugin is None:
+            raise PluginError(f"probe for unknown plugin {name!r}")
+        if plugin.probe is not None:
+            raise PluginError(f"plugin {name!r} already has a probe")
+        try:
+            extra = inspect.getsource(func)
+        except (OSError, TypeError):
+            extra = ""
+        _REGISTRY[name] = Plugin(plugin.name, plugin.kind, plugin.func, plugin.args, plugin.outputs, func,
+                                 plugin.side_effect, plugin.description, plugin.module, plugin.source + extra)
+        return func
+    return deco
+
+
+class Registry(Mapping[str, Plugin]):
+    """A read-only view of the loaded plugins."""
+
+    def __init__(self, plugins: dict[str, Plugin]):
+        self._plugins = dict(plugins)
+
+    def __getitem__(self, key: str) -> Plugin:
+        return self._plugins[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._plugins))
+
+    def __len__(self) -> int:
+        return len(self._plugins)
+
+
+_LOADED: dict[str, Registry] = {}
+
+
+def _builtin_dir() -> Path:
+    import checks
+
+    return Path(checks.__file__).resolve().parent
+
+
+def load(root: Path | None = None) -> Registry:
+    """Import the built-in plugins and the project's own ``checks/*.py``; return the registry."""
+    key = str(Path(root).resolve()) if root else ""
+    if key in _LOADED:
+        return _LOADED[key]
+    import checks
+
+    for info in sorted(pkgutil.iter_modules(checks.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"checks.{info.name}")
+    if root is not None:
+        folder = Path(root).resolve() / "checks"
+        if folder.is_dir() and folder != _builtin_dir():
+            for file in sorted(folder.glob("*.py")):
+                if file.name.startswith("_"):
+                    continue
+                modname = f"runbook_project_checks.{hashlib.sha256(str(folder).encode()).hexdigest()[:8]}.{file.stem}"
+                if modname in sys.modules:
+                    continue
+                spec = importlib.util.spec_from_file_location(modname, file)
+                if spec is None or spec.loader is None:
+                    continue
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[modname] = module
+                try:
+                    spec.loader.exec_module(module)
+                except PluginError:
+                    del sys.modules[modname]
+                    raise
+    registry = Registry(_REGISTRY)
+    for plugin in registry.values():
+        from .schemas import check_schema
+
+        for label, schema in (("argument", plugin.args), ("output", plugin.outputs)):
+            problem = check_schema(schema)
+            if problem:
+                raise PluginError(f"{plugin.module}: plugin {plugin.name!r} has an invalid {label} schema: {problem}")
+    _LOADED[key] = registry
+    return registry
+
+
+def reset_for_tests() -> dict[str, Plugin]:
+    """Forget loaded registries (tests); returns the current plugins to restore later."""
+    _LOADED.clear()
+    return dict(_REGISTRY)
+
+
+def restore_for_tests(saved: dict[str, Plugin]) -> None:
+    _REGISTRY.clear()
+    _REGISTRY.update(saved)
+    _LOADED.clear()

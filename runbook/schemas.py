@@ -1,0 +1,167 @@
+"""JSON Schema validation (2020-12) with errors a person can act on.
+
+Errors become Diagnostics with the file position of the offending node, unknown keys
+get a "did you mean" suggestion, and values that are still templates are checked by
+the type they will resolve to, not by their text.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import Diagnostic
+from .yamlfile import Document
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+TYPE_NAMES = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+              float: "a number", type(None): "nothing (null)"}
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A value that is a template until run time; ``type`` is what it will be (None: unknown)."""
+
+    text: str
+    type: str | None = None
+
+
+def schema_dir(root: Path | None = None) -> Path:
+    """The schemas shipped with the engine (a project may not override the format)."""
+    return SCHEMA_DIR
+
+
+@lru_cache(maxsize=None)
+def load_schema(name: str) -> dict[str, Any]:
+    with open(SCHEMA_DIR / f"{name}.schema.json", encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` or an empty string."""
+    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def describe(value: Any) -> str:
+    if isinstance(value, Pending):
+        return f"template {value.text}"
+    return TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+@lru_cache(maxsize=None)
+def _validator_class() -> Any:
+    from jsonschema import Draft202012Validator, validators
+
+    base = Draft202012Validator.VALIDATORS
+
+    def wrap(keyword: str, func: Any) -> Any:
+        def check(validator: Any, value: Any, instance: Any, schema: Any) -> Any:
+            if isinstance(instance, Pending):
+                if keyword == "type":
+                    yield from _pending_type(value, instance)
+                elif keyword in ("anyOf", "oneOf", "allOf", "$ref", "if", "not"):
+                    yield from func(validator, value, instance, schema)
+                return
+            yield from func(validator, value, instance, schema) or ()
+        return check
+
+    checker = Draft202012Validator.TYPE_CHECKER.redefine_many({
+        kind: (lambda fn: lambda c, inst: isinstance(inst, Pending) or fn(c, inst))(
+            Draft202012Validator.TYPE_CHECKER._type_checkers[kind])
+        for kind in ("string", "integer", "number", "boolean", "object", "array", "null")
+    })
+    return validators.extend(Draft202012Validator, validators={k: wrap(k, f) for k, f in base.items()},
+                             type_checker=checker)
+
+
+def _pending_type(expected: Any, instance: Pending) -> Iterable[Any]:
+    from jsonschema import ValidationError
+
+    if instance.type is None:
+        return
+    wanted = expected if isinstance(expected, list) else [expected]
+    have = {"integer": {"integer", "number"}, "number": {"number"}}.get(instance.type, {instance.type})
+    if not have & set(wanted):
+        yield ValidationError(f"{instance.text} is {instance.type} but {' or '.join(wanted)} is expected")
+
+
+def validator_for(schema: dict[str, Any]) -> Any:
+    """A 2020-12 validator that understands Pending values."""
+    return _validator_class()(schema)
+
+
+def check_schema(schema: dict[str, Any]) -> str | None:
+    """The problem with a schema itself, or None."""
+    from jsonschema import Draft202012Validator, SchemaError
+
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return exc.message
+    return None
+
+
+def validate(doc: Document, instance: Any, schema: dict[str, Any], base: tuple[Any, ...] = (),
+             shown_base: tuple[Any, ...] | None = None) -> list[Diagnostic]:
+    """Validate ``instance`` (found at ``base`` inside ``doc``) and return its Diagnostics."""
+    out: list[Diagnostic] = []
+    for error in validator_for(schema).iter_errors(instance):
+        out.extend(_translate(doc, error, base, shown_base if shown_base is not None else base))
+    return sorted(set(out), key=lambda d: (d.line, d.col, d.message))
+
+
+def _x_message(error: Any) -> str | None:
+    for schema in (error.schema,):
+        if isinstance(schema, dict) and "x-message" in schema:
+            return str(schema["x-message"])
+    return None
+
+
+def _translate(doc: Document, error: Any, base: tuple[Any, ...], shown: tuple[Any, ...]) -> list[Diagnostic]:
+    path = base + tuple(error.absolute_path)
+    shown_path = shown + tuple(error.absolute_path)
+    kind = error.validator
+    instance = error.instance
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if kind == "additionalProperties" and isinstance(instance, dict):
+        known = list(schema.get("properties", {}))
+        extra = [k for k in instance if k not in known]
+        return [doc.diag(path + (k,), f"unknown key {k!r}{suggest(k, known)}", key=True, shown_path=shown_path + (k,))
+                for k in extra]
+    if kind == "required":
+        missing = [k for k in error.validator_value if isinstance(instance, dict) and k not in instance]
+        return [doc.diag(path, f"missing required key {k!r}", shown_path=shown_path) for k in missing]
+    if kind == "propertyNames":
+        name = error.instance if isinstance(error.instance, str) else ""
+        msg = (error.validator_value or {}).get("x-message") if isinstance(error.validator_value, dict) else None
+        return [doc.diag(path + (name,), f"invalid name {name!r}: {msg or error.message}", key=True,
+                         shown_path=shown_path + (name,))]
+    if kind == "type":
+        wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        if isinstance(instance, Pending):
+            return [doc.diag(path, error.message, shown_path=shown_path)]
+        return [doc.diag(path, f"expected {' or '.join(wanted)}, found {describe(instance)}", shown_path=shown_path)]
+    if kind == "enum":
+        options = [str(o) for o in error.validator_value]
+        return [doc.diag(path, f"{instance!r} is not one of {', '.join(options)}{suggest(instance, options)}",
+                         shown_path=shown_path)]
+    if kind == "const":
+        return [doc.diag(path, f"must be {error.validator_value!r}, found {instance!r}", shown_path=shown_path)]
+    message = _x_message(error)
+    if kind == "pattern":
+        return [doc.diag(path, f"{instance!r}: {message or 'does not match ' + repr(error.validator_value)}",
+                         shown_path=shown_path)]
+    if kind in ("oneOf", "anyOf"):
+        if message:
+            return [doc.diag(path, message, shown_path=shown_path)]
+        from jsonschema.exceptions import best_match
+
+        inner = best_match(error.context) if error.context else None
+        if inner is not None:
+            return _translate(doc, inner, base, shown)
+    return [doc.diag(path, message or error.message, shown_path=shown_path)]

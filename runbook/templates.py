@@ -1,0 +1,154 @@
+"""Templates are lookups, not code: ``${root.name.name}`` and nothing else.
+
+Roots: ``params``, ``env``, ``run``, ``steps``. Each name is letters, digits, ``_`` and
+``-`` and may not start with ``_`` (no ``__class__``). ``$${`` writes a literal ``${``.
+A string that is exactly one template keeps the looked-up value's type; a template
+inside a longer string is rendered as text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+ROOTS = ("params", "env", "run", "steps")
+RUN_FIELDS = ("id", "operator", "checkout")
+_TEMPLATE = re.compile(r"\$\$\{|\$\{([^{}]*)\}")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z")
+
+
+class TemplateError(ValueError):
+    """A template that is not a plain dotted lookup."""
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A parsed ``${...}``: its root and the names after it."""
+
+    root: str
+    parts: tuple[str, ...]
+    text: str
+
+    @property
+    def dotted(self) -> str:
+        return ".".join((self.root,) + self.parts)
+
+
+class Unresolved(Exception):
+    """Raised by a lookup that does not know the value (yet)."""
+
+
+def parse(expr: str) -> Ref:
+    """Parse the inside of ``${...}``; raise TemplateError with a plain message."""
+    text = "${" + expr + "}"
+    names = expr.strip().split(".") if expr.strip() else []
+    if expr != expr.strip():
+        raise TemplateError(f"{text}: no spaces inside a template")
+    if not names:
+        raise TemplateError(f"{text}: empty template")
+    for name in names:
+        if name.startswith("_"):
+            raise TemplateError(f"{text}: private names (starting with '_') cannot be referenced")
+        if not _NAME.match(name):
+            raise TemplateError(f"{text}: templates are dotted lookups like ${{params.version}}; "
+                                f"{name!r} is not a plain name (no expressions, calls or indexing)")
+    if names[0] not in ROOTS:
+        raise TemplateError(f"{text}: unknown root {names[0]!r}; use one of {', '.join(ROOTS)}")
+    if len(names) < 2:
+        raise TemplateError(f"{text}: name what to look up under {names[0]!r}")
+    return Ref(names[0], tuple(names[1:]), text)
+
+
+def scan(value: str) -> Iterator[tuple[int, int, str | None]]:
+    """Yield (start, end, expr) for each template in a string; expr None for ``$${``."""
+    for m in _TEMPLATE.finditer(value):
+        yield m.start(), m.end(), m.group(1)
+    # an unterminated "${" is an error the caller reports via unterminated()
+
+
+def unterminated(value: str) -> bool:
+    """True when a ``${`` has no closing brace."""
+    stripped = _TEMPLATE.sub("", value)
+    return "${" in stripped
+
+
+def refs(value: str) -> list[Ref]:
+    """All references in a string (raises TemplateError on the first bad one)."""
+    if unterminated(value):
+        raise TemplateError(f"unterminated '${{' in {value!r}")
+    return [parse(expr) for _, _, expr in scan(value) if expr is not None]
+
+
+def whole(value: Any) -> Ref | None:
+    """The reference when ``value`` is exactly one template, else None."""
+    if not isinstance(value, str):
+        return None
+    m = _TEMPLATE.fullmatch(value)
+    if m and m.group(1) is not None:
+        return parse(m.group(1))
+    return None
+
+
+def walk_strings(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """Every string inside a nested value, with its path."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from walk_strings(v, path + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from walk_strings(v, path + (i,))
+
+
+def as_text(value: Any) -> str:
+    """How a looked-up value reads inside a longer string."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def render(value: Any, lookup: Callable[[Ref], Any], partial: bool = False) -> Any:
+    """Replace templates in a nested value using ``lookup``.
+
+    With ``partial``, a lookup raising Unresolved leaves that template as written
+    (plans resolve what is known before the run; outputs arrive later).
+    """
+    if isinstance(value, dict):
+        return {k: render(v, lookup, partial) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, lookup, partial) for v in value]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+    ref = whole(value)
+    if ref is not None:
+        try:
+            return lookup(ref)
+        except Unresolved:
+            if partial:
+                return value
+            raise
+    out: list[str] = []
+    pos = 0
+    for start, end, expr in scan(value):
+        out.append(value[pos:start])
+        if expr is None:
+            out.append("$${" if partial else "${")
+        else:
+            try:
+                out.append(as_text(lookup(parse(expr))))
+            except Unresolved:
+                if not partial:
+                    raise
+                out.append(value[start:end])
+        pos = end
+    out.append(value[pos:])
+    return "".join(out)
+
+
+def has_templates(value: Any) -> bool:
+    """True when any string inside holds a ``${``."""
+    return any("${" in s for _, s in walk_strings(value))

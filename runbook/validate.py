@@ -1,0 +1,636 @@
+"""Validation of runbooks and environments: the schema, then the semantic rules.
+
+Pure: reads the files through the Project cache and returns every Diagnostic at once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import templates
+from .errors import Diagnostic, InputError
+from .model import PY_TYPES, SECTION_KIND, ParamType, PluginKind, Section, StepKind, step_kind
+from .plugins import Registry
+from .project import Project
+from .schemas import Pending, describe, load_schema, suggest, validate as schema_validate
+from .yamlfile import Document
+
+MANUAL_OUTPUTS = {"type": "object", "properties": {"done": {"type": "boolean"}, "note": {"type": "string"},
+                                                    "link": {"type": "string"}}}
+APPROVAL_OUTPUTS = {"type": "object", "properties": {
+    "approvers": {"type": "array", "items": {"type": "string"}}, "head_sha": {"type": "string"},
+    "count": {"type": "integer"}, "verified": {"type": "boolean"}}}
+RUN_OUTPUTS = {"type": "object", "properties": {"id": {"type": "string"}, "status": {"type": "string"}}}
+CONFIRM_OUTPUTS = {"type": "object", "properties": {"answer": {"type": "boolean"}}}
+
+
+def items_of(step: dict[str, Any]) -> Iterator[tuple[Section, int, dict[str, Any]]]:
+    """Every item of a step with its section and index."""
+    for section in Section:
+        seq = step.get(section.value)
+        if isinstance(seq, list):
+            for i, item in enumerate(seq):
+                if isinstance(item, dict):
+                    yield section, i, item
+
+
+def always_runs(step: dict[str, Any]) -> bool:
+    return "when" not in step and "unless" not in step and step.get("on_failure") != "continue"
+
+
+@dataclass
+class StepInfo:
+    """What later steps may reference: a step's items and their output schemas."""
+
+    id: str
+    index: int
+    always: bool
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)   # item id -> output schema
+    conditional_reason: str = ""
+
+
+@dataclass
+class Checked:
+    """A validated runbook: its document and the facts resolution needs."""
+
+    path: Path
+    doc: Document
+    data: dict[str, Any]
+    includes: dict[str, Path] = field(default_factory=dict)   # include name -> file
+    steps: dict[str, StepInfo] = field(default_factory=dict)  # what later steps may reference
+
+
+def schema_type(schema: dict[str, Any] | None) -> str | None:
+    if not isinstance(schema, dict):
+        return None
+    t = schema.get("type")
+    if isinstance(t, str):
+        return t
+    if "enum" in schema and all(isinstance(v, str) for v in schema["enum"]):
+        return "string"
+    if "const" in schema:
+        return {bool: "boolean", int: "integer", str: "string"}.get(type(schema["const"]))
+    return None
+
+
+def schema_at(schema: dict[str, Any], parts: tuple[str, ...]) -> tuple[dict[str, Any] | None, str]:
+    """Walk ``properties`` along ``parts``; (subschema, '') or (None, the first unknown part)."""
+    cur = schema
+    for i, part in enumerate(parts):
+        if not isinstance(cur, dict):
+            return None, part
+        props = cur.get("properties")
+        if isinstance(props, dict) and part in props:
+            cur = props[part]
+            continue
+        extra = cur.get("additionalProperties")
+        if isinstance(extra, dict):
+            cur = extra
+            continue
+        if cur.get("type") == "array" and part.isdigit():
+            cur = cur.get("items", {})
+            continue
+        if cur.get("type") in (None, "object") and not props and extra is not False and "additionalProperties" not in cur:
+            return {}, ""   # a free-form object: anything below is allowed, type unknown
+        known = list(props) if isinstance(props, dict) else []
+        return None, part + suggest(part, known)
+    return cur, ""
+
+
+class RunbookValidator:
+    """Validates one runbook file (and what it includes) against schema and rules."""
+
+    def __init__(self, project: Project, registry: Registry):
+        self.project = project
+        self.registry = registry
+        self.env_schema = load_schema("environment")
+
+    # -- entry points -------------------------------------------------------------
+    def check(self, path: Path) -> tuple[Checked | None, list[Diagnostic]]:
+        """Validate a runbook; returns it (when readable) and every problem found."""
+        return self._check(Path(path).resolve(), stack=())
+
+    def _check(self, path: Path, stack: tuple[str, ...]) -> tuple[Checked | None, list[Diagnostic]]:
+        try:
+            doc = self.project.load(path)
+        except InputError as exc:
+            return None, [d for d in exc.diagnostics if isinstance(d, Diagnostic)]
+        diags = schema_validate(doc, doc.data, load_schema("runbook"))
+        if not isinstance(doc.data, dict):
+            if not diags:
+                diags = [doc.diag((), f"a runbook is a mapping with name, title and steps; found {describe(doc.data)}")]
+            return None, diags
+        checked = Checked(path, doc, doc.data)
+        _RunbookRules(self, checked, stack, diags).run()
+        return checked, sorted(set(diags), key=lambda d: (d.file, d.line, d.col, d.message))
+
+
+class _RunbookRules:
+    """The semantic rules for one runbook, collecting diagnostics."""
+
+    def __init__(self, v: RunbookValidator, checked: Checked, stack: tuple[str, ...], diags: list[Diagnostic]):
+        self.v = v
+        self.c = checked
+        self.doc = checked.doc
+        self.data = checked.data
+        self.stack = stack + (checked.data.get("name") if isinstance(checked.data.get("name"), str) else "?",)
+        self.diags = diags
+        self.params: dict[str, dict[str, Any]] = {
+            k: p for k, p in (self.data.get("params") or {}).items() if isinstance(p, dict)
+        } if isinstance(self.data.get("params"), dict) else {}
+        self.steps: dict[str, StepInfo] = {}
+
+    def err(self, path: tuple[Any, ...], message: str, key: bool = False) -> None:
+        self.diags.append(self.doc.diag(path, message, key=key))
+
+    def run(self) -> None:
+        name = self.data.get("name")
+        if isinstance(name, str) and name != self.c.path.stem:
+            self.err(("name",), f"name {name!r} must equal the file name {self.c.path.stem!r}")
+        self.check_params()
+        steps = self.data.get("steps")
+        if isinstance(steps, list):
+            for index, step in enumerate(steps):
+                if isinstance(step, dict):
+                    self.check_step(index, step)
+        self.check_lock()
+        self.check_runbook_on_failure()
+        if isinstance(self.data.get("description"), str):
+            self.check_strings(("description",), self.data["description"], before=0)
+        if isinstance(self.data.get("title"), str):
+            self.check_strings(("title",), self.data["title"], before=0, allow_steps=False)
+        self.c.steps = self.steps
+
+    # -- parameters ---------------------------------------------------------------
+    def check_params(self) -> None:
+        for pname, spec in self.params.items():
+            base = ("params", pname)
+            ptype = spec.get("type")
+            if ptype not in {t.value for t in ParamType}:
+                continue
+            pattern = spec.get("pattern")
+            compiled = None
+            if isinstance(pattern, str):
+                if ptype != ParamType.STRING:
+                    self.err(base + ("pattern",), f"a pattern applies to string parameters, not {ptype}")
+                try:
+                    compiled = re.compile(pattern)
+                except re.error as exc:
+                    self.err(base + ("pattern",), f"invalid regular expression {pattern!r}: {exc}")
+            if spec.get("secret") and "default" in spec:
+                self.err(base + ("default",), "a secret parameter cannot have a default (it would be written down)")
+            if spec.get("secret") and ptype != ParamType.STRING:
+                self.err(base + ("secret",), "only string parameters can be secret")
+            choices = spec.get("choices")
+            if isinstance(choices, list):
+                for i, choice in enumerate(choices):
+                    if not _is_type(choice, ptype):
+                        self.err(base + ("choices", i), f"choice {choice!r} is not a {ptype}")
+            if "default" in spec:
+                problem = param_problem(spec, spec["default"], compiled)
+                if problem:
+                    self.err(base + ("default",), f"default {problem}")
+
+    # -- steps --------------------------------------------------------------------
+    def check_step(self, index: int, step: dict[str, Any]) -> None:
+        base: tuple[Any, ...] = ("steps", index)
+        sid = step.get("id")
+        if not isinstance(sid, str):
+            return
+        if sid in self.steps:
+            self.err(base + ("id",), f"duplicate step id {sid!r} (first at steps[{self.steps[sid].index}])")
+            return
+        kind = step_kind(step)
+        self.check_kind_keys(base, step, kind)
+        for cond in ("when", "unless"):
+            if cond in step:
+                self.check_condition(base + (cond,), step[cond], index)
+        for key in ("title", "instructions", "confirm"):
+            if isinstance(step.get(key), str):
+                self.check_strings(base + (key,), step[key], before=index)
+        info = StepInfo(sid, index, always_runs(step))
+        if not info.always:
+            info.conditional_reason = ("it has 'when:'" if "when" in step else "it has 'unless:'" if "unless" in step
+                                       else "it has 'on_failure: continue'")
+        if step.get("retry") is not None and step.get("on_failure") != "retry":
+            self.err(base + ("retry",), "'retry:' needs 'on_failure: retry' on the same step")
+        if kind is StepKind.TASK:
+            self.check_items(base, step, index, info)
+            if "confirm" in step:
+                info.outputs["confirm"] = CONFIRM_OUTPUTS
+        elif kind is StepKind.APPROVAL:
+            self.check_approval(base + ("approval",), step.get("approval"), index)
+            info.outputs["approval"] = APPROVAL_OUTPUTS
+        elif kind is StepKind.INCLUDE:
+            self.check_include(base, step, index, info)
+        elif kind is StepKind.RUN:
+            run = step.get("run")
+            if isinstance(run, dict):
+                self.check_linked(base + ("run",), run, index, require_all=False)
+            info.outputs["run"] = RUN_OUTPUTS
+        self.steps[sid] = info
+
+    def check_kind_keys(self, base: tuple[Any, ...], step: dict[str, Any], kind: StepKind) -> None:
+        task_keys = ("requires", "confirm", "do", "verify")
+        special = [k.value for k in (StepKind.APPROVAL, StepKind.INCLUDE, StepKind.RUN) if k.value in step]
+        if len(special) > 1:
+            self.err(base + (special[1],), f"a step is one of approval, include or run; this one has {' and '.join(special)}",
+                     key=True)
+        if kind is not StepKind.TASK:
+            for key in task_keys:
+                if key in step:
+                    self.err(base + (key,), f"'{key}:' cannot be combined with '{kind.value}:' in one step; "
+                                            f"use a separate step", key=True)
+        if "with" in step and kind is not StepKind.INCLUDE:
+            self.err(base + ("with",), "'with:' on a step belongs to 'include:' (items and 'run:' have their own)", key=True)
+
+    def check_items(self, base: tuple[Any, ...], step: dict[str, Any], index: int, info: StepInfo) -> None:
+        seen: dict[str, tuple[Any, ...]] = {}
+        for section, i, item in items_of(step):
+            ipath = base + (section.value, i)
+            iid = item.get("id")
+            if "manual" in item and "id" not in item:
+                self.err(ipath, "a manual item needs an 'id' (its answer is recorded under STEP.ITEM)")
+            if isinstance(iid, str):
+                if iid in ("confirm", "approval", "run"):
+                    self.err(ipath + ("id",), f"item id {iid!r} is reserved for the step's own prompts")
+                elif iid in seen:
+                    self.err(ipath + ("id",), f"duplicate item id {iid!r} in step {step['id']!r} "
+                                              f"(first at {_fmt(seen[iid])})")
+                else:
+                    seen[iid] = ipath
+            if "manual" in item:
+                if isinstance(item.get("manual"), str):
+                    self.check_strings(ipath + ("manual",), item["manual"], before=index)
+                for key in ("with", "wait"):
+                    if key in item:
+                        self.err(ipath + (key,), f"'{key}:' belongs to automated items ('uses:'), not manual ones", key=True)
+                if isinstance(iid, str):
+                    info.outputs[iid] = MANUAL_OUTPUTS
+                continue
+            if "evidence" in item:
+                self.err(ipath + ("evidence",), "'evidence:' applies to manual items; automated items record their own",
+                         key=True)
+            uses = item.get("uses")
+            if not isinstance(uses, str):
+                continue
+            plugin = self.v.registry.get(uses)
+            if plugin is None:
+                self.err(ipath + ("uses",), f"unknown check or action {uses!r}{suggest(uses, list(self.v.registry))}; "
+                                            "`invoke runbook.checks` lists them")
+                continue
+            wanted = SECTION_KIND[section]
+            if plugin.kind is not wanted:
+                where = "'do:'" if plugin.kind is PluginKind.ACTION else "'requires:' or 'verify:'"
+                self.err(ipath + ("uses",), f"{uses} is an {plugin.kind.value}, not a {wanted.value}; it belongs under {where}"
+                         if plugin.kind is PluginKind.ACTION else
+                         f"{uses} is a {plugin.kind.value}, not an {wanted.value}; it belongs under {where}")
+            if "wait" in item and plugin.kind is not PluginKind.CHECK:
+                self.err(ipath + ("wait",), "only checks can 'wait:' (poll until they pass)", key=True)
+            args = item.get("with", {})
+            if isinstance(args, dict):
+                self.check_plugin_args(ipath + ("with",), plugin.args, args, index)
+            if isinstance(iid, str):
+                info.outputs[iid] = plugin.outputs
+
+    def check_plugin_args(self, path: tuple[Any, ...], schema: dict[str, Any], args: dict[str, Any], index: int) -> None:
+        pending = self.pendify(path, args, index)
+        if pending is _BAD:
+            return
+        self.diags.extend(schema_validate(self.doc, pending, schema, base=path))
+        for key, sub in (schema.get("properties") or {}).items():
+            if isinstance(sub, dict) and sub.get("format") == "regex" and isinstance(args.get(key), str) \
+                    and not templates.has_templates(args[key]):
+                try:
+                    re.compile(args[key])
+                except re.error as exc:
+                    self.err(path + (key,), f"invalid regular expression {args[key]!r}: {exc}")
+
+    def pendify(self, path: tuple[Any, ...], value: Any, index: int, allow_steps: bool = True) -> Any:
+        """Check every template in ``value`` and replace it by a typed Pending marker."""
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                r = self.pendify(path + (k,), v, index, allow_steps)
+                if r is _BAD:
+                    return _BAD
+                out[k] = r
+            return out
+        if isinstance(value, list):
+            items = [self.pendify(path + (i,), v, index, allow_steps) for i, v in enumerate(value)]
+            return _BAD if any(r is _BAD for r in items) else items
+        if not isinstance(value, str) or "${" not in value:
+            return value
+        try:
+            refs = templates.refs(value)
+            whole = templates.whole(value)
+        except templates.TemplateError as exc:
+            self.err(path, str(exc))
+            return _BAD
+        types = [self.ref_type(path, ref, index, allow_steps) for ref in refs]
+        if any(t is _BAD for t in types):
+            return _BAD
+        if whole is not None:
+            return Pending(value, types[0])  # type: ignore[arg-type]
+        return Pending(value, "string")
+
+    def check_strings(self, path: tuple[Any, ...], value: Any, before: int, allow_steps: bool = True) -> None:
+        self.pendify(path, value, before, allow_steps)
+
+    def ref_type(self, path: tuple[Any, ...], ref: templates.Ref, before: int, allow_steps: bool = True) -> Any:
+        """The type a reference resolves to, or _BAD after reporting why it cannot resolve."""
+        if ref.root == "params":
+            name = ref.parts[0]
+            if name not in self.params:
+                self.err(path, f"{ref.text}: no parameter {name!r}{suggest(name, list(self.params))}")
+                return _BAD
+            if len(ref.parts) > 1:
+                self.err(path, f"{ref.text}: parameters are plain values; nothing below {name!r}")
+                return _BAD
+            return self.params[name].get("type")
+        if ref.root == "env":
+            sub, unknown = schema_at(self.v.env_schema, ref.parts)
+            if sub is None:
+                self.err(path, f"{ref.text}: environments have no {unknown!r} (see schemas/environment.schema.json)")
+                return _BAD
+            return schema_type(sub)
+        if ref.root == "run":
+            if ref.parts[0] not in templates.RUN_FIELDS or len(ref.parts) > 1:
+                self.err(path, f"{ref.text}: run has {', '.join('run.' + f for f in templates.RUN_FIELDS)}"
+                               f"{suggest(ref.parts[0], templates.RUN_FIELDS)}")
+                return _BAD
+            return "string"
+        if not allow_steps:
+            self.err(path, f"{ref.text}: step outputs are not known here (only params and env are)")
+            return _BAD
+        return self.step_ref_type(path, ref, before)
+
+    def step_ref_type(self, path: tuple[Any, ...], ref: templates.Ref, before: int) -> Any:
+        parts = ref.parts
+        all_ids = [s.get("id") for s in self.data.get("steps", []) if isinstance(s, dict)]
+        # the longest prefix naming a step: included steps are OUTER.INNER
+        match = None
+        for n in range(len(parts), 0, -1):
+            candidate = ".".join(parts[:n])
+            if candidate in self.steps or candidate in all_ids:
+                match = (candidate, n)
+                break
+        if match is None:
+            self.err(path, f"{ref.text}: no step {parts[0]!r}{suggest(parts[0], [str(i) for i in all_ids])}")
+            return _BAD
+        sid, n = match
+        info = self.steps.get(sid)
+        if info is None or info.index >= before:
+            here = all_ids[before] if before < len(all_ids) else "?"
+            which = "its own step" if sid == here else "a later step"
+            self.err(path, f"{ref.text}: refers to {which} {sid!r}; only outputs of earlier steps are known")
+            return _BAD
+        if not info.always:
+            self.err(path, f"{ref.text}: step {sid!r} may not run ({info.conditional_reason}), so its outputs "
+                           "may not exist; reference a step that always runs")
+            return _BAD
+        rest = parts[n:]
+        if not rest:
+            self.err(path, f"{ref.text}: name the item and output, like ${{steps.{sid}.ITEM.OUTPUT}}")
+            return _BAD
+        item = rest[0]
+        if item not in info.outputs:
+            self.err(path, f"{ref.text}: step {sid!r} has no item {item!r} with outputs"
+                           f"{suggest(item, list(info.outputs))} (automated items need an 'id' to be referenced)")
+            return _BAD
+        if len(rest) == 1:
+            self.err(path, f"{ref.text}: name the output of {sid}.{item}, one of "
+                           f"{', '.join(sorted((info.outputs[item].get('properties') or {}))) or 'its outputs'}")
+            return _BAD
+        sub, unknown = schema_at(info.outputs[item], rest[1:])
+        if sub is None:
+            self.err(path, f"{ref.text}: {sid}.{item} has no output {unknown!r}")
+            return _BAD
+        return schema_type(sub)
+
+    def check_condition(self, path: tuple[Any, ...], value: Any, index: int) -> None:
+        if isinstance(value, bool):
+            return
+        if not isinstance(value, str):
+            return  # the schema reported it
+        try:
+            ref = templates.whole(value)
+        except templates.TemplateError as exc:
+            self.err(path, str(exc))
+            return
+        if ref is None:
+            self.err(path, f"{value!r}: a condition is true, false, or exactly one ${{...}} (no expressions)")
+            return
+        t = self.ref_type(path, ref, index)
+        if t is _BAD:
+            return
+        if t != "boolean":
+            self.err(path, f"{ref.text} resolves to {t or 'a value of unknown type'}, but a condition needs a boolean")
+
+    def check_approval(self, path: tuple[Any, ...], approval: Any, index: int) -> None:
+        if not isinstance(approval, dict):
+            return
+        source = approval.get("source")
+        if source == "github-pr" and "pr" not in approval:
+            self.err(path, "a github-pr approval needs 'pr:' (the pull request number, often ${steps.STEP.ITEM.number})")
+        if source == "prompt" and "pr" in approval:
+            self.err(path + ("pr",), "'pr:' belongs to github-pr approvals", key=True)
+        if "pr" in approval:
+            pr = approval["pr"]
+            if isinstance(pr, str):
+                pend = self.pendify(path + ("pr",), pr, index)
+                if isinstance(pend, Pending) and pend.type not in (None, "integer", "number") \
+                        or (isinstance(pr, str) and templates.whole(pr) is None and "${" in pr):
+                    self.err(path + ("pr",), f"{pr!r}: the pull request is a number or one ${{...}} resolving to one")
+                elif not isinstance(pend, Pending) and pend is not _BAD:
+                    self.err(path + ("pr",), f"{pr!r}: the pull request is a number or one ${{...}} resolving to one")
+        roles = approval.get("roles")
+        minimum = approval.get("min", 1)
+        if isinstance(roles, list) and isinstance(minimum, int) and len(roles) > minimum:
+            self.err(path + ("min",) if "min" in approval else path,
+                     f"{len(roles)} roles each need their own approver, so 'min' must be at least {len(roles)}")
+        if isinstance(approval.get("message"), str):
+            self.check_strings(path + ("message",), approval["message"], before=index)
+
+    # -- include / run / on_failure --------------------------------------------------
+    def target(self, path: tuple[Any, ...], name: Any, what: str) -> tuple[Path | None, dict[str, Any] | None]:
+        if not isinstance(name, str):
+            return None, None
+        found = self.v.project.find_runbook(name, near=self.c.path.parent)
+        if found is None:
+            names = sorted({p.stem for p in self.c.path.parent.glob("*.yaml")} | set(self.v.project.runbook_names()))
+            self.err(path, f"{what} {name!r}: no such runbook{suggest(name, names)}")
+            return None, None
+        try:
+            doc = self.v.project.load(found)
+        except InputError:
+            self.err(path, f"{what} {name!r}: {self.v.project.display(found)} is not valid YAML; "
+                           "`invoke runbook.validate` shows why")
+            return found, None
+        if not isinstance(doc.data, dict):
+            self.err(path, f"{what} {name!r}: {self.v.project.display(found)} is not a runbook")
+            return found, None
+        return found, doc.data
+
+    def check_include(self, base: tuple[Any, ...], step: dict[str, Any], index: int, info: StepInfo) -> None:
+        name = step.get("include")
+        if isinstance(name, str) and name in self.stack:
+            cycle = " -> ".join(self.stack[self.stack.index(name):] + (name,))
+            self.err(base + ("include",), f"include cycle: {cycle}")
+            return
+        found, data = self.target(base + ("include",), name, "include")
+        if found is None or data is None:
+            return
+        checked, inner_diags = self.v._check(found, self.stack)
+        cycles = [d for d in inner_diags if d.message.startswith("include cycle")]
+        if cycles:
+            self.err(base + ("include",), cycles[0].message)
+            return
+        self.diags.extend(inner_diags)
+        if checked is None:
+            return
+        self.c.includes[str(name)] = found
+        self.c.includes.update(checked.includes)
+        self.check_with(base + ("with",), step.get("with") or {}, data, index, require_all=True,
+                        label=f"include {name!r}")
+        for inner_id, inner in checked.steps.items():
+            nested = StepInfo(f"{info.id}.{inner_id}", info.index, info.always and inner.always,
+                              dict(inner.outputs), info.conditional_reason or inner.conditional_reason)
+            self.steps[nested.id] = nested
+
+    def check_linked(self, path: tuple[Any, ...], linked: dict[str, Any], index: int, require_all: bool) -> None:
+        found, data = self.target(path + ("runbook",), linked.get("runbook"), "runbook")
+        if data is None:
+            return
+        self.check_with(path + ("with",), linked.get("with") or {}, data, index, require_all,
+                        label=f"runbook {linked.get('runbook')!r}")
+
+    def check_with(self, path: tuple[Any, ...], given: Any, target: dict[str, Any], index: int,
+                   require_all: bool, label: str) -> None:
+        if not isinstance(given, dict):
+            return
+        params = target.get("params") if isinstance(target.get("params"), dict) else {}
+        for key, value in given.items():
+            if key not in params:
+                self.err(path + (key,), f"{label} has no parameter {key!r}{suggest(key, list(params))}", key=True)
+                continue
+            spec = params[key] if isinstance(params[key], dict) else {}
+            if spec.get("secret"):
+                self.err(path + (key,), f"{label}: secret parameter {key!r} cannot be passed in a runbook; "
+                                        "it is asked for or read from its environment variable", key=True)
+                continue
+            pend = self.pendify(path + (key,), value, index)
+            if pend is _BAD:
+                continue
+            if isinstance(pend, Pending):
+                if pend.type is not None and spec.get("type") and not _types_fit(pend.type, spec["type"]):
+                    self.err(path + (key,), f"{pend.text} is {pend.type}, but {label} expects {key} as {spec['type']}")
+                continue
+            problem = param_problem(spec, value)
+            if problem:
+                self.err(path + (key,), f"{label}: {key} {problem}")
+        if require_all:
+            for pname, spec in params.items():
+                if isinstance(spec, dict) and pname not in given and "default" not in spec and not spec.get("secret"):
+                    self.err(path if "with" in path and given else path[:-1],
+                             f"{label} needs parameter {pname!r} (it has no default)")
+
+    def check_lock(self) -> None:
+        lock = self.data.get("lock")
+        if isinstance(lock, str) and lock != "none":
+            self.check_strings(("lock",), lock, before=0, allow_steps=False)
+
+    def check_runbook_on_failure(self) -> None:
+        of = self.data.get("on_failure")
+        if not isinstance(of, dict):
+            return
+        after = of.get("after")
+        step_ids = [s.get("id") for s in self.data.get("steps", []) if isinstance(s, dict)]
+        if after is not None and after not in step_ids:
+            self.err(("on_failure", "after"), f"no step {after!r}{suggest(str(after), [str(s) for s in step_ids])}")
+        found, data = self.target(("on_failure", "runbook"), of.get("runbook"), "on_failure runbook")
+        if data is not None:
+            self.check_with(("on_failure", "with"), of.get("with") or {}, data, len(step_ids), False,
+                            label=f"runbook {of.get('runbook')!r}")
+
+
+class _Bad:
+    def __repr__(self) -> str:
+        return "<bad>"
+
+
+_BAD: Any = _Bad()
+
+
+def _fmt(path: tuple[Any, ...]) -> str:
+    from .errors import format_path
+
+    return format_path(path)
+
+
+def _is_type(value: Any, ptype: str) -> bool:
+    types = PY_TYPES.get(ParamType(ptype)) if ptype in {t.value for t in ParamType} else None
+    if types is None:
+        return False
+    if isinstance(value, bool) and ptype != ParamType.BOOLEAN:
+        return False
+    return isinstance(value, types)
+
+
+def _types_fit(have: str, want: str) -> bool:
+    return have == want or (have == "integer" and want == "number")
+
+
+def param_problem(spec: dict[str, Any], value: Any, compiled: re.Pattern[str] | None = None) -> str | None:
+    """Why ``value`` does not fit a parameter spec, or None."""
+    ptype = spec.get("type", "string")
+    if not _is_type(value, ptype):
+        return f"{value!r} is not a{'n' if ptype == 'integer' else ''} {ptype}"
+    pattern = spec.get("pattern")
+    if isinstance(pattern, str) and isinstance(value, str):
+        try:
+            compiled = compiled or re.compile(pattern)
+        except re.error:
+            return None
+        if not compiled.search(value):
+            return f"{value!r} does not match {pattern!r}"
+    choices = spec.get("choices")
+    if isinstance(choices, list) and value not in choices:
+        return f"{value!r} is not one of {', '.join(map(repr, choices))}{suggest(str(value), [str(c) for c in choices])}"
+    for bound, op in (("minimum", lambda a, b: a < b), ("maximum", lambda a, b: a > b)):
+        if isinstance(spec.get(bound), (int, float)) and isinstance(value, (int, float)) and op(value, spec[bound]):
+            return f"{value!r} is {'below the minimum' if bound == 'minimum' else 'above the maximum'} {spec[bound]}"
+    return None
+
+
+# -- environments ------------------------------------------------------------------
+
+def check_environment(project: Project, path: Path) -> tuple[Document | None, list[Diagnostic]]:
+    """Validate one environment file."""
+    try:
+        doc = project.load(path)
+    except InputError as exc:
+        return None, [d for d in exc.diagnostics if isinstance(d, Diagnostic)]
+    diags = schema_validate(doc, doc.data, load_schema("environment"))
+    data = doc.data
+    if not isinstance(data, dict):
+        return None, diags or [doc.diag((), "an environment is a mapping with at least 'name'")]
+    if isinstance(data.get("name"), str) and data["name"] != Path(path).stem:
+        diags.append(doc.diag(("name",), f"name {data['name']!r} must equal the file name {Path(path).stem!r}"))
+    ecs = data.get("ecs")
+    if isinstance(ecs, dict) and ecs.get("deployment_controller") == "CODE_DEPLOY":
+        diags.append(doc.diag(("ecs", "deployment_controller"),
+                              "CODE_DEPLOY blue/green services are not supported yet: the engine drives ECS rolling "
+                              "deployments (deployment_controller: ECS)"))
+    deploy = data.get("deploy")
+    if isinstance(deploy, dict):
+        for key in ("release_tag_pattern", "rollback_tag_pattern"):
+            if isinstance(deploy.get(key), str):
+                try:
+                    re.compile(deploy[key])
+                except re.error as exc:
+                    diags.append(doc.diag(("deploy", key), f"invalid regular expression {deploy[key]!r}: {exc}"))
+    return doc, sorted(set(diags), key=lambda d: (d.line, d.col, d.message))

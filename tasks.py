@@ -1,0 +1,99 @@
+"""invoke entry point: parses arguments and calls the engine (nothing heavy imported here).
+
+    invoke runbook NAME [--env ENV] [--param K=V]... [--dry-run] ...
+    invoke runbook.list | runbook.show NAME | runbook.validate | runbook.checks
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from invoke import Collection, task
+from invoke.exceptions import Exit
+
+HERE = Path(__file__).resolve().parent
+
+
+def _root() -> Path:
+    from runbook.project import project_root
+
+    return project_root(HERE)
+
+
+def _call(fn: Callable[..., int], *args: Any, **kwargs: Any) -> None:
+    """Run one engine command; turn its errors into a message and an exit code."""
+    from runbook.cli import report_error
+    from runbook.errors import RunbookError
+
+    try:
+        code = fn(_root(), *args, **kwargs)
+    except RunbookError as exc:
+        raise Exit(code=report_error(exc)) from None
+    if code:
+        raise Exit(code=code)
+
+
+@task(default=True, positional=["name"], iterable=["param"], help={
+    "name": "the runbook to run (see `invoke runbook.list`)",
+    "env": "environment from environments/ (production, staging, sandbox, ...)",
+    "param": "a parameter as NAME=VALUE; repeat for several (secrets: RUNBOOK_PARAM_NAME or the prompt)",
+    "answers": "answers file (schemas/answers.schema.json) for unattended runs",
+    "yes": "answer confirmations and manual items with yes (never on protected environments)",
+    "non_interactive": "never prompt; park (exit 4) when a person is needed",
+    "dry_run": "print the fully resolved plan; run nothing, write nothing",
+    "resume": "resume the one unfinished run of this runbook in this environment",
+    "wait_lock": "wait up to DURATION (e.g. 10m) for the lock instead of exiting 3",
+    "json": "with --dry-run: the plan as JSON",
+})
+def run(c: Any, name: str, env: str | None = None, param: list[str] | None = None, answers: str | None = None,
+        yes: bool = False, non_interactive: bool = False, dry_run: bool = False, resume: bool = False,
+        wait_lock: str | None = None, json: bool = False) -> None:
+    """Run a runbook step by step (exit 0 ok, 1 failed, 2 invalid input, 3 locked, 4 parked, 130 interrupted)."""
+    from runbook import cli
+
+    if dry_run:
+        _call(cli.dry_run, name, env, param or [], answers, as_json=json)
+        return
+    _call(cli.execute, name, env=env, params=param or [], answers_file=answers, yes=yes,
+          non_interactive=non_interactive, resume=resume, wait_lock=wait_lock)
+
+
+@task(name="list", help={"json": "print JSON"})
+def list_(c: Any, json: bool = False) -> None:
+    """List the project's runbooks with their titles and parameters."""
+    from runbook import cli
+
+    _call(cli.list_runbooks, as_json=json)
+
+
+@task(iterable=["path"], help={"path": "a runbook or environment file, or a folder; repeat for several "
+                                        "(default: every runbook and environment of the project)"})
+def validate(c: Any, path: list[str] | None = None) -> None:
+    """Validate runbooks and environments; every error at once as FILE:LINE:COL: message (at path)."""
+    from runbook import cli
+
+    _call(cli.validate, path or [])
+
+
+@task(positional=["name"], iterable=["param"], help={
+    "name": "the runbook", "env": "resolve against this environment", "param": "NAME=VALUE",
+    "json": "print the plan as JSON"})
+def show(c: Any, name: str, env: str | None = None, param: list[str] | None = None, json: bool = False) -> None:
+    """Show a runbook's resolved plan and every prompt id an answers file can use."""
+    from runbook import cli
+
+    _call(cli.show, name, env, param or [], as_json=json)
+
+
+@task(help={"json": "print JSON with the full argument and output schemas"})
+def checks(c: Any, json: bool = False) -> None:
+    """List every check and action plugin with its arguments and outputs."""
+    from runbook import cli
+
+    _call(cli.checks, as_json=json)
+
+
+runbook_ns = Collection("runbook", run, list_, validate, show, checks)
+ns = Collection()
+ns.add_collection(runbook_ns)
