@@ -203,7 +203,8 @@ def load(root: Path | None = None) -> Registry:
                 except PluginError:
                     del sys.modules[modname]
                     raise
-    registry = Registry(_REGISTRY)
+    visible = {_builtin_dir()} | ({(Path(root).resolve() / "checks")} if root is not None else set())
+    registry = Registry({n: p for n, p in _REGISTRY.items() if Path(p.module).resolve().parent in visible})
     for plugin in registry.values():
         from .schemas import check_schema
 
