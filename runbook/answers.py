@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Diagnostic, InputError
-from .schemas import load_schema, suggest, validate as schema_validate
+from .schemas import describe, load_schema, suggest, validate as schema_validate
 from .yamlfile import Document, display_name, load_file
 
 ON_FAIL_CHOICES = ("retry", "skip", "abort")
@@ -36,7 +36,8 @@ def load(path: Path | str, root: Path | None = None) -> Answers:
     doc = load_file(Path(path), root)
     diags = schema_validate(doc, doc.data, load_schema("answers"))
     if not isinstance(doc.data, dict):
-        raise InputError(diags or [doc.diag((), "an answers file is a mapping with 'runbook' and 'answers'")])
+        found = "an empty file" if doc.data is None else describe(doc.data)
+        raise InputError([doc.diag((), f"an answers file is a mapping with 'runbook' and 'answers'; found {found}")])
     if diags:
         raise InputError(diags)
     return Answers(doc.data["runbook"], dict(doc.data.get("answers") or {}), dict(doc.data.get("params") or {}),
@@ -60,7 +61,8 @@ def check_against(answers: Answers, runbook: str, prompts: list[Any]) -> None:
         kind = kinds[pid]
         if isinstance(answer, bool):
             if kind == "on_fail":
-                diags.append(doc.diag(path, f"{pid} takes {{choice: retry|skip|abort, reason: ...}}, not {answer}"))
+                diags.append(doc.diag(path, f"{pid} takes {{choice: retry|skip|abort, reason: ...}}, "
+                                            f"not {str(answer).lower()}"))
             continue
         allowed = SHAPES[kind]
         for key in answer:
@@ -69,9 +71,11 @@ def check_against(answers: Answers, runbook: str, prompts: list[Any]) -> None:
                                                      f"{', '.join(sorted(allowed))}{suggest(key, allowed)}", key=True))
         if kind == "on_fail":
             choice = answer.get("choice")
-            if choice not in ON_FAIL_CHOICES:
-                diags.append(doc.diag(path + (("choice",) if "choice" in answer else ()),
-                                      f"{pid}: choice must be retry, skip or abort"))
+            if "choice" not in answer:
+                diags.append(doc.diag(path, f"{pid}: missing 'choice' (retry, skip or abort)"))
+            elif choice not in ON_FAIL_CHOICES:
+                diags.append(doc.diag(path + ("choice",), f"{pid}: choice must be retry, skip or abort, not {choice!r}"
+                                                          f"{suggest(str(choice), ON_FAIL_CHOICES)}"))
             elif choice == "skip" and not answer.get("reason"):
                 diags.append(doc.diag(path, f"{pid}: a skip needs a reason"))
         if kind == "manual" and answer.get("done") is False and not answer.get("reason"):

@@ -88,6 +88,10 @@ def resolve(spec: Mapping[str, Mapping[str, Any]], cli: Sequence[str] = (), envi
             errors.append(f"{CLI}: parameter {name!r} is secret and may not be given on the command line "
                           f"(shell history, ps); set {env_var(name)} or let the engine ask for it (at params.{name})")
             continue
+        if name in given:
+            errors.append(f"{CLI}: parameter {name!r} is given twice ({given[name][0]!r} and {raw!r}); "
+                          f"give it once (at params.{name})")
+            continue
         given[name] = (raw, CLI, None)
     for name, pspec in spec.items():
         if name in given:

@@ -109,6 +109,8 @@ class Plan:
             if "confirm" in step and not any(p.id == f"{sid}.confirm" for p in out):
                 out.append(PromptId(f"{sid}.confirm", "confirm", str(step["confirm"])))
         out.append(PromptId("run.force", "run", "resume although the plan changed (with a reason)"))
+        if self.emergency:
+            out.append(PromptId("run.takeover", "run", "take the lock over from a live holder (with a reason)"))
         if self.on_failure:
             out.append(PromptId("run.on_failure", "run", f"start {self.on_failure['runbook']} after the failure"))
         return out

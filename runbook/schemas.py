@@ -53,6 +53,27 @@ def describe(value: Any) -> str:
     return TYPE_NAMES.get(type(value), type(value).__name__)
 
 
+def quote(text: Any) -> str:
+    """A string in single quotes as the user wrote it (no doubled backslashes), else repr."""
+    if isinstance(text, str) and "'" not in text and text.isprintable():
+        return f"'{text}'"
+    return repr(text)
+
+
+SCHEMA_TYPE_NAMES = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "a boolean",
+                     "array": "a list", "object": "a mapping", "null": "nothing (null)"}
+
+
+def _found(value: Any) -> str:
+    """What a value is, with the value itself when it is a short scalar."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)) or (isinstance(value, str) and len(value) <= 40):
+        kind = {int: "integer", float: "number", str: "string"}[type(value)]
+        return f"the {kind} {quote(value)}"
+    return describe(value)
+
+
 @lru_cache(maxsize=None)
 def _validator_class() -> Any:
     from jsonschema import Draft202012Validator, validators
@@ -87,7 +108,9 @@ def _pending_type(expected: Any, instance: Pending) -> Iterable[Any]:
     wanted = expected if isinstance(expected, list) else [expected]
     have = {"integer": {"integer", "number"}, "number": {"number"}}.get(instance.type, {instance.type})
     if not have & set(wanted):
-        yield ValidationError(f"{instance.text} is {instance.type} but {' or '.join(wanted)} is expected")
+        names = SCHEMA_TYPE_NAMES
+        yield ValidationError(f"{instance.text} is {names.get(instance.type, instance.type)}, but "
+                              f"{' or '.join(names.get(w, w) for w in wanted)} is expected")
 
 
 def validator_for(schema: dict[str, Any]) -> Any:
@@ -128,6 +151,10 @@ def _translate(doc: Document, error: Any, base: tuple[Any, ...], shown: tuple[An
     kind = error.validator
     instance = error.instance
     schema = error.schema if isinstance(error.schema, dict) else {}
+    as_key = False
+    if list(error.schema_path)[-2:-1] == ["propertyNames"] and isinstance(instance, str):
+        # a key that breaks the naming rule: point at the key itself, not at its mapping
+        path, shown_path, as_key = path + (instance,), shown_path + (instance,), True
     if kind == "additionalProperties" and isinstance(instance, dict):
         known = list(schema.get("properties", {}))
         extra = [k for k in instance if k not in known]
@@ -136,26 +163,38 @@ def _translate(doc: Document, error: Any, base: tuple[Any, ...], shown: tuple[An
     if kind == "required":
         missing = [k for k in error.validator_value if isinstance(instance, dict) and k not in instance]
         return [doc.diag(path, f"missing required key {k!r}", shown_path=shown_path) for k in missing]
-    if kind == "propertyNames":
-        name = error.instance if isinstance(error.instance, str) else ""
-        msg = (error.validator_value or {}).get("x-message") if isinstance(error.validator_value, dict) else None
-        return [doc.diag(path + (name,), f"invalid name {name!r}: {msg or error.message}", key=True,
-                         shown_path=shown_path + (name,))]
     if kind == "type":
         wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
         if isinstance(instance, Pending):
             return [doc.diag(path, error.message, shown_path=shown_path)]
-        return [doc.diag(path, f"expected {' or '.join(wanted)}, found {describe(instance)}", shown_path=shown_path)]
+        hint = "; put it in quotes" if "string" in wanted and isinstance(instance, (bool, int, float)) else ""
+        return [doc.diag(path, f"expected {' or '.join(SCHEMA_TYPE_NAMES.get(w, w) for w in wanted)}, "
+                               f"found {_found(instance)}{hint}", shown_path=shown_path)]
     if kind == "enum":
         options = [str(o) for o in error.validator_value]
         return [doc.diag(path, f"{instance!r} is not one of {', '.join(options)}{suggest(instance, options)}",
                          shown_path=shown_path)]
     if kind == "const":
         return [doc.diag(path, f"must be {error.validator_value!r}, found {instance!r}", shown_path=shown_path)]
-    message = _x_message(error)
+    # x-message describes a pattern or a set of alternatives, not a length or a bound
+    message = _x_message(error) if kind in ("pattern", "oneOf", "anyOf", "not") else None
     if kind == "pattern":
-        return [doc.diag(path, f"{instance!r}: {message or 'does not match ' + repr(error.validator_value)}",
-                         shown_path=shown_path)]
+        return [doc.diag(path, f"{quote(instance)}: {message or 'does not match ' + quote(error.validator_value)}",
+                         key=as_key, shown_path=shown_path)]
+    bound = error.validator_value
+    worded = {
+        "minimum": lambda: f"must be at least {bound}, found {instance!r}",
+        "maximum": lambda: f"must be at most {bound}, found {instance!r}",
+        "exclusiveMinimum": lambda: f"must be greater than {bound}, found {instance!r}",
+        "exclusiveMaximum": lambda: f"must be less than {bound}, found {instance!r}",
+        "minLength": lambda: "must not be empty" if bound == 1 else f"must be at least {bound} characters long",
+        "maxLength": lambda: f"{quote(instance)} is longer than {bound} characters",
+        "minItems": lambda: "must not be empty" if bound == 1 else f"needs at least {bound} entries",
+        "maxItems": lambda: f"has more than {bound} entries",
+        "uniqueItems": lambda: f"lists {_duplicate(instance)} more than once",
+    }.get(kind)
+    if worded is not None:
+        return [doc.diag(path, worded(), key=as_key, shown_path=shown_path)]
     if kind in ("oneOf", "anyOf"):
         if message:
             return [doc.diag(path, message, shown_path=shown_path)]
@@ -164,4 +203,13 @@ def _translate(doc: Document, error: Any, base: tuple[Any, ...], shown: tuple[An
         inner = best_match(error.context) if error.context else None
         if inner is not None:
             return _translate(doc, inner, base, shown)
-    return [doc.diag(path, message or error.message, shown_path=shown_path)]
+    return [doc.diag(path, message or error.message, key=as_key, shown_path=shown_path)]
+
+
+def _duplicate(values: Any) -> str:
+    seen: list[Any] = []
+    for v in values if isinstance(values, list) else []:
+        if v in seen:
+            return quote(v) if isinstance(v, str) else repr(v)
+        seen.append(v)
+    return "an entry"

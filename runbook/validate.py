@@ -15,7 +15,7 @@ from .errors import Diagnostic, InputError
 from .model import PY_TYPES, SECTION_KIND, ParamType, PluginKind, Section, StepKind, step_kind
 from .plugins import Registry
 from .project import Project
-from .schemas import Pending, describe, load_schema, suggest, validate as schema_validate
+from .schemas import SCHEMA_TYPE_NAMES, Pending, describe, load_schema, quote, suggest, validate as schema_validate
 from .yamlfile import Document
 
 MANUAL_OUTPUTS = {"type": "object", "properties": {"done": {"type": "boolean"}, "note": {"type": "string"},
@@ -77,11 +77,12 @@ def schema_type(schema: dict[str, Any] | None) -> str | None:
 
 
 def schema_at(schema: dict[str, Any], parts: tuple[str, ...]) -> tuple[dict[str, Any] | None, str]:
-    """Walk ``properties`` along ``parts``; (subschema, '') or (None, the first unknown part)."""
+    """Walk ``properties`` along ``parts``; (subschema, '') or (None, the first unknown part, quoted, with a
+    "did you mean")."""
     cur = schema
     for i, part in enumerate(parts):
         if not isinstance(cur, dict):
-            return None, part
+            return None, quote(part)
         props = cur.get("properties")
         if isinstance(props, dict) and part in props:
             cur = props[part]
@@ -96,7 +97,7 @@ def schema_at(schema: dict[str, Any], parts: tuple[str, ...]) -> tuple[dict[str,
         if cur.get("type") in (None, "object") and not props and extra is not False and "additionalProperties" not in cur:
             return {}, ""   # a free-form object: anything below is allowed, type unknown
         known = list(props) if isinstance(props, dict) else []
-        return None, part + suggest(part, known)
+        return None, quote(part) + suggest(part, known)
     return cur, ""
 
 
@@ -120,9 +121,8 @@ class RunbookValidator:
             return None, [d for d in exc.diagnostics if isinstance(d, Diagnostic)]
         diags = schema_validate(doc, doc.data, load_schema("runbook"))
         if not isinstance(doc.data, dict):
-            if not diags:
-                diags = [doc.diag((), f"a runbook is a mapping with name, title and steps; found {describe(doc.data)}")]
-            return None, diags
+            found = "an empty file" if doc.data is None else describe(doc.data)
+            return None, [doc.diag((), f"a runbook is a mapping with name, title and steps; found {found}")]
         checked = Checked(path, doc, doc.data)
         _RunbookRules(self, checked, stack, diags).run()
         return checked, sorted(set(diags), key=lambda d: (d.file, d.line, d.col, d.message))
@@ -179,7 +179,7 @@ class _RunbookRules:
                 try:
                     compiled = re.compile(pattern)
                 except re.error as exc:
-                    self.err(base + ("pattern",), f"invalid regular expression {pattern!r}: {exc}")
+                    self.err(base + ("pattern",), f"invalid regular expression {quote(pattern)}: {exc}")
             if spec.get("secret") and "default" in spec:
                 self.err(base + ("default",), "a secret parameter cannot have a default (it would be written down)")
             if spec.get("secret") and ptype != ParamType.STRING:
@@ -188,7 +188,8 @@ class _RunbookRules:
             if isinstance(choices, list):
                 for i, choice in enumerate(choices):
                     if not _is_type(choice, ptype):
-                        self.err(base + ("choices", i), f"choice {choice!r} is not a {ptype}")
+                        article = "an" if ptype == "integer" else "a"
+                        self.err(base + ("choices", i), f"choice {choice!r} is not {article} {ptype}")
             if "default" in spec:
                 problem = param_problem(spec, spec["default"], compiled)
                 if problem:
@@ -262,6 +263,8 @@ class _RunbookRules:
                                               f"(first at {_fmt(seen[iid])})")
                 else:
                     seen[iid] = ipath
+            if "manual" in item and "uses" in item:
+                continue  # both kinds at once: the schema reported it, and neither kind's rules apply
             if "manual" in item:
                 if isinstance(item.get("manual"), str):
                     self.check_strings(ipath + ("manual",), item["manual"], before=index)
@@ -290,7 +293,12 @@ class _RunbookRules:
                          f"{uses} is a {plugin.kind.value}, not an {wanted.value}; it belongs under {where}")
             if "wait" in item and plugin.kind is not PluginKind.CHECK:
                 self.err(ipath + ("wait",), "only checks can 'wait:' (poll until they pass)", key=True)
-            args = item.get("with", {})
+            required = [str(r) for r in plugin.args.get("required") or []]
+            if "with" not in item and required:
+                self.err(ipath, f"missing 'with:'; {uses} needs {', '.join(repr(r) for r in required)}")
+                args = None
+            else:
+                args = item.get("with", {})
             if isinstance(args, dict):
                 self.check_plugin_args(ipath + ("with",), plugin.args, args, index)
             if isinstance(iid, str):
@@ -307,7 +315,7 @@ class _RunbookRules:
                 try:
                     re.compile(args[key])
                 except re.error as exc:
-                    self.err(path + (key,), f"invalid regular expression {args[key]!r}: {exc}")
+                    self.err(path + (key,), f"invalid regular expression {quote(args[key])}: {exc}")
 
     def pendify(self, path: tuple[Any, ...], value: Any, index: int, allow_steps: bool = True) -> Any:
         """Check every template in ``value`` and replace it by a typed Pending marker."""
@@ -354,7 +362,7 @@ class _RunbookRules:
         if ref.root == "env":
             sub, unknown = schema_at(self.v.env_schema, ref.parts)
             if sub is None:
-                self.err(path, f"{ref.text}: environments have no {unknown!r} (see schemas/environment.schema.json)")
+                self.err(path, f"{ref.text}: environments have no {unknown} (see schemas/environment.schema.json)")
                 return _BAD
             return schema_type(sub)
         if ref.root == "run":
@@ -407,7 +415,7 @@ class _RunbookRules:
             return _BAD
         sub, unknown = schema_at(info.outputs[item], rest[1:])
         if sub is None:
-            self.err(path, f"{ref.text}: {sid}.{item} has no output {unknown!r}")
+            self.err(path, f"{ref.text}: {sid}.{item} has no output {unknown}")
             return _BAD
         return schema_type(sub)
 
@@ -422,13 +430,13 @@ class _RunbookRules:
             self.err(path, str(exc))
             return
         if ref is None:
-            self.err(path, f"{value!r}: a condition is true, false, or exactly one ${{...}} (no expressions)")
-            return
+            return  # not exactly one ${...}: the schema reported it
         t = self.ref_type(path, ref, index)
         if t is _BAD:
             return
         if t != "boolean":
-            self.err(path, f"{ref.text} resolves to {t or 'a value of unknown type'}, but a condition needs a boolean")
+            self.err(path, f"{ref.text} resolves to {SCHEMA_TYPE_NAMES.get(t, t) if t else 'a value of unknown type'}, "
+                           "but a condition needs a boolean")
 
     def check_approval(self, path: tuple[Any, ...], approval: Any, index: int) -> None:
         if not isinstance(approval, dict):
@@ -527,7 +535,8 @@ class _RunbookRules:
                 continue
             if isinstance(pend, Pending):
                 if pend.type is not None and spec.get("type") and not _types_fit(pend.type, spec["type"]):
-                    self.err(path + (key,), f"{pend.text} is {pend.type}, but {label} expects {key} as {spec['type']}")
+                    have, want = (SCHEMA_TYPE_NAMES.get(t, t) for t in (pend.type, spec["type"]))
+                    self.err(path + (key,), f"{pend.text} is {have}, but {label} expects {key} as {want}")
                 continue
             problem = param_problem(spec, value)
             if problem:
@@ -596,7 +605,7 @@ def param_problem(spec: dict[str, Any], value: Any, compiled: re.Pattern[str] | 
         except re.error:
             return None
         if not compiled.search(value):
-            return f"{value!r} does not match {pattern!r}"
+            return f"{quote(value)} does not match {quote(pattern)}"
     choices = spec.get("choices")
     if isinstance(choices, list) and value not in choices:
         return f"{value!r} is not one of {', '.join(map(repr, choices))}{suggest(str(value), [str(c) for c in choices])}"
@@ -617,7 +626,8 @@ def check_environment(project: Project, path: Path) -> tuple[Document | None, li
     diags = schema_validate(doc, doc.data, load_schema("environment"))
     data = doc.data
     if not isinstance(data, dict):
-        return None, diags or [doc.diag((), "an environment is a mapping with at least 'name'")]
+        found = "an empty file" if data is None else describe(data)
+        return None, [doc.diag((), f"an environment is a mapping with at least 'name'; found {found}")]
     if isinstance(data.get("name"), str) and data["name"] != Path(path).stem:
         diags.append(doc.diag(("name",), f"name {data['name']!r} must equal the file name {Path(path).stem!r}"))
     ecs = data.get("ecs")
@@ -632,5 +642,5 @@ def check_environment(project: Project, path: Path) -> tuple[Document | None, li
                 try:
                     re.compile(deploy[key])
                 except re.error as exc:
-                    diags.append(doc.diag(("deploy", key), f"invalid regular expression {deploy[key]!r}: {exc}"))
+                    diags.append(doc.diag(("deploy", key), f"invalid regular expression {quote(deploy[key])}: {exc}"))
     return doc, sorted(set(diags), key=lambda d: (d.line, d.col, d.message))

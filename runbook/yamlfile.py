@@ -97,6 +97,12 @@ def load_bytes(raw: bytes | str, name: str) -> Document:
     return _Composer(name).compose(text)
 
 
+def _char_at(text: str, line: int, column: int) -> str:
+    """The character at a 0-based line and column, or ''."""
+    lines = text.split("\n")
+    return lines[line][column:column + 1] if 0 <= line < len(lines) and column >= 0 else ""
+
+
 def _short(tag: str) -> str:
     return "!!" + tag[len("tag:yaml.org,2002:"):] if tag.startswith("tag:yaml.org,2002:") else tag
 
@@ -119,6 +125,12 @@ class _Composer:
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             problem = exc.problem or exc.context or "invalid YAML"
+            if exc.problem and exc.context and exc.context_mark is not None and exc.problem_mark is not None \
+                    and exc.context_mark.line != exc.problem_mark.line:
+                # where the unfinished construct began is often where the mistake is
+                problem += f" ({exc.context} that starts at {exc.context_mark.line + 1}:{exc.context_mark.column + 1})"
+            if mark is not None and _char_at(text, mark.line, mark.column) == "\t" and "tab" not in problem:
+                problem += "; indent with spaces, not tabs"
             raise self._fail(mark, f"YAML syntax error: {problem}", ()) from None
         except yaml.YAMLError as exc:  # reader errors: bad characters in the text
             raise InputError([Diagnostic(self.name, 1, 1, f"YAML error: {exc}")]) from None
@@ -193,7 +205,8 @@ class _Composer:
         key = self._scalar(event, yaml, frame["path"])
         kpath = frame["path"] + (key,)
         if not isinstance(key, str):
-            kind = "null" if key is None else type(key).__name__.replace("bool", "boolean")
+            kind = "null" if key is None else {bool: "a boolean", int: "an integer", float: "a number"}.get(
+                type(key), type(key).__name__)
             raise self._fail(event.start_mark, f"key {event.value!r} is read as {kind}, not a string; quote it",
                              frame["path"])
         if key in frame["value"]:

@@ -1,0 +1,135 @@
+"""What the operator sees: a compact line per step, progress while waiting, a summary.
+
+The engine emits journal records; this consumes them. With a colour terminal it uses
+rich; with NO_COLOR, or when output is not a terminal (CI, pipes), it prints plain
+ASCII lines. Everything printed went through redaction first (records are redacted
+before they are written, and so before they reach here).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator, TextIO
+
+MARKS = {"succeeded": ("✓", "ok"), "failed": ("✗", "FAILED"), "skipped": ("-", "skipped"),
+         "passed": ("✓", "ok"), "not-passed": ("✗", "FAIL")}
+
+
+class Console:
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None, plain: bool | None = None):
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        tty = hasattr(self.out, "isatty") and self.out.isatty()
+        self.plain = plain if plain is not None else (not tty or bool(os.environ.get("NO_COLOR")))
+        self._rich: Any = None
+        self._step_started: dict[str, float] = {}
+
+    @property
+    def rich(self) -> Any:
+        if self._rich is None and not self.plain:
+            from rich.console import Console as RichConsole
+
+            self._rich = RichConsole(file=self.out, highlight=False)
+        return self._rich
+
+    def line(self, text: str, style: str = "") -> None:
+        if self.plain:
+            self.out.write(text + "\n")
+            self.out.flush()
+        else:
+            from rich.text import Text
+
+            self.rich.print(Text(text, style=style) if style else Text(text))
+
+    def mark(self, status: str) -> str:
+        fancy, plain = MARKS.get(status, ("·", status))
+        return plain if self.plain else fancy
+
+    def show(self, text: str) -> None:
+        """Context before a question (instructions, results so far)."""
+        for ln in text.rstrip().splitlines():
+            self.line("    " + ln, "dim")
+
+    # -- the event stream ----------------------------------------------------------
+    def event(self, rec: dict[str, Any]) -> None:
+        kind = rec.get("type", "")
+        data = rec.get("data") or {}
+        handler = getattr(self, "_on_" + kind.replace(".", "_"), None)
+        if handler is not None:
+            handler(data, rec)
+
+    def _on_run_started(self, data: dict[str, Any], rec: dict[str, Any]) -> None:
+        env = f" in {data['environment']}" if data.get("environment") else ""
+        self.line(f"Run {rec['run']}: {data['runbook']}{env} by {rec.get('operator')}", "bold")
+
+    def _on_session_started(self, data: dict[str, Any], rec: dict[str, Any]) -> None:
+        if data.get("resume"):
+            self.line(f"Resuming run {rec['run']} as {rec.get('operator')}", "bold")
+
+    def _on_step_started(self, data: dict[str, Any], rec: dict[str, Any]) -> None:
+        self._step_started[data["step"]] = time.monotonic()
+        title = f": {data['title']}" if data.get("title") else ""
+        self.line(f"> {data['step']}{title}", "bold cyan")
+        if data.get("instructions"):
+            self.show(data["instructions"])
+
+    def _on_item_result(self, data: dict[str, Any], rec: dict[str, Any]) -> None:
+        if data.get("skipped"):
+            status, text = "skipped", f"{data.get('summary', '')} (reason: {data.get('reason', '')})"
+        else:
+            status, text = ("passed" if data.get("passed") else "not-passed"), data.get("summary", "")
+        self.line(f"    {self.mark(status)} {data['item']}: {text}", "green" if status == "passed" else
+                  "red" if status == "not-passed" else "yellow")
+
+    def _on_prompt_answered(self, data: dict[str, Any], rec: dict[str, Any]) -> None:
+        if data.get("source") != "interactive":
+            self.line(f"    {data['id']}: {_short(data.get('answer'))} ({data.get('source')})", "dim")
+
+    def _on_step_finished(self, data: dict[str, Any], rec: dict[str, Any]) -> None:
+        started = self._step_started.pop(data["step"], None)
+        took = f" ({time.monotonic() - started:.1f}s)" if started else ""
+        reason = f": {data['reason']}" if data.get("reason") else ""
+        status = data["status"]
+        self.line(f"  {self.mark(status)} {data['step']} {status}{took}{reason}",
+                  {"succeeded": "green", "failed": "red"}.get(status, "yellow"))
+
+    def _on_child_started(self, data: dict[str, Any], rec: dict[str, Any]) -> None:
+        self.line(f"    starting linked run {data['run']} of {data.get('runbook')}", "bold")
+
+    def _on_lock_takeover(self, data: dict[str, Any], rec: dict[str, Any]) -> None:
+        self.line(f"  took over lock {data.get('key')!r} from run {data.get('from_run')} "
+                  f"({data.get('from_operator')}): {data.get('reason')}", "bold red")
+
+    def summary(self, run_id: str, status: str, reason: str = "", runbook: str = "") -> None:
+        self.line("")
+        tail = f" ({reason})" if reason else ""
+        self.line(f"Run {run_id} {status}{tail}.", "bold")
+        if status in ("parked", "interrupted", "failed"):
+            self.line(f"  resume:  invoke runbook.resume {run_id}")
+        if status == "failed":
+            self.line(f"  or close it: invoke runbook.abandon {run_id} --reason '...'")
+        self.line(f"  review:  invoke audit.show {run_id}   verify: invoke audit.verify {run_id}")
+
+    @contextmanager
+    def waiting(self, text: str) -> Iterator[Any]:
+        """A spinner (or one plain line) while something waits; yields an update function."""
+        if self.plain:
+            self.line(f"    ... {text}")
+            last = [time.monotonic()]
+
+            def update(msg: str) -> None:
+                if time.monotonic() - last[0] >= 10:
+                    last[0] = time.monotonic()
+                    self.line(f"    ... {msg}")
+            yield update
+            return
+        with self.rich.status(text) as status:
+            yield lambda msg: status.update(msg)
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) < 120 else text[:117] + "..."

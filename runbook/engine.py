@@ -1,0 +1,680 @@
+"""Executing a plan: steps, items, prompts, evidence, intents, recovery.
+
+The Runner asks its collaborators for everything with a side effect: the store (journal,
+ledger, blobs, locks), the plugin registry, the prompter chain, the console. It appends
+a journal record for every fact and derives its own state from those records, so a
+resumed run continues from exactly what was written.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import templates
+from .errors import CheckFailed, Interrupted, Parked, RunbookError
+from .journal import utcnow
+from .model import PluginKind, Section, StepKind
+from .plan import Plan, item_key, merge
+from .plugins import Context, Outcome, Plugin, Registry
+from .prompts import Chain, Prompt
+from .redact import Redactor
+from .state import Event, RunState, Status, StepStatus, apply
+from .store import LocalStore
+from .validate import items_of
+
+CRASH_POINTS = ("before-intent", "after-intent", "after-effect")
+MAX_SCRIPTED_RETRIES = 3
+
+
+class StepFailed(RunbookError):
+    """A step could not complete; the run fails unless the step says ``on_failure: continue``."""
+
+
+class _VerifiedDone(Exception):
+    """After an interruption, the step's verify checks show its actions took effect."""
+
+
+@dataclass
+class LockRef:
+    """The lock a run writes under: key, the run that owns it, and its epoch (for fencing)."""
+
+    key: str | None
+    owner: str
+    epoch: int
+
+
+@dataclass
+class Runner:
+    plan: Plan
+    store: LocalStore
+    registry: Registry
+    prompter: Chain
+    operator: str
+    run_id: str
+    redactor: Redactor
+    lock: LockRef
+    root: Path
+    console: Any = None
+    make_plan: Callable[[str, dict[str, Any]], Plan] | None = None   # for run: and on_failure children
+    state: RunState = field(default_factory=RunState)
+    _buffer: list[dict[str, Any]] = field(default_factory=list)
+    _journal: Any = None
+    _scripted_retries: dict[str, int] = field(default_factory=dict)
+
+    # -- journal -----------------------------------------------------------------------
+    def open(self, create: bool, records: list[dict[str, Any]] | None = None) -> None:
+        if create:
+            self.store.create_run(self.run_id)
+        self._journal = self.store.journal(self.run_id, before_write=self._fence)
+        for rec in records or []:
+            apply(self.state, rec)
+
+    def _fence(self) -> None:
+        if self.lock.key is not None:
+            self.store.locks.check(self.lock.key, self.lock.owner, self.lock.epoch)
+
+    def emit(self, kind: Event, data: dict[str, Any], flush: bool = False) -> None:
+        rec = {"time": utcnow(), "run": self.run_id, "operator": self.operator, "type": kind.value,
+               "data": self.redactor.data(data)}
+        self._buffer.append(rec)
+        if flush:
+            self.flush()
+
+    def flush(self, anchor: bool = False) -> None:
+        if self._buffer:
+            written = self._journal.append(self._buffer)
+            self._buffer = []
+            for rec in written:
+                apply(self.state, rec)
+                if self.console is not None:
+                    self.console.event(rec)
+        if anchor:
+            self.store.ledger.append({"type": "run.anchor", "run": self.run_id, "length": self._journal.length,
+                                      "head": self._journal.head})
+
+    # -- the run -----------------------------------------------------------------------
+    def start(self, parent: dict[str, Any] | None = None, overlay: dict[str, Any] | None = None) -> None:
+        """Write the run's first records (the caller holds the lock)."""
+        from .store import salted_hash
+
+        self.open(create=True)
+        self.store.ledger.append({"type": "run.start", "run": self.run_id, "runbook": self.plan.name,
+                                  "environment": self.plan.env.name if self.plan.env else None,
+                                  "operator": self.operator, "parent": parent})
+        self.emit(Event.RUN_STARTED, {
+            "runbook": self.plan.name, "title": self.plan.title, "file": str(self.plan.file),
+            "environment": self.plan.env.name if self.plan.env else None, "digest": self.plan.digest,
+            "params": self.plan.params.public(),
+            "secret_hashes": {k: salted_hash(v) for k, v in self.plan.params.secrets.items()},
+            "lock": self.lock.key, "lock_owner": self.lock.owner, "lock_epoch": self.lock.epoch,
+            "parent": parent, "plugins": self.plan.plugins, "overlay": overlay or {},
+            "includes": {k: str(v) for k, v in self.plan.includes.items()},
+        })
+        self.session(resume=False)
+
+    def session(self, resume: bool) -> None:
+        import socket
+
+        self.emit(Event.SESSION, {"resume": resume, "host": socket.gethostname(), "pid": os.getpid(),
+                                  "operator": self.operator}, flush=True)
+
+    def execute(self) -> Status:
+        """Run every unfinished step; returns the final status (raises Interrupted on signals)."""
+        try:
+            for step in self.plan.steps:
+                if self.state.finished(step["id"]):
+                    continue
+                self.run_step(step)
+        except Parked as exc:
+            self.emit(Event.PARKED, {"reason": str(exc)})
+            self.flush(anchor=True)
+            return Status.PARKED
+        except Interrupted as exc:
+            from . import signals
+
+            signals.ignore_during_cleanup()
+            self.emit(Event.INTERRUPTED, {"reason": str(exc)})
+            self.flush(anchor=True)
+            raise
+        except (StepFailed, CheckFailed) as exc:
+            self.emit(Event.FAILED, {"reason": str(exc)})
+            self.flush(anchor=True)
+            self.offer_on_failure()
+            return Status.FAILED
+        self.emit(Event.SUCCEEDED, {})
+        self.flush(anchor=True)
+        return Status.SUCCEEDED
+
+    # -- steps -------------------------------------------------------------------------
+    def run_step(self, step: dict[str, Any]) -> None:
+        sid = step["id"]
+        started = sid in self.state.steps
+        if not started:
+            self.emit(Event.STEP_STARTED, {"step": sid, "title": step.get("title", ""),
+                                           "instructions": self.render(step.get("instructions", ""), sid)})
+        skip = self.skip_reason(step)
+        if skip:
+            self.emit(Event.STEP_FINISHED, {"step": sid, "status": StepStatus.SKIPPED.value, "reason": skip})
+            self.flush(anchor=True)
+            return
+        kind = StepKind(step["kind"])
+        deadline = time.monotonic() + step["timeout"] if step.get("timeout") else None
+        try:
+            if kind is StepKind.TASK:
+                self.run_task(step, deadline)
+            elif kind is StepKind.APPROVAL:
+                self.run_approval(step)
+            elif kind is StepKind.RUN:
+                self.run_child(step)
+        except StepFailed as exc:
+            if step.get("on_failure") == "continue":
+                self.emit(Event.STEP_FINISHED, {"step": sid, "status": StepStatus.FAILED.value,
+                                                "reason": f"{exc} (on_failure: continue)"})
+                self.flush(anchor=True)
+                return
+            self.emit(Event.STEP_FINISHED, {"step": sid, "status": StepStatus.FAILED.value, "reason": str(exc)})
+            self.flush(anchor=True)
+            raise
+        self.emit(Event.STEP_FINISHED, {"step": sid, "status": StepStatus.SUCCEEDED.value})
+        self.flush(anchor=True)
+
+    def skip_reason(self, step: dict[str, Any]) -> str:
+        conds = [{k: step[k]} for k in ("when", "unless") if k in step] + list(step.get("parent_conditions", []))
+        for cond in conds:
+            for key, value in cond.items():
+                resolved = self.resolve(value, step["id"])
+                if not isinstance(resolved, bool):
+                    raise StepFailed(f"{key}: {value!r} resolved to {resolved!r}, not a boolean")
+                if (key == "when" and not resolved) or (key == "unless" and resolved):
+                    return f"{key}: {value} is {str(resolved).lower()}"
+        return ""
+
+    def run_task(self, step: dict[str, Any], deadline: float | None) -> None:
+        sid = step["id"]
+        try:
+            self.run_section(step, Section.REQUIRES, deadline)
+            if step.get("confirm") and f"{sid}.confirm" not in self.state.prompts:
+                answer = self.ask(Prompt(f"{sid}.confirm", "confirm", self.render(step["confirm"], sid)))
+                if not answer.get("done"):
+                    raise StepFailed(f"the operator declined: {self.render(step['confirm'], sid)}")
+            elif step.get("confirm") and not self.state.prompts[f"{sid}.confirm"]["answer"].get("done"):
+                raise StepFailed("the operator declined the confirmation")
+            self.run_section(step, Section.DO, deadline)
+        except _VerifiedDone:
+            pass
+        self.run_section(step, Section.VERIFY, deadline)
+
+    def run_section(self, step: dict[str, Any], section: Section, deadline: float | None) -> None:
+        entries = [(i, item) for s, i, item in items_of(step) if s is section]
+        pending_manual: list[tuple[int, dict[str, Any]]] = []
+        for index, item in entries:
+            if "manual" in item:
+                pending_manual.append((index, item))
+                continue
+            if pending_manual:
+                self.run_manual(step, section, pending_manual)
+                pending_manual = []
+            self.run_automated(step, section, index, item, deadline)
+        if pending_manual:
+            self.run_manual(step, section, pending_manual)
+
+    # -- manual items ------------------------------------------------------------------
+    def run_manual(self, step: dict[str, Any], section: Section, entries: list[tuple[int, dict[str, Any]]]) -> None:
+        sid = step["id"]
+        todo = []
+        for index, item in entries:
+            key = item_key(step, section, index, item)
+            done = self.state.steps.get(sid)
+            if done and key in done.items and done.items[key].done:
+                continue
+            todo.append(Prompt(f"{sid}.{key}", "manual", self.render(item["manual"], sid),
+                               evidence=item.get("evidence", "none"), extra={"key": key}))
+        if not todo:
+            return
+        self.flush()
+        answers = self.prompter.checklist(todo)
+        for prompt in todo:
+            answer, source = answers[prompt.id]
+            answer = self.complete_manual(prompt, answer, source)
+            self.emit(Event.PROMPT, {"id": prompt.id, "kind": "manual", "question": prompt.text, "answer": answer,
+                                     "source": source, "by": self.operator})
+            key = prompt.extra["key"]
+            outputs = {"done": bool(answer.get("done")), "note": answer.get("note", ""), "link": answer.get("link", "")}
+            if answer.get("done"):
+                self.emit(Event.ITEM_RESULT, {"step": sid, "item": key, "manual": True, "passed": True,
+                                              "summary": "done" + (f": {answer['note']}" if answer.get("note") else "")
+                                              + (f" ({answer['link']})" if answer.get("link") else ""),
+                                              "outputs": outputs, "evidence": {"answered_by": self.operator,
+                                                                                "source": source}})
+            elif answer.get("reason"):
+                self.emit(Event.ITEM_RESULT, {"step": sid, "item": key, "manual": True, "passed": False,
+                                              "skipped": True, "reason": answer["reason"],
+                                              "summary": "not done", "outputs": outputs})
+            else:
+                self.flush()
+                raise StepFailed(f"{prompt.id} is not done and no reason was given")
+        self.flush()
+
+    def complete_manual(self, prompt: Prompt, answer: dict[str, Any], source: str) -> dict[str, Any]:
+        """Evidence an item requires must be there; ask for it when a person is at hand."""
+        if not answer.get("done") or prompt.evidence == "none" or answer.get(prompt.evidence):
+            return answer
+        follow = Prompt(prompt.id, "text", f"{prompt.evidence.capitalize()} for '{prompt.text}':")
+        if self.prompter.has_person:
+            extra = self.prompter.interactive.answer(follow) or {}
+            answer = dict(answer, **{prompt.evidence: extra.get("value", "")})
+            if answer.get(prompt.evidence):
+                return answer
+        raise Parked(f"needs a person: {prompt.id} requires a {prompt.evidence} as evidence ({source} gave none)")
+
+    # -- automated items ---------------------------------------------------------------
+    def run_automated(self, step: dict[str, Any], section: Section, index: int, item: dict[str, Any],
+                      deadline: float | None) -> None:
+        sid = step["id"]
+        key = item_key(step, section, index, item)
+        current = self.state.steps.get(sid)
+        if current and key in current.items and current.items[key].done:
+            return
+        plugin = self.registry[item["uses"]]
+        retry = step.get("retry") or {}
+        attempts = int(retry.get("attempts", 3)) if step.get("on_failure") == "retry" else 1
+        tries = 0
+        while True:
+            tries += 1
+            outcome = self.call(step, key, plugin, item, deadline)
+            if outcome.passed:
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                raise StepFailed(f"step {sid} timed out after {step['timeout']} s ({key}: {outcome.summary})")
+            if tries < attempts:
+                time.sleep(float(retry.get("delay", 0)))
+                continue
+            if step.get("on_failure") == "continue":
+                raise StepFailed(f"{key}: {outcome.summary}")
+            if not self.decide(step, key, outcome.summary):
+                return
+
+    def decide(self, step: dict[str, Any], key: str, summary: str, park: bool = False) -> bool:
+        """After a failure: True to retry, False when skipped; raises StepFailed on abort.
+
+        With nobody to ask, a failed check fails the run; an unknown effect (``park``) parks it.
+        """
+        sid = step["id"]
+        pid = f"{sid}.{key}.on_fail"
+        prompt = Prompt(pid, "on_fail", f"{key} failed: {summary}. Retry, skip or abort?")
+        try:
+            answer, source = self.ask_with_source(prompt)
+        except Parked:
+            if park:
+                raise
+            raise StepFailed(f"{key}: {summary}") from None
+        choice = answer.get("choice")
+        if choice == "retry":
+            if source != "interactive":
+                count = self._scripted_retries.get(pid, 0) + 1
+                self._scripted_retries[pid] = count
+                if count > MAX_SCRIPTED_RETRIES:
+                    raise StepFailed(f"{key}: {summary} (still failing after {MAX_SCRIPTED_RETRIES} retries "
+                                     f"from {source})")
+            return True
+        if choice == "skip":
+            self.emit(Event.ITEM_RESULT, {"step": sid, "item": key, "passed": False, "skipped": True,
+                                          "reason": answer.get("reason", ""), "summary": f"skipped after: {summary}",
+                                          "outputs": {}})
+            self.flush()
+            return False
+        raise StepFailed(f"{key}: {summary} (aborted by {self.operator if source == 'interactive' else source})")
+
+    def context(self, step: dict[str, Any], item: dict[str, Any], args: dict[str, Any],
+                deadline: float | None, progress: Callable[[str], None] = lambda m: None) -> Context:
+        env = merge(self.plan.env.data, self.plan.env.overlay) if self.plan.env else {}
+        timeout = item.get("timeout")
+        if deadline is not None:
+            left = max(0.1, deadline - time.monotonic())
+            timeout = min(timeout, left) if timeout else left
+        return Context(args=args, env=env, root=self.root, redact=self.redactor.text,
+                       store_blob=lambda data: self.store.store_blob(self.run_id, self.redactor.text(
+                           data.decode("utf-8", "replace")).encode()),
+                       results=_ReadOnly(self.state), progress=progress, timeout=timeout,
+                       checkout=self.store.run_dir(self.run_id) / "work" / "checkout",
+                       operator=self.operator, run_id=self.run_id, item=item)
+
+    def call(self, step: dict[str, Any], key: str, plugin: Plugin, item: dict[str, Any],
+             deadline: float | None) -> Outcome:
+        sid = step["id"]
+        target = f"{sid}.{key}"
+        args = self.resolve(item.get("with") or {}, sid)
+        ctx = self.context(step, item, args, deadline)
+        started = time.monotonic()
+        if plugin.kind is PluginKind.ACTION:
+            current = self.state.steps.get(sid)
+            interrupted = current is not None and key in current.items and current.items[key].intent is not None \
+                and current.items[key].result is None
+            if interrupted:
+                recovered = self.recover(step, key, plugin, ctx)
+                if recovered is not None:
+                    return recovered
+            crash(target, "before-intent")
+            self.emit(Event.ITEM_INTENT, {"step": sid, "item": key, "uses": plugin.name, "args": args}, flush=True)
+            crash(target, "after-intent")
+            outcome = self.invoke(plugin, ctx)
+            crash(target, "after-effect")
+        elif item.get("wait"):
+            outcome = self.poll(plugin, item, ctx, target)
+        else:
+            outcome = self.invoke(plugin, ctx)
+        self.record(sid, key, plugin, outcome, time.monotonic() - started, flush=plugin.kind is PluginKind.ACTION)
+        return outcome
+
+    def record(self, sid: str, key: str, plugin: Plugin, outcome: Outcome, duration: float, flush: bool,
+               recovered: str = "") -> None:
+        data = {"step": sid, "item": key, "uses": plugin.name, "passed": outcome.passed, "summary": outcome.summary,
+                "evidence": outcome.evidence, "outputs": outcome.outputs, "duration_s": round(duration, 4)}
+        if recovered:
+            data["recovered"] = recovered
+        self.emit(Event.ITEM_RESULT, data, flush=flush)
+
+    def invoke(self, plugin: Plugin, ctx: Context, probe: bool = False) -> Outcome:
+        """Call plugin code; its unexpected errors become a failed outcome, named and recorded."""
+        fn = plugin.probe if probe else plugin.func
+        assert fn is not None
+        try:
+            result = fn(ctx)
+        except (Interrupted, Parked, KeyboardInterrupt):
+            raise
+        except RunbookError as exc:
+            return Outcome.fail(f"{plugin.name}: {exc}")
+        except Exception as exc:  # plugin code is foreign: its crash is an outcome, not ours
+            return Outcome.fail(f"{plugin.name} raised {type(exc).__name__}: {self.redactor.text(str(exc))}",
+                                {"error": type(exc).__name__})
+        if probe:
+            return result  # type: ignore[return-value]
+        if not isinstance(result, Outcome):
+            return Outcome.fail(f"{plugin.name} returned {type(result).__name__}, not an Outcome")
+        return result
+
+    def poll(self, plugin: Plugin, item: dict[str, Any], ctx: Context, target: str) -> Outcome:
+        wait = item["wait"]
+        timeout = float(wait["timeout"])
+        interval = float(wait.get("interval", 5))
+        end = time.monotonic() + timeout
+        outcome = self.invoke(plugin, ctx)
+        if outcome.passed:
+            return outcome
+        waiting = self.console.waiting(f"waiting for {target} (up to {timeout:.0f} s): {outcome.summary}") \
+            if self.console is not None else _null_wait()
+        with waiting as update:
+            tries = 1
+            while not outcome.passed and time.monotonic() + interval <= end:
+                time.sleep(interval)
+                outcome = self.invoke(plugin, ctx)
+                tries += 1
+                left = max(0, end - time.monotonic())
+                update(f"waiting for {target} ({left:.0f} s left, try {tries}): {outcome.summary}")
+        if not outcome.passed:
+            outcome.summary = f"still failing after {timeout:.0f} s ({tries} tries): {outcome.summary}"
+        return outcome
+
+    def recover(self, step: dict[str, Any], key: str, plugin: Plugin, ctx: Context) -> Outcome | None:
+        """An action was interrupted after its intent: find out whether its effect happened."""
+        sid = step["id"]
+        if plugin.probe is not None:
+            found = self.invoke(plugin, ctx, probe=True)
+            if found is not None:
+                found.summary = f"recovered by probe: {found.summary}"
+                self.record(sid, key, plugin, found, 0.0, flush=True, recovered="probe")
+                return found
+            return None
+        verify = [(i, it) for s, i, it in items_of(step) if s is Section.VERIFY and "uses" in it]
+        if verify:
+            results = []
+            for index, item in verify:
+                vplugin = self.registry[item["uses"]]
+                args = self.resolve(item.get("with") or {}, sid)
+                results.append(self.invoke(vplugin, self.context(step, item, args, None)))
+            if all(r.passed for r in results):
+                outcome = Outcome.ok("recovered: interrupted after its intent, and the step's verify checks pass")
+                self.record(sid, key, plugin, outcome, 0.0, flush=True, recovered="verify")
+                raise _VerifiedDone()
+        if not plugin.side_effect:
+            return None
+        summary = "interrupted after its intent; whether it took effect is unknown (no probe, verify not passing)"
+        if self.decide(step, key, summary, park=True):
+            return None
+        return Outcome(True, "skipped by the operator after an interruption")  # the skip is recorded
+
+    # -- approvals ---------------------------------------------------------------------
+    def run_approval(self, step: dict[str, Any]) -> None:
+        sid = step["id"]
+        spec = self.resolve(step["approval"], sid)
+        if spec["source"] != "prompt":
+            gate = self.registry.get("approval." + spec["source"])
+            if gate is None:
+                raise StepFailed(f"approval source {spec['source']!r} needs its plugin (approval.{spec['source']})")
+            ctx = self.context(step, {"uses": gate.name}, dict(spec), None)
+            outcome = self.invoke(gate, ctx)
+            self.record(sid, "approval", gate, outcome, 0.0, flush=True)
+            if not outcome.passed:
+                if outcome.outputs.get("park") and not self.prompter.has_person:
+                    raise Parked(f"{sid}: {outcome.summary}")
+                raise StepFailed(f"approval: {outcome.summary}")
+            return
+        if self.plan.env is not None and self.plan.env.protected:
+            raise StepFailed("prompt approvals are refused on a protected environment; use a github-pr approval")
+        details = self.results_so_far()
+        prompt = Prompt(f"{sid}.approval", "approval",
+                        f"Approvers for '{step.get('title', sid)}' (at least {spec.get('min', 1)}, space-separated):",
+                        details=details)
+        self.flush()
+        answer, source = self.ask_with_source(prompt)
+        approvers = [str(a) for a in answer.get("approvers") or []]
+        problem = approval_problem(approvers, self.operator, int(spec.get("min", 1)), list(spec.get("roles") or []),
+                                   (self.plan.env.data.get("approvers") if self.plan.env else None) or {})
+        self.emit(Event.PROMPT, {"id": prompt.id, "kind": "approval", "answer": {"approvers": approvers},
+                                 "source": source, "by": self.operator, "verified": False,
+                                 **({"refused": problem} if problem else {})})
+        if problem:
+            self.flush()
+            raise StepFailed(f"approval refused: {problem}")
+        roles = assign_roles(approvers, list(spec.get("roles") or []),
+                             (self.plan.env.data.get("approvers") if self.plan.env else None) or {})
+        self.emit(Event.ITEM_RESULT, {"step": sid, "item": "approval", "passed": True, "verified": False,
+                                      "summary": f"approved by {', '.join(approvers)} (unverified prompt approval)",
+                                      "outputs": {"approvers": approvers, "count": len(approvers), "head_sha": "",
+                                                  "verified": False},
+                                      "evidence": {"roles": roles, "source": source}}, flush=True)
+
+    def results_so_far(self) -> str:
+        lines = ["Results so far:"]
+        for sid, st in self.state.steps.items():
+            lines.append(f"  {sid}: {st.status.value}")
+            for key, it in st.items.items():
+                if it.result is not None:
+                    mark = "skipped" if it.result.get("skipped") else "ok" if it.result.get("passed") else "FAILED"
+                    lines.append(f"    {mark} {key}: {it.result.get('summary', '')}")
+        return "\n".join(lines)
+
+    # -- linked runs -------------------------------------------------------------------
+    def run_child(self, step: dict[str, Any]) -> None:
+        sid = step["id"]
+        spec = self.resolve(step["run"], sid)
+        status = self.linked_run(sid, spec["runbook"], spec.get("with") or {})
+        if status is Status.PARKED:
+            raise Parked(f"linked run for step {sid} is parked")
+        if status is not Status.SUCCEEDED:
+            raise StepFailed(f"linked run of {spec['runbook']} {status.value}")
+
+    def linked_run(self, sid: str, runbook: str, given: dict[str, Any]) -> Status:
+        from .store import new_run_id
+
+        known = self.state.children.get(sid)
+        if known and known.get("status") == Status.SUCCEEDED.value:
+            return Status.SUCCEEDED
+        assert self.make_plan is not None
+        child_plan = self.make_plan(runbook, given)
+        if known:
+            child_id = known["run"]
+            child = self.child_runner(child_plan, child_id)
+            child.open(create=False, records=self.store.records(child_id))
+            child.session(resume=True)
+        else:
+            child_id = new_run_id()
+            self.emit(Event.CHILD_STARTED, {"step": sid, "run": child_id, "runbook": runbook}, flush=True)
+            child = self.child_runner(child_plan, child_id)
+            child.start(parent={"run": self.run_id, "step": sid})
+        status = child.execute()
+        self.emit(Event.CHILD_FINISHED, {"step": sid, "run": child_id, "status": status.value}, flush=True)
+        return status
+
+    def child_runner(self, plan: Plan, run_id: str) -> "Runner":
+        return Runner(plan, self.store, self.registry, self.prompter, self.operator, run_id, self.redactor,
+                      self.lock, self.root, self.console, self.make_plan)
+
+    def offer_on_failure(self) -> None:
+        """Offer the runbook's on_failure runbook when the failure came after its ``after`` step."""
+        spec = self.plan.on_failure
+        if not spec:
+            return
+        after = spec.get("after")
+        if after and not (after in self.state.steps and self.state.steps[after].status is StepStatus.SUCCEEDED):
+            return
+        prompt = Prompt("run.on_failure", "run", f"Start {spec['runbook']} now?")
+        try:
+            answer, source = self.ask_with_source(prompt)
+        except Parked:
+            self.emit(Event.OFFER, {"runbook": spec["runbook"], "accepted": False, "reason": "nobody to ask"}, flush=True)
+            return
+        accepted = bool(answer.get("done"))
+        self.emit(Event.OFFER, {"runbook": spec["runbook"], "accepted": accepted, "source": source}, flush=True)
+        if accepted:
+            given = self.resolve(spec.get("with") or {}, "")
+            self.linked_run("run.on_failure", spec["runbook"], given)
+
+    # -- prompts and templates ---------------------------------------------------------
+    def ask(self, prompt: Prompt) -> dict[str, Any]:
+        answer, _ = self.ask_with_source(prompt)
+        return answer
+
+    def ask_with_source(self, prompt: Prompt) -> tuple[dict[str, Any], str]:
+        self.flush()
+        answer, source = self.prompter.ask(prompt)
+        if prompt.kind != "approval":
+            self.emit(Event.PROMPT, {"id": prompt.id, "kind": prompt.kind, "question": prompt.text,
+                                     "answer": answer, "source": source, "by": self.operator}, flush=True)
+        return answer, source
+
+    def lookup(self, sid: str) -> Callable[[templates.Ref], Any]:
+        step_ids = [s["id"] for s in self.plan.steps]
+
+        def lookup(ref: templates.Ref) -> Any:
+            if ref.root == "params":
+                name = ref.parts[0]
+                if name in self.plan.params.secrets:
+                    return self.plan.params.secrets[name]
+                if name in self.plan.params.values:
+                    return self.plan.params.values[name]
+                raise CheckFailed(f"{ref.text}: parameter has no value")
+            if ref.root == "env":
+                cur: Any = merge(self.plan.env.data, self.plan.env.overlay) if self.plan.env else {}
+                for part in ref.parts:
+                    if not isinstance(cur, dict) or part not in cur:
+                        raise CheckFailed(f"{ref.text}: not in the environment")
+                    cur = cur[part]
+                return cur
+            if ref.root == "run":
+                return {"id": self.run_id, "operator": self.operator,
+                        "checkout": str(self.store.run_dir(self.run_id) / "work" / "checkout")}[ref.parts[0]]
+            parts = ref.parts
+            for n in range(len(parts), 0, -1):
+                candidate = ".".join(parts[:n])
+                if candidate in step_ids or candidate in self.state.steps:
+                    outputs = self.state.outputs(candidate, parts[n]) if n < len(parts) else None
+                    if outputs is None:
+                        raise CheckFailed(f"{ref.text}: {candidate}.{parts[n] if n < len(parts) else ''} has no "
+                                          "outputs (it did not run, or was skipped)")
+                    cur = outputs
+                    for part in parts[n + 1:]:
+                        if isinstance(cur, dict) and part in cur:
+                            cur = cur[part]
+                        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+                            cur = cur[int(part)]
+                        else:
+                            raise CheckFailed(f"{ref.text}: no output {part!r}")
+                    return cur
+            raise CheckFailed(f"{ref.text}: no such step")
+        return lookup
+
+    def resolve(self, value: Any, sid: str) -> Any:
+        return templates.render(value, self.lookup(sid))
+
+    def render(self, text: str, sid: str) -> str:
+        try:
+            return str(templates.render(text, self.lookup(sid)))
+        except CheckFailed:
+            return str(text)
+
+
+class _ReadOnly:
+    """Read-only access to this run's results so far (what plugins may look at)."""
+
+    def __init__(self, state: RunState):
+        self._state = state
+
+    def outputs(self, step: str, item: str) -> dict[str, Any] | None:
+        out = self._state.outputs(step, item)
+        return dict(out) if out is not None else None
+
+
+class _null_wait:
+    def __enter__(self) -> Callable[[str], None]:
+        return lambda message: None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def crash(target: str, point: str) -> None:
+    """The fault hook: ``RUNBOOK_CRASH_AT=STEP.ITEM:POINT`` kills the process right here."""
+    spec = os.environ.get("RUNBOOK_CRASH_AT")
+    if not spec:
+        return
+    where, _, at = spec.rpartition(":")
+    if where == target and at == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def assign_roles(approvers: list[str], roles: list[str], members: dict[str, list[str]]) -> dict[str, str] | None:
+    """A distinct approver for each role (role members from the environment), or None."""
+    def eligible(role: str) -> list[str]:
+        return [a for a in approvers if role not in members or a in members[role]]
+
+    def search(i: int, used: set[str]) -> dict[str, str] | None:
+        if i == len(roles):
+            return {}
+        for person in eligible(roles[i]):
+            if person not in used:
+                rest = search(i + 1, used | {person})
+                if rest is not None:
+                    return {roles[i]: person, **rest}
+        return None
+    return search(0, set())
+
+
+def approval_problem(approvers: list[str], operator: str, minimum: int, roles: list[str],
+                     members: dict[str, list[str]]) -> str:
+    """Why a prompt approval is refused, or ''."""
+    if len(set(approvers)) != len(approvers):
+        return "the same person is named twice"
+    if operator in approvers:
+        return f"the operator ({operator}) cannot approve their own run"
+    if len(approvers) < minimum:
+        return f"{len(approvers)} approver(s) named, {minimum} needed"
+    if roles and assign_roles(approvers, roles, members) is None:
+        return f"each role ({', '.join(roles)}) needs its own approver" + (
+            " from the environment's approvers" if members else "")
+    return ""

@@ -1,0 +1,256 @@
+"""The audit journal and the ledger: append-only JSON lines in a SHA-256 chain.
+
+Every line starts with ``{"prev":"<64 hex>","seq":N,`` where ``prev`` is the SHA-256 of
+the raw bytes of the line before (64 zeros for the first), so verification hashes raw
+bytes and never parses JSON. Events that belong together are written with one
+``write`` and one ``fsync`` (group commit); a new file's folder is fsynced too, and an
+fsync error stops the run. The ledger, chained the same way, records each run's start
+and, at step and status boundaries, its length and head hash, so a cut tail or a deleted
+run is detected.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from .errors import RunbookError
+
+ZERO = "0" * 64
+PREFIX = b'{"prev":"'
+PREFIX_LEN = len(PREFIX)
+
+
+class JournalError(RunbookError):
+    """The journal could not be written durably: the run stops."""
+
+    exit_code = 1
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(str(path), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write a file whole or not at all (temporary file, fsync, rename, folder fsync)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    if durable:
+        fsync_dir(path.parent)
+
+
+def encode(prev: str, seq: int, fields: dict[str, Any]) -> bytes:
+    """One chained line: prev and seq first, at fixed places, then the fields."""
+    body = json.dumps(fields, separators=(",", ":"), ensure_ascii=False, sort_keys=False, default=str)
+    return PREFIX + prev.encode() + b'","seq":' + str(seq).encode() + b"," + body[1:].encode() + b"\n"
+
+
+def line_hash(line: bytes) -> str:
+    return hashlib.sha256(line).hexdigest()
+
+
+@dataclass
+class Tail:
+    """Where a chained file ends: number of complete lines, head hash, and any torn bytes."""
+
+    length: int
+    head: str
+    size: int          # bytes of complete lines
+    torn: bytes = b""
+
+
+def scan_tail(path: Path) -> Tail:
+    """Read a chained file to find its length and head; a last line without newline is torn."""
+    if not path.exists():
+        return Tail(0, ZERO, 0)
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    torn = data[end:]
+    complete = data[:end]
+    lines = complete.splitlines(keepends=True)
+    head = line_hash(lines[-1]) if lines else ZERO
+    return Tail(len(lines), head, end, torn)
+
+
+class ChainedFile:
+    """An append-only, hash-chained JSON-lines file with group commit."""
+
+    def __init__(self, path: Path, durable: bool = True, before_write: Callable[[], None] | None = None):
+        self.path = Path(path)
+        self.durable = durable
+        self.before_write = before_write
+        tail = scan_tail(self.path)
+        if tail.torn:
+            raise JournalError(f"{self.path}: the last record is torn (a half-written line of {len(tail.torn)} bytes "
+                               f"after record {tail.length}); `invoke audit.verify` reports it")
+        self.length = tail.length
+        self.head = tail.head
+
+    def append(self, records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Chain and write records with one write and one fsync; returns them with seq/prev."""
+        from . import signals
+
+        records = list(records)
+        if not records:
+            return []
+        with signals.deferred():
+            if self.before_write is not None:
+                self.before_write()
+            chunks: list[bytes] = []
+            prev, seq = self.head, self.length
+            written = []
+            for fields in records:
+                line = encode(prev, seq, fields)
+                chunks.append(line)
+                written.append({"prev": prev, "seq": seq, **fields})
+                prev, seq = line_hash(line), seq + 1
+            new = not self.path.exists()
+            if new:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(str(self.path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                try:
+                    os.write(fd, b"".join(chunks))
+                    if self.durable:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
+                if new and self.durable:
+                    fsync_dir(self.path.parent)
+            except OSError as exc:
+                raise JournalError(f"{self.path}: the audit journal could not be written durably "
+                                   f"({exc.strerror}); the run stopped so nothing happens unrecorded") from exc
+            self.head, self.length = prev, seq
+            return written
+
+
+class Ledger:
+    """The chained ledger of runs, shared by every run of a state home (under a file lock)."""
+
+    def __init__(self, home: Path, durable: bool = True):
+        self.path = Path(home) / "ledger.jsonl"
+        self.lock_path = Path(home) / ".ledger.lock"
+        self.durable = durable
+
+    def append(self, fields: dict[str, Any]) -> dict[str, Any]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a+b") as lockfh:
+            fcntl.flock(lockfh, fcntl.LOCK_EX)
+            try:
+                chained = ChainedFile(self.path, self.durable)
+                fields = {"time": utcnow(), **fields}
+                if fields.get("type") == "run.start":
+                    fields["ledger_head"] = chained.head
+                return chained.append([fields])[0]
+            finally:
+                fcntl.flock(lockfh, fcntl.LOCK_UN)
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as fh:
+            for line in fh:
+                if line.endswith(b"\n"):
+                    try:
+                        yield json.loads(line)
+                    except ValueError:
+                        continue
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Parse every complete line of a journal (a torn last line is left out)."""
+    out = []
+    if not path.exists():
+        return out
+    with open(path, "rb") as fh:
+        for line in fh:
+            if not line.endswith(b"\n"):
+                break
+            out.append(json.loads(line))
+    return out
+
+
+# -- verification --------------------------------------------------------------------
+
+@dataclass
+class Problem:
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+def verify_chain(path: Path, label: str | None = None) -> tuple[list[Problem], int, str]:
+    """Check one chained file from raw bytes; returns problems, complete length and head."""
+    label = label or str(path)
+    problems: list[Problem] = []
+    prev = ZERO
+    seq = 0
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return [Problem(label, "missing")], 0, ZERO
+    pos = 0
+    size = len(data)
+    while pos < size:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            problems.append(Problem(f"{label} record {seq + 1}",
+                                    f"torn tail: {size - pos} bytes without an ending newline at byte {pos} "
+                                    f"(a write was cut short; the run resumes from record {seq})"))
+            break
+        line = data[pos:nl + 1]
+        if not line.startswith(PREFIX) or line[PREFIX_LEN:PREFIX_LEN + 64] != prev.encode():
+            what = "edited, inserted, deleted, duplicated or reordered"
+            if line.startswith(PREFIX):
+                found_prev = line[PREFIX_LEN:PREFIX_LEN + 64].decode(errors="replace")
+                if found_prev == ZERO and seq > 0:
+                    what = "a record from the start of another chain"
+            problems.append(Problem(f"{label} record {seq + 1} (line {seq + 1})",
+                                    f"chain broken: it does not follow record {seq} ({what})"))
+            return problems, seq, prev
+        if not line[PREFIX_LEN + 64:].startswith(b'","seq":' + str(seq).encode() + b","):
+            problems.append(Problem(f"{label} record {seq + 1} (line {seq + 1})", f"sequence number is not {seq}"))
+            return problems, seq, prev
+        prev = hashlib.sha256(line).hexdigest()
+        seq += 1
+        pos = nl + 1
+    return problems, seq, prev
+
+
+def record_hash_at(path: Path, length: int) -> str | None:
+    """The hash of record number ``length`` (1-based), or None when the file is shorter."""
+    if length == 0:
+        return ZERO
+    n = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            n += 1
+            if n == length:
+                return line_hash(line) if line.endswith(b"\n") else None
+    return None
+
+
+def monotonic_ms() -> float:
+    return time.monotonic() * 1000

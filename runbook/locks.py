@@ -1,0 +1,181 @@
+"""Locks: one holder per key (by default the environment), with stale detection and fencing.
+
+A lock is a small JSON file under ``HOME/locks/`` named by the SHA-256 of its key,
+created atomically (``link`` of a complete temporary file, which fails if it exists).
+It names its holder: operator, host, process, run id, since when, and an epoch that an
+emergency takeover increases. The holder checks the file before every durable write
+(``fence``): when its run id or epoch no longer match, it has been fenced and stops.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from . import identity
+from .errors import LockHeld, RunbookError, UsageError
+from .journal import atomic_write, utcnow
+
+
+class Fenced(RunbookError):
+    """This run's lock was taken over: it must not write or act any more."""
+
+    exit_code = 3
+
+
+@dataclass
+class Holder:
+    key: str
+    run_id: str
+    runbook: str
+    operator: str
+    host: str
+    pid: int
+    pid_start: str
+    since: str
+    epoch: int = 1
+
+    def describe(self) -> str:
+        return (f"{self.operator} on {self.host} (pid {self.pid}) holds lock {self.key!r} since {self.since} "
+                f"for run {self.run_id} of {self.runbook}")
+
+    def is_stale(self) -> bool:
+        """Same host and the process is gone (another host's holder is never judged stale here)."""
+        return self.host == identity.host() and not identity.alive(self.pid, self.pid_start)
+
+
+class LockStore:
+    """Local locks under a state home."""
+
+    def __init__(self, home: Path, durable: bool = True):
+        self.dir = Path(home) / "locks"
+        self.durable = durable
+
+    def path(self, key: str) -> Path:
+        return self.dir / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
+
+    def read(self, key: str) -> Holder | None:
+        try:
+            data = json.loads(self.path(key).read_text())
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            return None
+        return Holder(**data)
+
+    def all(self) -> list[Holder]:
+        out = []
+        for p in sorted(self.dir.glob("*.json")) if self.dir.is_dir() else []:
+            try:
+                out.append(Holder(**json.loads(p.read_text())))
+            except (ValueError, TypeError, OSError):
+                continue
+        return out
+
+    def _new(self, key: str, run_id: str, runbook: str, operator: str, epoch: int) -> Holder:
+        pid = os.getpid()
+        return Holder(key, run_id, runbook, operator, identity.host(), pid, identity.process_start(pid), utcnow(), epoch)
+
+    def _create(self, holder: Holder) -> bool:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        target = self.path(holder.key)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+        with open(tmp, "w") as fh:
+            json.dump(asdict(holder), fh)
+            if self.durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        try:
+            os.link(tmp, target)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+
+    def _replace(self, holder: Holder) -> None:
+        atomic_write(self.path(holder.key), json.dumps(asdict(holder)).encode(), self.durable)
+
+    def acquire(self, key: str, run_id: str, runbook: str, operator: str, wait: float = 0.0,
+                on_wait: Any = None) -> Holder:
+        """Take the lock for a new run; LockHeld (exit 3) names the holder."""
+        deadline = time.monotonic() + wait
+        while True:
+            holder = self._new(key, run_id, runbook, operator, 1)
+            if self._create(holder):
+                return holder
+            current = self.read(key)
+            if current is None:
+                continue   # released between our attempt and the read
+            if time.monotonic() >= deadline:
+                raise LockHeld(self.held_message(current))
+            if on_wait is not None:
+                on_wait(current)
+            time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+
+    def held_message(self, current: Holder) -> str:
+        if current.is_stale():
+            return (f"lock {current.key!r} is stale: run {current.run_id} of {current.runbook} by {current.operator} "
+                    f"stopped (pid {current.pid} on {current.host} is gone, since {current.since}); resume it with "
+                    f"`invoke runbook.resume {current.run_id}`, close it with `invoke runbook.abandon "
+                    f"{current.run_id} --reason ...`, or free the key with `invoke runbook.unlock "
+                    f"{current.key} --reason ...`")
+        return (f"lock {current.key!r} is held: {current.describe()}; wait with --wait-lock 10m, or see "
+                f"`invoke runbook.status`")
+
+    def reclaim(self, key: str, run_id: str, runbook: str, operator: str) -> Holder:
+        """A resuming run takes back its own lock (stale, or free again)."""
+        current = self.read(key)
+        if current is None:
+            holder = self._new(key, run_id, runbook, operator, 1)
+            if self._create(holder):
+                return holder
+            current = self.read(key)
+            assert current is not None
+        if current.run_id != run_id:
+            raise LockHeld(self.held_message(current))
+        if not current.is_stale() and current.pid != os.getpid():
+            raise LockHeld(f"run {run_id} is already running: {current.describe()}")
+        holder = self._new(key, run_id, runbook, operator, current.epoch)
+        self._replace(holder)
+        return holder
+
+    def take_over(self, key: str, run_id: str, runbook: str, operator: str) -> tuple[Holder, Holder | None]:
+        """Emergency: take the lock from whoever holds it, fencing them (epoch + 1)."""
+        current = self.read(key)
+        epoch = (current.epoch + 1) if current else 1
+        holder = self._new(key, run_id, runbook, operator, epoch)
+        if current is None and self._create(holder):
+            return holder, None
+        self._replace(holder)
+        return holder, current
+
+    def check(self, key: str, run_id: str, epoch: int) -> None:
+        """Fence: raise Fenced when this run no longer holds the lock at this epoch."""
+        current = self.read(key)
+        if current is None or current.run_id != run_id or current.epoch != epoch:
+            who = current.describe() if current else "nobody (it was released)"
+            raise Fenced(f"this run no longer holds lock {key!r}: now {who}; it stopped and did nothing more")
+
+    def release(self, key: str, run_id: str) -> None:
+        current = self.read(key)
+        if current is not None and current.run_id == run_id:
+            try:
+                self.path(key).unlink()
+            except FileNotFoundError:
+                pass
+
+    def unlock(self, key: str) -> Holder:
+        """Free a key by hand (its holder must be gone)."""
+        current = self.read(key)
+        if current is None:
+            raise UsageError(f"lock {key!r} is not held; `invoke runbook.status` lists the held locks")
+        if not current.is_stale() and current.host == identity.host():
+            raise UsageError(f"lock {key!r} is live: {current.describe()}; an emergency runbook can take it over")
+        self.path(key).unlink()
+        return current

@@ -1,0 +1,156 @@
+"""The Prompter interface and its non-interactive implementations.
+
+Every question the engine asks is a ``Prompt`` with a stable id. A prompter answers
+with a dict (``done``, ``note``, ``link``, ``reason``, ``choice``, ``approvers``,
+``value``) or ``None`` when it cannot. The chain asks the answers file, then ``--yes``,
+then a person (questionary, in ``tui.py``) when there is a terminal; when nobody can
+answer, the run parks (exit 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+from .errors import Parked, RunbookError
+
+Answer = dict[str, Any]
+
+
+@dataclass
+class Prompt:
+    id: str
+    kind: str                  # confirm | manual | on_fail | approval | run | text | param
+    text: str
+    evidence: str = "none"     # manual items: none | note | link
+    details: str = ""          # context shown before the question
+    choices: Sequence[str] = ()
+    secret: bool = False
+    default: Any = None
+    validate: Any = None       # callable(value) -> error message or None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Prompter(Protocol):
+    source: str
+
+    def answer(self, prompt: Prompt) -> Answer | None: ...
+
+    def checklist(self, prompts: list[Prompt]) -> dict[str, Answer]: ...
+
+
+def normalize(value: Any) -> Answer:
+    if isinstance(value, bool):
+        return {"done": value}
+    if isinstance(value, dict):
+        return dict(value)
+    return {"value": value}
+
+
+class AnswersPrompter:
+    """Answers from an answers file (checked against the plan before the run)."""
+
+    def __init__(self, answers: dict[str, Any], source: str = "answers-file"):
+        self.answers = answers
+        self.source = source
+
+    def answer(self, prompt: Prompt) -> Answer | None:
+        if prompt.id in self.answers:
+            return normalize(self.answers[prompt.id])
+        return None
+
+    def checklist(self, prompts: list[Prompt]) -> dict[str, Answer]:
+        return {p.id: a for p in prompts if (a := self.answer(p)) is not None}
+
+
+class YesPrompter:
+    """``--yes``: confirmations and manual items without required evidence."""
+
+    source = "--yes"
+
+    def answer(self, prompt: Prompt) -> Answer | None:
+        if prompt.kind == "confirm" or (prompt.kind == "run" and prompt.id == "run.on_failure"):
+            return {"done": True}
+        if prompt.kind == "manual" and prompt.evidence == "none":
+            return {"done": True}
+        return None
+
+    def checklist(self, prompts: list[Prompt]) -> dict[str, Answer]:
+        return {p.id: a for p in prompts if (a := self.answer(p)) is not None}
+
+
+class ScriptError(RunbookError):
+    """A scripted prompter was asked something its script does not answer."""
+
+    exit_code = 2
+
+
+class ScriptedPrompter:
+    """For tests: answers from a script; fails loudly on anything unscripted.
+
+    A script value may be a list: each time the prompt is asked, the next answer is used.
+    """
+
+    source = "script"
+
+    def __init__(self, script: dict[str, Any], strict: bool = True):
+        self.script = {k: (list(v) if isinstance(v, list) and k != "approvers" else v) for k, v in script.items()}
+        self.strict = strict
+        self.asked: list[str] = []
+
+    def answer(self, prompt: Prompt) -> Answer | None:
+        self.asked.append(prompt.id)
+        if prompt.id not in self.script:
+            if self.strict:
+                raise ScriptError(f"unscripted prompt {prompt.id!r} ({prompt.kind}): {prompt.text}")
+            return None
+        value = self.script[prompt.id]
+        if isinstance(value, list):
+            if not value:
+                raise ScriptError(f"prompt {prompt.id!r} asked more often than scripted")
+            value = value.pop(0)
+        return normalize(value)
+
+    def checklist(self, prompts: list[Prompt]) -> dict[str, Answer]:
+        return {p.id: a for p in prompts if (a := self.answer(p)) is not None}
+
+
+class Chain:
+    """Asks each prompter in turn; parks when none can answer."""
+
+    def __init__(self, prompters: Sequence[Any], interactive: Any = None):
+        self.prompters = list(prompters)
+        self.interactive = interactive
+
+    @property
+    def has_person(self) -> bool:
+        return self.interactive is not None
+
+    def ask(self, prompt: Prompt) -> tuple[Answer, str]:
+        for p in self.prompters:
+            a = p.answer(prompt)
+            if a is not None:
+                return a, p.source
+        if self.interactive is not None:
+            a = self.interactive.answer(prompt)
+            if a is not None:
+                return a, self.interactive.source
+        raise Parked(f"needs a person: {prompt.id} ({prompt.text}); add it to the answers file or run in a terminal")
+
+    def checklist(self, prompts: list[Prompt]) -> dict[str, tuple[Answer, str]]:
+        out: dict[str, tuple[Answer, str]] = {}
+        remaining = list(prompts)
+        for p in self.prompters:
+            got = p.checklist(remaining)
+            for pid, a in got.items():
+                out[pid] = (a, p.source)
+            remaining = [x for x in remaining if x.id not in out]
+        if remaining and self.interactive is not None:
+            got = self.interactive.checklist(remaining)
+            for pid, a in got.items():
+                out[pid] = (a, self.interactive.source)
+            remaining = [x for x in remaining if x.id not in out]
+        if remaining:
+            ids = ", ".join(p.id for p in remaining)
+            raise Parked(f"needs a person: {ids}; add them to the answers file or run in a terminal")
+        return out

@@ -1,0 +1,369 @@
+"""Starting, resuming and closing runs: load → validate → plan → lock → execute → report.
+
+Each stage is a small function; the CLI passes in the console and the interactive
+prompter (if there is a person), so tests can drive the same path with scripted ones.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import answers as answers_mod
+from .engine import LockRef, Runner
+from .errors import CheckFailed, ExitCode, InputError, Interrupted, LockHeld, Parked, UsageError
+from .locks import Fenced, Holder
+from .params import Params, check_value, env_var, resolve
+from .plan import Environment, Plan, Resolver, load_environment
+from .plugins import Registry, load as load_plugins
+from .project import Project, state_home
+from .prompts import AnswersPrompter, Chain, Prompt, YesPrompter
+from .redact import Redactor
+from .state import Event, RunState, Status, TERMINAL, UNFINISHED
+from .store import LocalStore, check_salted, new_run_id
+from .validate import param_problem
+
+EXIT = {Status.SUCCEEDED: ExitCode.OK, Status.FAILED: ExitCode.FAILED, Status.PARKED: ExitCode.PARKED,
+        Status.INTERRUPTED: ExitCode.INTERRUPTED}
+
+
+@dataclass
+class Options:
+    env: str | None = None
+    params: list[str] = field(default_factory=list)
+    answers_file: str | None = None
+    yes: bool = False
+    non_interactive: bool = False
+    resume: bool = False
+    wait_lock: float = 0.0
+    force_reason: str | None = None
+
+
+def parse_duration(text: str | None) -> float:
+    """``90``, ``90s``, ``10m``, ``2h`` -> seconds."""
+    if not text:
+        return 0.0
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if not m:
+        raise InputError([f"<command line>: {text!r} is not a duration like 90s, 10m or 2h (at --wait-lock)"])
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+class Session:
+    """What every run of one command shares: project, plugins, store, prompter, console."""
+
+    def __init__(self, root: Path, options: Options, console: Any = None, person: Any = None,
+                 store: LocalStore | None = None):
+        self.root = Path(root)
+        self.options = options
+        self.console = console
+        self.person = None if options.non_interactive else person
+        self.project = Project(self.root)
+        self.registry: Registry = load_plugins(self.root)
+        self.resolver = Resolver(self.project, self.registry)
+        self.store = store or LocalStore(state_home(self.root))
+        self.answers = answers_mod.load(options.answers_file, self.root) if options.answers_file else None
+        from .identity import operator
+
+        self.operator = operator()
+        self.redactor = Redactor()
+
+    # -- stages ------------------------------------------------------------------------
+    def chain(self, env: Environment | None) -> Chain:
+        prompters: list[Any] = []
+        if self.answers is not None:
+            prompters.append(AnswersPrompter(self.answers.answers, f"answers-file:{self.answers.file}"))
+        if self.options.yes:
+            prompters.append(YesPrompter())
+        return Chain(prompters, self.person)
+
+    def environment(self, name: str | None) -> Environment | None:
+        return load_environment(self.project, name) if name else None
+
+    def params(self, specs: dict[str, Any], chain: Chain, stored: dict[str, Any] | None = None,
+               secret_hashes: dict[str, str] | None = None) -> Params:
+        """Parameters from their sources; missing ones asked for, or exit 2 with nobody to ask."""
+        answers = self.answers.params if self.answers else None
+        params = resolve(specs, self.options.params, os.environ, answers, self.answers.doc if self.answers else None)
+        if stored is not None:
+            problems = [f"<command line>: {k} was {stored[k]!r} when the run started, not {params.values[k]!r}; "
+                        f"omit it or give the same value (at params.{k})"
+                        for k in stored if k in params.values and params.sources.get(k) not in ("default",)
+                        and params.values[k] != stored[k]]
+            if problems:
+                raise InputError(problems)
+            params.values.update(stored)
+            params.missing = [m for m in params.missing if m not in stored]
+        for name in list(params.missing):
+            spec = specs[name]
+            if chain.has_person:
+                value = self.ask_param(chain, name, spec)
+            else:
+                how = (f"set {env_var(name)}" if spec.get("secret") else
+                       f"--param {name}=VALUE, {env_var(name)}, or params: in the answers file")
+                raise InputError([f"<command line>: parameter {name!r} is needed and nobody can be asked: {how} "
+                                  f"(at params.{name})"])
+            (params.secrets if spec.get("secret") else params.values)[name] = value
+            params.sources[name] = "prompt"
+            params.missing.remove(name)
+        for name, stored_hash in (secret_hashes or {}).items():
+            value = params.secrets.get(name)
+            if value is None:
+                raise InputError([f"<command line>: secret parameter {name!r} is needed to resume: set "
+                                  f"{env_var(name)} (at params.{name})"])
+            if not check_salted(value, stored_hash):
+                raise InputError([f"<command line>: secret parameter {name!r} is not the value the run started "
+                                  f"with (at params.{name})"])
+        for value in params.secrets.values():
+            self.redactor.add(value)
+        return params
+
+    def ask_param(self, chain: Chain, name: str, spec: dict[str, Any]) -> Any:
+        def validate(raw: str) -> str | None:
+            try:
+                check_value(spec, raw)
+            except ValueError as exc:
+                return str(exc)
+            return None
+        desc = spec.get("description") or name
+        prompt = Prompt(f"params.{name}", "param", f"{desc} ({name}):", secret=bool(spec.get("secret")),
+                        default=spec.get("default"), validate=validate)
+        answer = chain.interactive.answer(prompt) or {}
+        return check_value(spec, answer.get("value"))
+
+    def add_token_secrets(self, env: Environment | None) -> None:
+        """Tokens the engine reads are secrets too."""
+        names = ["GITHUB_TOKEN", "GH_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]
+        if env is not None:
+            for section in ("github", "api"):
+                var = (env.data.get(section) or {}).get("token_env")
+                if var:
+                    names.append(var)
+        for name in names:
+            self.redactor.add(os.environ.get(name))
+
+    def guard_protected(self, plan: Plan, chain: Chain) -> None:
+        """Protected environments: no --yes, no prompt approvals, the name typed before starting."""
+        env = plan.env
+        if env is None or not env.protected:
+            return
+        if self.options.yes:
+            raise InputError([f"<command line>: --yes is refused on protected environment {env.name!r} (at --yes)"])
+        prompt_gates = [s["id"] for s in plan.steps if s.get("kind") == "approval"
+                        and s["approval"].get("source") == "prompt"]
+        if prompt_gates:
+            raise InputError([f"{plan.file}: prompt approvals are refused on protected environment {env.name!r} "
+                              f"(steps {', '.join(prompt_gates)}); use a github-pr approval"])
+        prompt = Prompt("run.environment", "run", f"Type the environment name ({env.name}) to start:")
+        try:
+            answer, _ = chain.ask(prompt)
+        except Parked:
+            raise InputError([f"<command line>: protected environment {env.name!r} needs its name typed "
+                              "(run.environment in an answers file, or a terminal)"]) from None
+        typed = answer.get("choice", answer.get("value"))
+        if typed != env.name:
+            raise CheckFailed(f"typed {typed!r}, not {env.name!r}: nothing was started")
+
+    def child_plan(self, env: Environment | None, chain: Chain) -> Any:
+        def make(runbook: str, given: dict[str, Any]) -> Plan:
+            path = self.project.runbook_path(runbook)
+            checked = self.resolver.check(path)
+            specs = checked.data.get("params") or {}
+            params = Params()
+            for name, spec in specs.items():
+                if name in given:
+                    problem = param_problem(spec, given[name])
+                    if problem:
+                        raise CheckFailed(f"linked run {runbook}: {name} {problem}")
+                    params.values[name] = given[name]
+                elif spec.get("secret") and os.environ.get(env_var(name)):
+                    params.secrets[name] = os.environ[env_var(name)]
+                    self.redactor.add(params.secrets[name])
+                elif "default" in spec:
+                    params.values[name] = spec["default"]
+                else:
+                    raise CheckFailed(f"linked run {runbook}: parameter {name!r} has no value")
+            return self.resolver.plan(path, env, params)
+        return make
+
+    def runner(self, plan: Plan, run_id: str, lock: LockRef, chain: Chain) -> Runner:
+        return Runner(plan, self.store, self.registry, chain, self.operator, run_id, self.redactor, lock,
+                      self.root, self.console, self.child_plan(plan.env, chain))
+
+    # -- commands ----------------------------------------------------------------------
+    def start(self, name: str) -> int:
+        """`invoke runbook NAME`: a new run (or, with --resume, the unfinished one)."""
+        if self.options.resume:
+            return self.resume(self.unfinished(name))
+        path = self.project.runbook_path(name)
+        checked = self.resolver.check(path)
+        env = self.environment(self.options.env)
+        chain = self.chain(env)
+        params = self.params(dict(checked.data.get("params") or {}), chain)
+        plan = self.resolver.plan(path, env, params)
+        if self.answers is not None:
+            answers_mod.check_against(self.answers, plan.name, plan.prompts())
+        self.add_token_secrets(env)
+        self.guard_protected(plan, chain)
+        run_id = new_run_id()
+        lock, takeover = self.acquire(plan, run_id, chain)
+        runner = self.runner(plan, run_id, lock, chain)
+        from . import signals
+
+        with signals.handled():
+            try:
+                runner.start(overlay=env.overlay if env else None)
+                if takeover is not None:
+                    self.record_takeover(runner, takeover)
+                status = runner.execute()
+            except Interrupted as exc:
+                return self.finish(runner, Status.INTERRUPTED, str(exc))
+            except Fenced:
+                raise
+        return self.finish(runner, status)
+
+    def acquire(self, plan: Plan, run_id: str, chain: Chain) -> tuple[LockRef, tuple[Holder, str] | None]:
+        if plan.lock is None:
+            return LockRef(None, run_id, 0), None
+        locks = self.store.locks
+        try:
+            holder = locks.acquire(plan.lock, run_id, plan.name, self.operator, wait=self.options.wait_lock)
+            return LockRef(plan.lock, run_id, holder.epoch), None
+        except LockHeld as held:
+            if not plan.emergency:
+                raise
+            current = locks.read(plan.lock)
+            prompt = Prompt("run.takeover", "run", f"{held} -- type a reason to take the lock over (emergency):")
+            try:
+                answer, _ = chain.ask(prompt)
+            except Parked:
+                raise LockHeld(f"{held}; an emergency takeover needs a typed reason (run.takeover)") from None
+            reason = str(answer.get("reason") or answer.get("value") or "").strip()
+            if not reason:
+                raise LockHeld(f"{held}; an emergency takeover needs a reason")
+            holder, previous = locks.take_over(plan.lock, run_id, plan.name, self.operator)
+            return LockRef(plan.lock, run_id, holder.epoch), ((previous or current), reason)  # type: ignore[return-value]
+
+    def record_takeover(self, runner: Runner, takeover: tuple[Holder, str]) -> None:
+        previous, reason = takeover
+        data = {"key": runner.lock.key, "reason": reason, "epoch": runner.lock.epoch,
+                "from_run": previous.run_id if previous else None,
+                "from_operator": previous.operator if previous else None}
+        runner.emit(Event.TAKEOVER, data, flush=True)
+        self.store.ledger.append({"type": "lock.takeover", "run": runner.run_id, **data})
+
+    def finish(self, runner: Runner, status: Status, reason: str = "") -> int:
+        if status is Status.SUCCEEDED and runner.lock.key is not None and runner.lock.owner == runner.run_id:
+            self.store.locks.release(runner.lock.key, runner.run_id)
+        if self.console is not None:
+            self.console.summary(runner.run_id, status.value, reason or runner.state.reason, runner.plan.name)
+        if status is Status.INTERRUPTED:
+            raise Interrupted(f"run {runner.run_id} saved; resume with `invoke runbook.resume {runner.run_id}`")
+        return EXIT[status]
+
+    def unfinished(self, name: str) -> str:
+        env = self.options.env
+        found = [s for s in self.store.states() if s.runbook == name and s.env == env and s.status in UNFINISHED
+                 and not s.parent]
+        if not found:
+            raise UsageError(f"<command line>: no unfinished run of {name!r}"
+                             f"{' in ' + env if env else ''} to resume; `invoke runbook.status` lists runs")
+        if len(found) > 1:
+            listing = "; ".join(f"{s.run_id} ({s.status.value}, started {s.started})" for s in found)
+            raise UsageError(f"<command line>: several unfinished runs of {name!r}: {listing}; "
+                             "resume one with `invoke runbook.resume RUN_ID`")
+        return found[0].run_id
+
+    def resume(self, prefix: str) -> int:
+        """`invoke runbook.resume RUN_ID`: continue exactly where the run stopped."""
+        run_id = self.store.find(prefix)
+        records = self.store.records(run_id)
+        from .state import derive
+
+        state = derive(records)
+        if state.status in TERMINAL:
+            raise UsageError(f"<command line>: run {run_id} has {state.status.value}; there is nothing to resume")
+        started = next(r for r in records if r["type"] == Event.RUN_STARTED.value)["data"]
+        path = Path(state.plan_file) if state.plan_file and Path(state.plan_file).is_file() \
+            else self.project.runbook_path(state.runbook)
+        checked = self.resolver.check(path)
+        env = self.environment(state.env)
+        chain = self.chain(env)
+        params = self.params(dict(checked.data.get("params") or {}), chain, stored=state.params,
+                             secret_hashes=state.secret_hashes)
+        plan = self.resolver.plan(path, env, params)
+        if self.answers is not None:
+            answers_mod.check_against(self.answers, plan.name, plan.prompts())
+        self.add_token_secrets(env)
+        forced = self.check_digest(plan, state, chain)
+        lock = self.reclaim(state, started, run_id)
+        runner = self.runner(plan, run_id, lock, chain)
+        from . import signals
+
+        with signals.handled():
+            try:
+                runner.open(create=False, records=records)
+                runner.session(resume=True)
+                if forced:
+                    runner.emit(Event.FORCED, {"reason": forced, "old_digest": state.digest,
+                                               "digest": plan.digest}, flush=True)
+                status = runner.execute()
+            except Interrupted as exc:
+                return self.finish(runner, Status.INTERRUPTED, str(exc))
+        return self.finish(runner, status)
+
+    def check_digest(self, plan: Plan, state: RunState, chain: Chain) -> str:
+        if plan.digest == state.digest:
+            return ""
+        message = (f"the plan changed since run {state.run_id} started (runbook, includes, environment or plugins; "
+                   f"digest {state.digest[:12]} -> {plan.digest[:12]})")
+        prompt = Prompt("run.force", "run", f"{message}. Type a reason to resume anyway:")
+        try:
+            answer, _ = chain.ask(prompt)
+        except Parked:
+            raise InputError([f"<command line>: {message}; resume anyway with a reason (run.force: {{reason: ...}} "
+                              "in an answers file, or interactively)"]) from None
+        reason = str(answer.get("reason") or answer.get("value") or "").strip()
+        if not reason:
+            raise InputError([f"<command line>: {message}; a forced resume needs a reason"])
+        return reason
+
+    def reclaim(self, state: RunState, started: dict[str, Any], run_id: str) -> LockRef:
+        key = started.get("lock")
+        if key is None:
+            return LockRef(None, run_id, 0)
+        owner = started.get("lock_owner") or run_id
+        holder = self.store.locks.reclaim(key, owner, state.runbook, self.operator)
+        return LockRef(key, owner, holder.epoch)
+
+    def abandon(self, prefix: str, reason: str) -> int:
+        """`invoke runbook.abandon RUN_ID --reason`: close a run that will never finish."""
+        if not reason.strip():
+            raise InputError(["<command line>: --reason is required (at --reason)"])
+        run_id = self.store.find(prefix)
+        state = self.store.state(run_id)
+        if state.status in TERMINAL:
+            raise UsageError(f"<command line>: run {run_id} has already {state.status.value}")
+        holder = self.store.locks.read(state.lock) if state.lock else None
+        if holder is not None and holder.run_id == run_id and not holder.is_stale():
+            raise UsageError(f"<command line>: run {run_id} is live ({holder.describe()}); stop it first")
+        journal = self.store.journal(run_id)
+        from .journal import utcnow
+
+        journal.append([{"time": utcnow(), "run": run_id, "operator": self.operator,
+                         "type": Event.ABANDONED.value, "data": {"reason": self.redactor.text(reason)}}])
+        self.store.ledger.append({"type": "run.anchor", "run": run_id, "length": journal.length, "head": journal.head})
+        if holder is not None and holder.run_id == run_id:
+            self.store.locks.release(state.lock, run_id)  # type: ignore[arg-type]
+        return ExitCode.OK
+
+    def unlock(self, key: str, reason: str) -> Holder:
+        if not reason.strip():
+            raise InputError(["<command line>: --reason is required (at --reason)"])
+        holder = self.store.locks.unlock(key)
+        self.store.ledger.append({"type": "lock.unlock", "key": key, "reason": reason, "by": self.operator,
+                                  "holder_run": holder.run_id, "holder_operator": holder.operator})
+        return holder

@@ -1,0 +1,113 @@
+"""Storage of runs under the state home: journals, the ledger, evidence blobs, locks.
+
+``LocalStore`` is the one storage door the engine uses; a team backend implements the
+same methods on other services.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .errors import UsageError
+from .journal import ChainedFile, Ledger, atomic_write, fsync_dir, read_records
+from .locks import LockStore
+from .state import RunState, derive
+
+
+def new_run_id() -> str:
+    """Time-ordered and unique: ``20261128T053012Z-4f2a9c``."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+class LocalStore:
+    def __init__(self, home: Path, durable: bool = True):
+        self.home = Path(home)
+        self.durable = durable
+        self.runs_dir = self.home / "runs"
+        self.ledger = Ledger(self.home, durable)
+        self.locks = LockStore(self.home, durable)
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs_dir / run_id
+
+    def journal_path(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / "journal.jsonl"
+
+    def create_run(self, run_id: str) -> Path:
+        folder = self.run_dir(run_id)
+        new_parent = not self.runs_dir.exists()
+        folder.mkdir(parents=True, exist_ok=False)
+        if self.durable:
+            fsync_dir(self.runs_dir)
+            if new_parent:
+                fsync_dir(self.home)
+        return folder
+
+    def journal(self, run_id: str, before_write: Callable[[], None] | None = None) -> ChainedFile:
+        return ChainedFile(self.journal_path(run_id), self.durable, before_write)
+
+    def records(self, run_id: str) -> list[dict[str, Any]]:
+        return read_records(self.journal_path(run_id))
+
+    def state(self, run_id: str) -> RunState:
+        return derive(self.records(run_id))
+
+    def run_ids(self) -> list[str]:
+        if not self.runs_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.runs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def find(self, prefix: str) -> str:
+        """A run id from any unique prefix."""
+        matches = [r for r in self.run_ids() if r.startswith(prefix)]
+        if not matches:
+            raise UsageError(f"<command line>: no run {prefix!r} in {self.home}; `invoke audit.list` lists runs")
+        if len(matches) > 1:
+            raise UsageError(f"<command line>: run id {prefix!r} is ambiguous: {', '.join(matches[:5])}"
+                             f"{' ...' if len(matches) > 5 else ''}")
+        return matches[0]
+
+    def states(self) -> Iterator[RunState]:
+        for run_id in self.run_ids():
+            yield self.state(run_id)
+
+    def store_blob(self, run_id: str, data: bytes) -> str:
+        """Content-addressed evidence; returns the SHA-256 it is stored under."""
+        digest = hashlib.sha256(data).hexdigest()
+        folder = self.run_dir(run_id) / "blobs"
+        target = folder / digest
+        if not target.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, data, self.durable)
+        return digest
+
+    def workdir(self, run_id: str) -> Path:
+        """A folder the run owns (its git checkout lives here)."""
+        path = self.run_dir(run_id) / "work"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def salted_hash(value: str, salt: str | None = None) -> str:
+    salt = salt or secrets.token_hex(8)
+    return salt + "$" + hashlib.sha256((salt + "\0" + value).encode()).hexdigest()
+
+
+def check_salted(value: str, stored: str) -> bool:
+    salt = stored.split("$", 1)[0]
+    return secrets.compare_digest(salted_hash(value, salt), stored)
+
+
+def remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
