@@ -97,3 +97,55 @@ def checks(c: Any, json: bool = False) -> None:
 runbook_ns = Collection("runbook", run, list_, validate, show, checks)
 ns = Collection()
 ns.add_collection(runbook_ns)
+
+
+@task(name="resume", positional=[], iterable=["param"], help={
+    "run_id": "the run (any unique prefix); default: the only unfinished run",
+    "answers": "answers file", "yes": "answer confirmations with yes",
+    "non_interactive": "never prompt", "param": "secret parameters cannot be given here; use RUNBOOK_PARAM_*"})
+def resume(c: Any, run_id: str | None = None, answers: str | None = None, yes: bool = False,
+           non_interactive: bool = False, param: list[str] | None = None) -> None:
+    """Resume an interrupted, parked or failed run exactly where it stopped."""
+    from runbook import cli
+
+    _call(cli.resume, run_id, answers_file=answers, yes=yes, non_interactive=non_interactive, params=param or [])
+
+
+@task(help={"json": "print JSON"})
+def status(c: Any, json: bool = False) -> None:
+    """Show active, parked and interrupted runs and the locks they hold: who is in production now."""
+    from runbook import cli
+
+    _call(cli.status, as_json=json)
+
+
+@task(positional=["run_id"], help={"run_id": "the run (any unique prefix)", "reason": "why it will never finish"})
+def abandon(c: Any, run_id: str, reason: str = "") -> None:
+    """Close a run that will never finish (recorded with the reason; frees its lock)."""
+    from runbook import cli
+
+    _call(cli.abandon, run_id, reason)
+
+
+@task(positional=["key"], help={"key": "the lock key (see runbook.status)", "reason": "why it is safe to free"})
+def unlock(c: Any, key: str, reason: str = "") -> None:
+    """Free a stale lock whose run will not resume (recorded in the ledger)."""
+    from runbook import cli
+
+    _call(cli.unlock, key, reason)
+
+
+@task(name="verify", help={"run_id": "one run (any unique prefix); default: every run"})
+def audit_verify(c: Any, run_id: str | None = None) -> None:
+    """Verify the hash chains of the journals and the ledger; name the first bad record."""
+    from runbook import cli
+
+    _call(cli.audit_verify, run_id)
+
+
+runbook_ns.add_task(resume)
+runbook_ns.add_task(status)
+runbook_ns.add_task(abandon)
+runbook_ns.add_task(unlock)
+audit_ns = Collection("audit", audit_verify)
+ns.add_collection(audit_ns)

@@ -256,3 +256,122 @@ def usage(message: str) -> UsageError:
 
 def format_diagnostics(diags: Iterable[Diagnostic]) -> str:
     return "\n".join(str(d) for d in diags)
+
+
+# -- running ---------------------------------------------------------------------------
+
+def _session(root: Path, options: Any, person: bool = True) -> Any:
+    from .console import Console
+    from .session import Session
+
+    console = Console()
+    interactive = None
+    if person and not options.non_interactive and sys.stdin.isatty():
+        from .tui import QuestionaryPrompter
+
+        interactive = QuestionaryPrompter(show=console.show)
+    return Session(root, options, console=console, person=interactive)
+
+
+def execute(root: Path, name: str, env: str | None = None, params: Sequence[str] = (), answers_file: str | None = None,
+            yes: bool = False, non_interactive: bool = False, resume: bool = False, wait_lock: str | None = None) -> int:
+    """`invoke runbook NAME`: run (or resume) a runbook."""
+    from .session import Options, parse_duration
+
+    options = Options(env=env, params=list(params), answers_file=answers_file, yes=yes,
+                      non_interactive=non_interactive, resume=resume, wait_lock=parse_duration(wait_lock))
+    return _session(root, options).start(name)
+
+
+def resume(root: Path, run_id: str | None, answers_file: str | None = None, yes: bool = False,
+           non_interactive: bool = False, params: Sequence[str] = ()) -> int:
+    """`invoke runbook.resume [RUN_ID]`: continue a run where it stopped."""
+    from .session import Options
+
+    options = Options(answers_file=answers_file, yes=yes, non_interactive=non_interactive, params=list(params))
+    session = _session(root, options)
+    if not run_id:
+        from .state import UNFINISHED
+
+        found = [s for s in session.store.states() if s.status in UNFINISHED and not s.parent]
+        if len(found) != 1:
+            listing = "; ".join(f"{s.run_id} {s.runbook} ({s.status.value})" for s in found) or "none"
+            raise UsageError(f"<command line>: name the run to resume; unfinished runs: {listing}")
+        run_id = found[0].run_id
+    return session.resume(run_id)
+
+
+def status(root: Path, out: TextIO = sys.stdout, as_json: bool = False) -> int:
+    """`invoke runbook.status`: active, parked and interrupted runs, and the locks they hold."""
+    from .identity import alive
+    from .project import state_home
+    from .state import UNFINISHED, Status
+    from .store import LocalStore
+
+    store = LocalStore(state_home(root))
+    locks = {h.run_id: h for h in store.locks.all()}
+    rows = []
+    for st in store.states():
+        if st.status not in UNFINISHED:
+            continue
+        shown = st.status.value
+        holder = locks.get(st.run_id) or locks.get((st.parent or {}).get("run", ""))
+        if st.status is Status.RUNNING and (holder is None or holder.is_stale()):
+            shown = "interrupted (process gone)"
+        rows.append({"run": st.run_id, "runbook": st.runbook, "environment": st.env, "status": shown,
+                     "operators": st.operators, "started": st.started, "updated": st.updated, "reason": st.reason})
+    held = [{"key": h.key, "run": h.run_id, "runbook": h.runbook, "operator": h.operator, "host": h.host,
+             "pid": h.pid, "since": h.since, "epoch": h.epoch, "stale": h.is_stale()} for h in store.locks.all()]
+    if as_json:
+        out.write(json.dumps({"runs": rows, "locks": held}, indent=2) + "\n")
+        return ExitCode.OK
+    if not rows and not held:
+        out.write("No unfinished runs and no locks held.\n")
+        return ExitCode.OK
+    out.write("Unfinished runs:\n" if rows else "No unfinished runs.\n")
+    for r in rows:
+        env = f" in {r['environment']}" if r["environment"] else ""
+        reason = f" -- {r['reason']}" if r["reason"] else ""
+        out.write(f"  {r['run']}  {r['runbook']}{env}  {r['status']}  by {', '.join(r['operators'])}  "
+                  f"since {r['started']}{reason}\n")
+    out.write("Locks:\n" if held else "No locks held.\n")
+    for h in held:
+        state = "STALE (process gone)" if h["stale"] else "live"
+        out.write(f"  {h['key']}: run {h['run']} ({h['runbook']}) by {h['operator']} on {h['host']} pid {h['pid']} "
+                  f"since {h['since']}  [{state}]\n")
+    return ExitCode.OK
+
+
+def abandon(root: Path, run_id: str, reason: str, out: TextIO = sys.stdout) -> int:
+    from .session import Options
+
+    session = _session(root, Options(non_interactive=True), person=False)
+    session.abandon(run_id, reason)
+    out.write(f"Run {session.store.find(run_id)} abandoned: {reason}\n")
+    return ExitCode.OK
+
+
+def unlock(root: Path, key: str, reason: str, out: TextIO = sys.stdout) -> int:
+    from .session import Options
+
+    session = _session(root, Options(non_interactive=True), person=False)
+    holder = session.unlock(key, reason)
+    out.write(f"Lock {key!r} freed (was run {holder.run_id} by {holder.operator}); the ledger records why.\n")
+    return ExitCode.OK
+
+
+def audit_verify(root: Path, run_id: str | None = None, out: TextIO = sys.stdout) -> int:
+    """`invoke audit.verify [RUN_ID]`: the chains and the ledger; names the first bad record."""
+    from .audit import verify
+    from .project import state_home
+    from .store import LocalStore
+
+    store = LocalStore(state_home(root))
+    report = verify(store, store.find(run_id) if run_id else None)
+    if report.ok:
+        out.write(f"ok: {report.runs} run(s), {report.records} record(s) and the ledger verify\n")
+        return ExitCode.OK
+    for problem in report.problems:
+        out.write(f"{problem}\n")
+    out.write(f"FAILED: {len(report.problems)} problem(s) in {store.home}\n")
+    return ExitCode.FAILED
