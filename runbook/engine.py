@@ -70,9 +70,11 @@ class Runner:
     def open(self, create: bool, records: list[dict[str, Any]] | None = None) -> None:
         if create:
             self.store.create_run(self.run_id)
-        self._journal = self.store.journal(self.run_id, before_write=self._fence)
+        self._journal = self.store.journal(self.run_id, before_write=self._fence, repair=not create)
         for rec in records or []:
             apply(self.state, rec)
+        if self._journal.repaired:
+            self.emit(Event.REPAIRED, self._journal.repaired)
 
     def _fence(self) -> None:
         if self.lock.key is not None:

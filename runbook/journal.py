@@ -95,16 +95,31 @@ def scan_tail(path: Path) -> Tail:
 class ChainedFile:
     """An append-only, hash-chained JSON-lines file with group commit."""
 
-    def __init__(self, path: Path, durable: bool = True, before_write: Callable[[], None] | None = None):
+    def __init__(self, path: Path, durable: bool = True, before_write: Callable[[], None] | None = None,
+                 repair: bool = False):
         self.path = Path(path)
         self.durable = durable
         self.before_write = before_write
+        self.repaired: dict[str, Any] | None = None
         tail = scan_tail(self.path)
         if tail.torn:
-            raise JournalError(f"{self.path}: the last record is torn (a half-written line of {len(tail.torn)} bytes "
-                               f"after record {tail.length}); `invoke audit.verify` reports it")
+            if not repair:
+                raise JournalError(f"{self.path}: the last record is torn (a half-written line of {len(tail.torn)} "
+                                   f"bytes after record {tail.length}); `invoke audit.verify` reports it")
+            self.repaired = self._cut_torn_tail(tail)
         self.length = tail.length
         self.head = tail.head
+
+    def _cut_torn_tail(self, tail: Tail) -> dict[str, Any]:
+        """Keep the torn bytes beside the journal as evidence, then continue after the last complete record."""
+        side = self.path.with_name(f"{self.path.name}.torn-at-{tail.size}")
+        atomic_write(side, tail.torn, self.durable)
+        with open(self.path, "r+b") as fh:
+            fh.truncate(tail.size)
+            if self.durable:
+                os.fsync(fh.fileno())
+        return {"offset": tail.size, "bytes": len(tail.torn), "after_record": tail.length,
+                "sha256": hashlib.sha256(tail.torn).hexdigest(), "kept_in": side.name}
 
     def append(self, records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         """Chain and write records with one write and one fsync; returns them with seq/prev."""
@@ -222,12 +237,14 @@ def verify_chain(path: Path, label: str | None = None) -> tuple[list[Problem], i
             break
         line = data[pos:nl + 1]
         if not line.startswith(PREFIX) or line[PREFIX_LEN:PREFIX_LEN + 64] != prev.encode():
-            what = "edited, inserted, deleted, duplicated or reordered"
+            what = "edited, or records were inserted, deleted, duplicated or reordered"
             if line.startswith(PREFIX):
                 found_prev = line[PREFIX_LEN:PREFIX_LEN + 64].decode(errors="replace")
                 if found_prev == ZERO and seq > 0:
                     what = "a record from the start of another chain"
             problems.append(Problem(f"{label} record {seq + 1} (line {seq + 1})",
+                                    f"chain broken: it does not follow record {seq} (record {seq} was {what}"
+                                    f" here)" if what.startswith("edited") else
                                     f"chain broken: it does not follow record {seq} ({what})"))
             return problems, seq, prev
         if not line[PREFIX_LEN + 64:].startswith(b'","seq":' + str(seq).encode() + b","):

@@ -28,6 +28,7 @@ class Event(StrEnum):
     FAILED = "run.failed"
     SUCCEEDED = "run.succeeded"
     ABANDONED = "run.abandoned"
+    REPAIRED = "journal.repaired"
 
 
 class Status(StrEnum):

@@ -48,8 +48,8 @@ class LocalStore:
                 fsync_dir(self.home)
         return folder
 
-    def journal(self, run_id: str, before_write: Callable[[], None] | None = None) -> ChainedFile:
-        return ChainedFile(self.journal_path(run_id), self.durable, before_write)
+    def journal(self, run_id: str, before_write: Callable[[], None] | None = None, repair: bool = False) -> ChainedFile:
+        return ChainedFile(self.journal_path(run_id), self.durable, before_write, repair)
 
     def records(self, run_id: str) -> list[dict[str, Any]]:
         return read_records(self.journal_path(run_id))

@@ -1,0 +1,115 @@
+"""Locks: one holder per key, stale locks taken back by their run, emergency takeover fences."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from helpers import copy_project, invoke, spawn, wait_for, write_answers
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_second_start_exits_3_naming_the_holder_then_stale_lock_is_taken_back(tmp_path: Path) -> None:
+    root = copy_project("runtime", tmp_path)
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    work.mkdir()
+    first = spawn("runbook", "sleeper", "--param", f"dir={work}", "--param", "seconds=60", root=root, home=home)
+    wait_for(lambda: lines(work / "marker.txt") == ["started"])
+    second = invoke("runbook", "sleeper", "--param", f"dir={tmp_path}", root=root, home=home)
+    assert second.returncode == 3, second.stderr
+    assert f"tester@example.com on {os.uname().nodename} (pid {first.pid}) holds lock 'sleeper'" in second.stderr
+    assert "for run 2" in second.stderr and "Traceback" not in second.stderr
+    status = invoke("runbook.status", root=root, home=home)
+    assert "sleeper" in status.stdout and "[live]" in status.stdout
+    first.kill()
+    first.communicate()
+    third = invoke("runbook", "sleeper", "--param", f"dir={tmp_path}", root=root, home=home)
+    assert third.returncode == 3
+    assert "is stale" in third.stderr and "invoke runbook.resume" in third.stderr
+    resumed = invoke("runbook", "sleeper", "--resume", root=root, home=home)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert lines(work / "after.txt") == ["after"]
+    assert not list((home / "locks").glob("*.json"))    # released on success
+
+
+def test_wait_lock_queues_until_the_holder_finishes(tmp_path: Path) -> None:
+    root = copy_project("runtime", tmp_path)
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    work.mkdir()
+    first = spawn("runbook", "sleeper", "--param", f"dir={work}", "--param", "seconds=1", root=root, home=home)
+    wait_for(lambda: lines(work / "marker.txt") == ["started"])
+    other = tmp_path / "other"
+    other.mkdir()
+    second = invoke("runbook", "sleeper", "--param", f"dir={other}", "--param", "seconds=0", "--wait-lock", "60s",
+                    root=root, home=home)
+    first.communicate()
+    assert first.returncode == 0
+    assert second.returncode == 0, second.stderr
+
+
+def test_emergency_runbook_takes_over_and_the_holder_is_fenced(tmp_path: Path) -> None:
+    root = copy_project("runtime", tmp_path)
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    work.mkdir()
+    holder = spawn("runbook", "sleeper", "--env", "local", "--param", f"dir={work}", "--param", "seconds=4",
+                   root=root, home=home)
+    wait_for(lambda: lines(work / "marker.txt") == ["started"])
+    plain = invoke("runbook", "effects", "--env", "local", "--param", f"dir={work}", root=root, home=home)
+    assert plain.returncode == 3                             # a normal runbook is refused
+    answers = write_answers(tmp_path / "a.yaml", "emergency", {"run.takeover": {"reason": "prod is down, rolling back"}})
+    taken = invoke("runbook", "emergency", "--env", "local", "--param", f"dir={work}", "--answers", str(answers),
+                   "--non-interactive", root=root, home=home)
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    assert "took over lock 'local'" in taken.stdout
+    out, err = holder.communicate(timeout=60)
+    assert holder.returncode == 3, out + err
+    assert "no longer holds lock 'local'" in err
+    assert lines(work / "after.txt") == []                   # the fenced holder did nothing more
+    assert lines(work / "emergency.txt") == ["emergency"]
+    ledger = (home / "ledger.jsonl").read_text()
+    assert '"type":"lock.takeover"' in ledger and "prod is down" in ledger
+
+
+def test_emergency_takeover_needs_a_reason(tmp_path: Path) -> None:
+    root = copy_project("runtime", tmp_path)
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    work.mkdir()
+    holder = spawn("runbook", "sleeper", "--env", "local", "--param", f"dir={work}", "--param", "seconds=30",
+                   root=root, home=home)
+    try:
+        wait_for(lambda: lines(work / "marker.txt") == ["started"])
+        refused = invoke("runbook", "emergency", "--env", "local", "--param", f"dir={work}", "--non-interactive",
+                         root=root, home=home)
+        assert refused.returncode == 3
+        assert "needs a typed reason (run.takeover)" in refused.stderr
+    finally:
+        holder.send_signal(signal.SIGTERM)
+        holder.communicate()
+
+
+def test_unlock_frees_a_stale_lock_with_a_reason(tmp_path: Path) -> None:
+    root = copy_project("runtime", tmp_path)
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    work.mkdir()
+    first = spawn("runbook", "sleeper", "--param", f"dir={work}", "--param", "seconds=60", root=root, home=home)
+    wait_for(lambda: lines(work / "marker.txt") == ["started"])
+    live = invoke("runbook.unlock", "sleeper", "--reason", "x", root=root, home=home)
+    assert live.returncode == 2 and "is live" in live.stderr
+    first.kill()
+    first.communicate()
+    time.sleep(0.1)
+    freed = invoke("runbook.unlock", "sleeper", "--reason", "host rebooted", root=root, home=home)
+    assert freed.returncode == 0, freed.stderr
+    assert '"type":"lock.unlock"' in (home / "ledger.jsonl").read_text()
+    again = invoke("runbook", "sleeper", "--param", f"dir={tmp_path}", "--param", "seconds=0", root=root, home=home)
+    assert again.returncode == 0
