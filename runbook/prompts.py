@@ -151,6 +151,6 @@ class Chain:
                 out[pid] = (a, self.interactive.source)
             remaining = [x for x in remaining if x.id not in out]
         if remaining:
-            ids = ", ".join(p.id for p in remaining)
+            ids = ", ".join(p.id + (f" (with a {p.evidence})" if p.evidence != "none" else "") for p in remaining)
             raise Parked(f"needs a person: {ids}; add them to the answers file or run in a terminal")
         return out
