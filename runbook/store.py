@@ -20,8 +20,8 @@ from .state import RunState, derive
 
 
 def new_run_id() -> str:
-    """Time-ordered and unique: ``20261128T053012Z-4f2a9c``."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    """Time-ordered (to the microsecond) and unique: ``20261128T053012.481516Z-4f2a9c``."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ") + "-" + secrets.token_hex(3)
 
 
 class LocalStore:
