@@ -115,10 +115,9 @@ class Console:
 
     @contextmanager
     def waiting(self, text: str) -> Iterator[Any]:
-        """A spinner (or one plain line) while something waits; yields an update function."""
+        """While something runs or waits: a spinner (rich) or throttled plain lines; yields an update function."""
         if self.plain:
-            self.line(f"    ... {text}")
-            last = [time.monotonic()]
+            last = [0.0]
 
             def update(msg: str) -> None:
                 if time.monotonic() - last[0] >= 10:
@@ -126,8 +125,15 @@ class Console:
                     self.line(f"    ... {msg}")
             yield update
             return
+        if getattr(self, "_status", None) is not None:      # nested: reuse the spinner already shown
+            yield self._status.update
+            return
         with self.rich.status(text) as status:
-            yield lambda msg: status.update(msg)
+            self._status = status
+            try:
+                yield lambda msg: status.update(msg)
+            finally:
+                self._status = None
 
 
 def _short(value: Any) -> str:

@@ -339,12 +339,16 @@ class Runner:
         if deadline is not None:
             left = max(0.1, deadline - time.monotonic())
             timeout = min(timeout, left) if timeout else left
+        from .history import History
+
         return Context(args=args, env=env, root=self.root, redact=self.redactor.text,
                        store_blob=lambda data: self.store.store_blob(self.run_id, self.redactor.text(
                            data.decode("utf-8", "replace")).encode()),
                        results=_ReadOnly(self.state), progress=progress, timeout=timeout,
                        checkout=self.store.run_dir(self.run_id) / "work" / "checkout",
-                       operator=self.operator, run_id=self.run_id, item=item)
+                       operator=self.operator, run_id=self.run_id, item=item,
+                       history=History(self.store, exclude=self.run_id),
+                       env_name=self.plan.env.name if self.plan.env else "")
 
     def call(self, step: dict[str, Any], key: str, plugin: Plugin, item: dict[str, Any],
              deadline: float | None) -> Outcome:
@@ -385,8 +389,11 @@ class Runner:
         """Call plugin code; its unexpected errors become a failed outcome, named and recorded."""
         fn = plugin.probe if probe else plugin.func
         assert fn is not None
+        waiting = self.console.waiting(f"{plugin.name} ...") if self.console is not None else _null_wait()
         try:
-            result = fn(ctx)
+            with waiting as update:
+                ctx.progress = update
+                result = fn(ctx)
         except (Interrupted, Parked, KeyboardInterrupt):
             raise
         except RunbookError as exc:
@@ -458,11 +465,18 @@ class Runner:
             gate = self.registry.get("approval." + spec["source"])
             if gate is None:
                 raise StepFailed(f"approval source {spec['source']!r} needs its plugin (approval.{spec['source']})")
-            ctx = self.context(step, {"uses": gate.name}, dict(spec), None)
+            args = {k: v for k, v in spec.items() if k not in ("source", "wait", "message")}
+            ctx = self.context(step, {"uses": gate.name}, args, None)
+            wait = spec.get("wait") or {}
+            end = time.monotonic() + float(wait.get("timeout", 0))
+            started = time.monotonic()
             outcome = self.invoke(gate, ctx)
-            self.record(sid, "approval", gate, outcome, 0.0, flush=True)
+            while not outcome.passed and outcome.outputs.get("park") and time.monotonic() < end:
+                time.sleep(float(wait.get("interval", 10)))
+                outcome = self.invoke(gate, ctx)
+            self.record(sid, "approval", gate, outcome, time.monotonic() - started, flush=True)
             if not outcome.passed:
-                if outcome.outputs.get("park") and not self.prompter.has_person:
+                if outcome.outputs.get("park"):
                     raise Parked(f"{sid}: {outcome.summary}")
                 raise StepFailed(f"approval: {outcome.summary}")
             return

@@ -65,6 +65,8 @@ class Context:
     operator: str = ""
     run_id: str = ""
     item: Mapping[str, Any] = field(default_factory=dict)
+    history: Any = None           # runbook.history.History: other runs' journals, read-only
+    env_name: str = ""
 
     def path(self, value: str | None) -> Path:
         """A path argument: relative paths are relative to the project root."""
