@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from runbook.plugins import Context, Outcome, check
+from runbook.plugins import Context, Outcome, action, check
 
 
 @check("file.contains",
@@ -31,3 +31,151 @@ def contains(ctx: Context) -> Outcome:
     groups = [ctx.redact(g or "")[:500] for g in m.groups()]
     return Outcome.ok(f"{path}:{line} matches /{pattern.pattern}/", {"path": str(path), "line": line, "match": found},
                       match=found, line=line, groups=groups)
+
+
+# -- versions and the changelog ------------------------------------------------------
+
+VERSION_FILES = ("pyproject.toml", "app/__init__.py")
+PYPROJECT_VERSION = re.compile(r'^(version\s*=\s*["\'])([^"\']+)(["\'])', re.MULTILINE)
+INIT_VERSION = re.compile(r'^(__version__\s*=\s*["\'])([^"\']+)(["\'])', re.MULTILINE)
+SECTION = re.compile(r"^## \[(?P<version>[^\]]+)\](?: - (?P<date>\d{4}-\d{2}-\d{2}))?[ \t]*$", re.MULTILINE)
+CATEGORIES = ("Added", "Changed", "Deprecated", "Removed", "Fixed", "Security")
+
+
+def _plain(version: str) -> str:
+    return version[1:] if version.startswith("v") else version
+
+
+def _base(ctx: Context) -> "Path":
+    from pathlib import Path
+
+    value = ctx.args.get("repo")
+    if value:
+        return ctx.path(value)
+    return Path(ctx.checkout) if ctx.checkout is not None else ctx.root
+
+
+def _versions(ctx: Context) -> dict[str, str]:
+    """The version found in each version file of the repository."""
+    base = _base(ctx)
+    found = {}
+    for name in ([ctx.args["path"]] if ctx.args.get("path") else VERSION_FILES):
+        path = base / name
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        m = (PYPROJECT_VERSION if path.name == "pyproject.toml" else INIT_VERSION).search(text)
+        if m:
+            found[name] = m.group(2)
+    return found
+
+
+@check("file.version_equals",
+       args={"properties": {"version": {"type": "string"}, "repo": {"type": "string"}, "path": {"type": "string"}},
+             "required": ["version"]},
+       outputs={"type": "object", "properties": {"found": {"type": "object"}}})
+def version_equals(ctx: Context) -> Outcome:
+    """The version in pyproject.toml and/or app/__init__.py equals `version` (a leading v ignored)."""
+    wanted = _plain(ctx.args["version"])
+    found = _versions(ctx)
+    if not found:
+        return Outcome.fail(f"no version found in {', '.join(VERSION_FILES)} under {_base(ctx)}")
+    wrong = {k: v for k, v in found.items() if v != wanted}
+    if wrong:
+        return Outcome.fail(f"expected version {wanted}, found " + ", ".join(f"{v} in {k}" for k, v in wrong.items()),
+                            {"found": found}, found=found)
+    return Outcome.ok(f"version {wanted} in {', '.join(found)}", {"found": found}, found=found)
+
+
+@action("file.set_version",
+        args={"properties": {"version": {"type": "string"}, "repo": {"type": "string"}, "path": {"type": "string"}},
+              "required": ["version"]},
+        outputs={"type": "object", "properties": {"files": {"type": "array", "items": {"type": "string"}}}})
+def set_version(ctx: Context) -> Outcome:
+    """Write `version` into pyproject.toml and/or app/__init__.py (the guide's version bump)."""
+    wanted = _plain(ctx.args["version"])
+    base = _base(ctx)
+    changed = []
+    for name in ([ctx.args["path"]] if ctx.args.get("path") else VERSION_FILES):
+        path = base / name
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        rx = PYPROJECT_VERSION if path.name == "pyproject.toml" else INIT_VERSION
+        new = rx.sub(lambda m: m.group(1) + wanted + m.group(3), text, count=1)
+        if new != text:
+            path.write_text(new, encoding="utf-8")
+            changed.append(name)
+    if not _versions(ctx):
+        return Outcome.fail(f"no version line to update in {', '.join(VERSION_FILES)} under {base}")
+    return Outcome.ok(f"version {wanted} in {', '.join(_versions(ctx))}" + ("" if changed else " (already)"),
+                      files=changed)
+
+
+def _sections(text: str) -> list[tuple[str, str | None, str]]:
+    """(version, date, body) for each `## [...]` section."""
+    matches = list(SECTION.finditer(text))
+    out = []
+    for i, m in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        out.append((m.group("version"), m.group("date"), text[m.end():end].strip("\n")))
+    return out
+
+
+def _has_entries(body: str) -> bool:
+    current = None
+    for line in body.splitlines():
+        head = re.match(r"^### (\w+)", line)
+        if head:
+            current = head.group(1)
+        elif current in CATEGORIES and re.match(r"^\s*[-*] \S", line):
+            return True
+    return False
+
+
+@check("file.changelog_section",
+       args={"properties": {"version": {"type": "string"}, "repo": {"type": "string"}, "path": {"type": "string"}},
+             "required": ["version"]},
+       outputs={"type": "object", "properties": {"section": {"type": "string"}, "date": {"type": "string"}}})
+def changelog_section(ctx: Context) -> Outcome:
+    """CHANGELOG.md has `## [X.Y.Z] - YYYY-MM-DD` with at least one entry under a category; its text is an output."""
+    path = _base(ctx) / ctx.args.get("path", "CHANGELOG.md")
+    wanted = _plain(ctx.args["version"])
+    if not path.is_file():
+        return Outcome.fail(f"{path}: no changelog")
+    for version, date, body in _sections(path.read_text(encoding="utf-8")):
+        if version != wanted:
+            continue
+        if not date:
+            return Outcome.fail(f"{path}: section [{wanted}] has no date (## [{wanted}] - YYYY-MM-DD)")
+        if not _has_entries(body):
+            return Outcome.fail(f"{path}: section [{wanted}] has no entries under {', '.join(CATEGORIES)}")
+        return Outcome.ok(f"{path.name}: [{wanted}] - {date}", {"date": date, "lines": body.count(chr(10)) + 1},
+                          section=body, date=date)
+    return Outcome.fail(f"{path}: no section ## [{wanted}] - YYYY-MM-DD (found "
+                        f"{', '.join(v for v, _, _ in _sections(path.read_text(encoding='utf-8'))[:3]) or 'none'})")
+
+
+@action("file.changelog_release",
+        args={"properties": {"version": {"type": "string"}, "date": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+                             "repo": {"type": "string"}, "path": {"type": "string"}},
+              "required": ["version"]},
+        outputs={"type": "object", "properties": {"section": {"type": "string"}, "date": {"type": "string"}}})
+def changelog_release(ctx: Context) -> Outcome:
+    """Turn `## [Unreleased]` into `## [X.Y.Z] - DATE` (today, UTC, by default)."""
+    from datetime import datetime, timezone
+
+    path = _base(ctx) / ctx.args.get("path", "CHANGELOG.md")
+    wanted = _plain(ctx.args["version"])
+    if not path.is_file():
+        return Outcome.fail(f"{path}: no changelog")
+    text = path.read_text(encoding="utf-8")
+    if any(v == wanted for v, _, _ in _sections(text)):
+        return changelog_section(ctx)
+    date = ctx.args.get("date") or datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    new, n = re.subn(r"^## \[Unreleased\][ \t]*$", f"## [{wanted}] - {date}", text, count=1,
+                     flags=re.MULTILINE | re.IGNORECASE)
+    if not n:
+        return Outcome.fail(f"{path}: no '## [Unreleased]' section to release as {wanted}")
+    path.write_text(new, encoding="utf-8")
+    return changelog_section(ctx)
