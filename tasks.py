@@ -30,6 +30,12 @@ def _call(fn: Callable[..., int], *args: Any, **kwargs: Any) -> None:
         code = fn(_root(), *args, **kwargs)
     except RunbookError as exc:
         raise Exit(code=report_error(exc)) from None
+    except BrokenPipeError:   # output piped into `head`: stop quietly
+        import os
+        import sys
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
     if code:
         raise Exit(code=code)
 
@@ -143,9 +149,50 @@ def audit_verify(c: Any, run_id: str | None = None) -> None:
     _call(cli.audit_verify, run_id)
 
 
+@task(name="list", help={"runbook": "only this runbook", "env": "only this environment",
+                         "status": "running|parked|interrupted|failed|succeeded|abandoned",
+                         "operator": "only runs this operator took part in", "since": "2h, 3d or an ISO time",
+                         "until": "an ISO time or 2h", "json": "print JSON"})
+def audit_list(c: Any, runbook: str | None = None, env: str | None = None, status: str | None = None,
+               operator: str | None = None, since: str | None = None, until: str | None = None,
+               json: bool = False) -> None:
+    """List runs newest first: id, runbook, environment, operator, start, duration, outcome, version."""
+    from runbook import cli
+
+    _call(cli.audit_list, runbook, env, status, operator, since, until, as_json=json)
+
+
+@task(name="show", positional=["run_id"], help={"run_id": "the run (any unique prefix)", "json": "print JSON"})
+def audit_show(c: Any, run_id: str, json: bool = False) -> None:
+    """Everything about one run: steps, checks, answers and who gave them, approvals, skips, failures, links."""
+    from runbook import cli
+
+    _call(cli.audit_show, run_id, as_json=json)
+
+
+@task(name="timeline", help={"since": "window start: 2h, 3d or an ISO time (default 2h)", "until": "window end",
+                             "env": "only this environment", "json": "print JSON"})
+def audit_timeline(c: Any, since: str = "2h", until: str | None = None, env: str | None = None,
+                   json: bool = False) -> None:
+    """The events of every run in a window, in time order: one page for an incident."""
+    from runbook import cli
+
+    _call(cli.audit_timeline, since, until, env, as_json=json)
+
+
+@task(name="export", positional=["run_id"], help={"run_id": "the run (any unique prefix)",
+                                                  "format": "md (reads well as a GitHub issue), json or html",
+                                                  "output": "write to this file instead of standard output"})
+def audit_export(c: Any, run_id: str, format: str = "md", output: str | None = None) -> None:
+    """Export a run's report: summary, parameters, timeline, approvals, failures, deviations, links."""
+    from runbook import cli
+
+    _call(cli.audit_export, run_id, format, output)
+
+
 runbook_ns.add_task(resume)
 runbook_ns.add_task(status)
 runbook_ns.add_task(abandon)
 runbook_ns.add_task(unlock)
-audit_ns = Collection("audit", audit_verify)
+audit_ns = Collection("audit", audit_list, audit_show, audit_timeline, audit_export, audit_verify)
 ns.add_collection(audit_ns)

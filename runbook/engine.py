@@ -379,7 +379,8 @@ class Runner:
 
     def record(self, sid: str, key: str, plugin: Plugin, outcome: Outcome, duration: float, flush: bool,
                recovered: str = "") -> None:
-        data = {"step": sid, "item": key, "uses": plugin.name, "passed": outcome.passed, "summary": outcome.summary,
+        data = {"step": sid, "item": key, "uses": plugin.name, "kind": plugin.kind.value,
+                "passed": outcome.passed, "summary": outcome.summary,
                 "evidence": outcome.evidence, "outputs": outcome.outputs, "duration_s": round(duration, 4)}
         if recovered:
             data["recovered"] = recovered

@@ -61,6 +61,6 @@ def test_person_at_a_terminal(tmp_path: Path) -> None:
     assert '"id":"checklist.staging","kind":"manual"' in text and '"source":"interactive"' in text
     assert '"reason":"known issue, tracked in OPS-12"' in text
     assert '"type":"run.interrupted"' in text
-    assert text.count('"item":"ready","uses":"file.contains","passed":false') == 1
-    assert text.count('"item":"ready","uses":"file.contains","passed":true') == 1
+    assert text.count('"item":"ready","uses":"file.contains","kind":"check","passed":false') == 1
+    assert text.count('"item":"ready","uses":"file.contains","kind":"check","passed":true') == 1
     assert invoke("audit.verify", root=root, home=home).returncode == 0

@@ -1,0 +1,343 @@
+"""Audit review, from the journals alone: list, show, timeline and export.
+
+``RunView`` reads one run's records into what a reviewer asks about: steps with start,
+duration and status; every check's summary; prompts with answers and who answered;
+approvals with SHAs; skips with reasons; deviations from the runbook. The index
+(``HOME/index.json``) only speeds up listing: an entry is rebuilt whenever its journal's
+size or modification time changed, and verification never reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import InputError
+from .journal import atomic_write, read_records
+from .store import LocalStore
+
+INDEX_VERSION = 2
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+def parse_since(text: str | None, flag: str = "--since", now: datetime | None = None) -> datetime | None:
+    """``2h``, ``3d``, ``45m`` before now, or an ISO time."""
+    if not text:
+        return None
+    now = now or datetime.now(timezone.utc)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
+    if m:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
+        return now - timedelta(**{unit: float(m.group(1))})
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError([f"<command line>: {text!r} is not a duration (2h, 3d) or an ISO time (at {flag})"]) from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class ItemView:
+    key: str
+    kind: str                     # check | action | manual | approval
+    uses: str = ""
+    passed: bool | None = None
+    skipped: bool = False
+    summary: str = ""
+    reason: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+    time: str = ""
+    recovered: str = ""
+
+
+@dataclass
+class StepView:
+    id: str
+    title: str = ""
+    status: str = "running"
+    started: str = ""
+    finished: str = ""
+    reason: str = ""
+    items: list[ItemView] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float | None:
+        if self.started and self.finished:
+            return (parse_time(self.finished) - parse_time(self.started)).total_seconds()
+        return None
+
+
+@dataclass
+class RunView:
+    run_id: str
+    runbook: str = ""
+    title: str = ""
+    environment: str | None = None
+    status: str = "running"
+    reason: str = ""
+    started: str = ""
+    ended: str = ""
+    operators: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    secret_params: list[str] = field(default_factory=list)
+    digest: str = ""
+    parent: dict[str, Any] | None = None
+    children: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[StepView] = field(default_factory=list)
+    prompts: list[dict[str, Any]] = field(default_factory=list)
+    approvals: list[dict[str, Any]] = field(default_factory=list)
+    deviations: list[dict[str, Any]] = field(default_factory=list)
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    records: int = 0
+
+    @property
+    def version(self) -> str:
+        return str(self.params.get("version", "") or "")
+
+    @property
+    def duration(self) -> float | None:
+        if self.started and self.ended:
+            return (parse_time(self.ended) - parse_time(self.started)).total_seconds()
+        return None
+
+    def summary(self) -> dict[str, Any]:
+        return {"run": self.run_id, "runbook": self.runbook, "environment": self.environment,
+                "operator": self.operators[0] if self.operators else "", "operators": self.operators,
+                "started": self.started, "ended": self.ended, "duration_s": self.duration, "status": self.status,
+                "version": self.version, "reason": self.reason, "parent": self.parent,
+                "children": [c["run"] for c in self.children]}
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["version"] = self.version
+        data["duration_s"] = self.duration
+        for step, view in zip(data["steps"], self.steps):
+            step["duration_s"] = view.duration
+        data.pop("events")
+        return data
+
+
+def view(records: Iterable[dict[str, Any]]) -> RunView:
+    """Read a run's records into a RunView."""
+    run = RunView("")
+    steps: dict[str, StepView] = {}
+    terminal = {"run.succeeded": "succeeded", "run.failed": "failed", "run.parked": "parked",
+                "run.interrupted": "interrupted", "run.abandoned": "abandoned"}
+    for rec in records:
+        run.records += 1
+        kind, data, when = rec.get("type", ""), rec.get("data") or {}, rec.get("time", "")
+        run.events.append(rec)
+        op = rec.get("operator")
+        if op and op not in run.operators:
+            run.operators.append(op)
+        if kind == "run.started":
+            run.run_id = rec.get("run", "")
+            run.runbook, run.title = data.get("runbook", ""), data.get("title", "")
+            run.environment, run.digest = data.get("environment"), data.get("digest", "")
+            run.params = dict(data.get("params") or {})
+            run.secret_params = sorted(data.get("secret_hashes") or {})
+            run.parent, run.started = data.get("parent"), when
+        elif kind == "session.started":
+            run.sessions.append({"time": when, "operator": op, "resume": data.get("resume"), "host": data.get("host")})
+            run.status, run.ended = "running", ""
+        elif kind in terminal:
+            run.status, run.reason, run.ended = terminal[kind], data.get("reason", ""), when
+        elif kind == "step.started":
+            step = steps.setdefault(data["step"], StepView(data["step"]))
+            step.title = data.get("title", step.title)
+            step.started = step.started or when
+            if step not in run.steps:
+                run.steps.append(step)
+        elif kind == "step.finished":
+            step = steps.setdefault(data["step"], StepView(data["step"]))
+            step.status, step.finished, step.reason = data["status"], when, data.get("reason", "")
+            if step not in run.steps:
+                run.steps.append(step)
+            if data["status"] == "skipped" or "on_failure: continue" in data.get("reason", ""):
+                run.deviations.append({"time": when, "kind": "step " + data["status"], "step": data["step"],
+                                       "detail": data.get("reason", "")})
+        elif kind == "item.result":
+            _item(run, steps, data, when)
+        elif kind == "prompt.answered":
+            run.prompts.append({"time": when, "id": data.get("id"), "kind": data.get("kind"),
+                                "question": data.get("question", ""), "answer": data.get("answer"),
+                                "source": data.get("source"), "by": data.get("by", op),
+                                **({"refused": data["refused"]} if data.get("refused") else {})})
+            if data.get("kind") == "approval" and data.get("refused"):
+                run.deviations.append({"time": when, "kind": "approval refused", "step": data["id"].rsplit(".", 1)[0],
+                                       "detail": data["refused"]})
+        elif kind in ("child.started", "child.finished"):
+            found = next((c for c in run.children if c["run"] == data.get("run")), None)
+            if found is None:
+                found = {"run": data.get("run"), "step": data.get("step"), "runbook": data.get("runbook"),
+                         "status": "running"}
+                run.children.append(found)
+            if kind == "child.finished":
+                found["status"] = data.get("status")
+        elif kind == "run.forced":
+            run.deviations.append({"time": when, "kind": "forced resume", "step": "",
+                                   "detail": f"{data.get('reason')} (digest {str(data.get('old_digest'))[:12]} -> "
+                                             f"{str(data.get('digest'))[:12]})"})
+        elif kind == "lock.takeover":
+            run.deviations.append({"time": when, "kind": "lock takeover", "step": "",
+                                   "detail": f"took {data.get('key')!r} from run {data.get('from_run')} "
+                                             f"({data.get('from_operator')}): {data.get('reason')}"})
+        elif kind == "run.offer":
+            run.deviations.append({"time": when, "kind": "on_failure offered", "step": "",
+                                   "detail": f"{data.get('runbook')}: {'accepted' if data.get('accepted') else 'declined'}"})
+        elif kind == "journal.repaired":
+            run.deviations.append({"time": when, "kind": "torn journal tail cut", "step": "",
+                                   "detail": f"{data.get('bytes')} bytes at {data.get('offset')} kept in {data.get('kept_in')}"})
+    return run
+
+
+def _item(run: RunView, steps: dict[str, StepView], data: dict[str, Any], when: str) -> None:
+    step = steps.setdefault(data["step"], StepView(data["step"]))
+    if step not in run.steps:
+        run.steps.append(step)
+    item = next((i for i in step.items if i.key == data["item"]), None)
+    kind = "manual" if data.get("manual") else "approval" if data["item"] == "approval" else data.get("kind", "check")
+    if item is None:
+        item = ItemView(data["item"], kind, data.get("uses", ""))
+        step.items.append(item)
+    elif not data.get("skipped"):
+        run.deviations.append({"time": when, "kind": "retry", "step": data["step"],
+                               "detail": f"{data['item']} ran again after: {item.summary}"})
+    item.attempts += 0 if data.get("skipped") else 1
+    item.passed, item.skipped = data.get("passed"), bool(data.get("skipped"))
+    item.summary, item.reason = data.get("summary", ""), data.get("reason", "")
+    item.evidence, item.outputs, item.time = data.get("evidence") or {}, data.get("outputs") or {}, when
+    item.recovered = data.get("recovered", "")
+    if item.skipped:
+        run.deviations.append({"time": when, "kind": "skipped" if data.get("manual") else "overridden failure",
+                               "step": data["step"], "detail": f"{data['item']}: {item.reason}"})
+    if item.recovered:
+        run.deviations.append({"time": when, "kind": "recovered after interruption", "step": data["step"],
+                               "detail": f"{data['item']} ({item.recovered}): {item.summary}"})
+    if data["item"] == "approval" and data.get("passed"):
+        outputs = item.outputs
+        run.approvals.append({"step": data["step"], "time": when, "approvers": outputs.get("approvers", []),
+                              "head_sha": outputs.get("head_sha", ""), "verified": outputs.get("verified", False),
+                              "summary": item.summary})
+
+
+# -- the index -----------------------------------------------------------------------
+
+class Index:
+    """Summaries of every run, cached in ``HOME/index.json``; never trusted over the journals."""
+
+    def __init__(self, store: LocalStore):
+        self.store = store
+        self.path = store.home / "index.json"
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data.get("runs", {}) if data.get("version") == INDEX_VERSION else {}
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """Every run's summary, rebuilding entries whose journal changed; newest first."""
+        cached = self._load()
+        fresh: dict[str, Any] = {}
+        changed = False
+        for run_id in self.store.run_ids():
+            path = self.store.journal_path(run_id)
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                continue
+            stamp = [st.st_size, st.st_mtime_ns]
+            entry = cached.get(run_id)
+            if entry is None or entry.get("stamp") != stamp:
+                entry = {"stamp": stamp, "summary": view(read_records(path)).summary()}
+                changed = True
+            fresh[run_id] = entry
+        if changed or set(fresh) != set(cached):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, json.dumps({"version": INDEX_VERSION, "runs": fresh}).encode(), durable=False)
+        return [fresh[r]["summary"] for r in sorted(fresh, reverse=True)]
+
+
+def select(summaries: list[dict[str, Any]], runbook: str | None = None, env: str | None = None,
+           status: str | None = None, operator: str | None = None, since: datetime | None = None,
+           until: datetime | None = None) -> list[dict[str, Any]]:
+    out = []
+    for s in summaries:
+        if runbook and s["runbook"] != runbook:
+            continue
+        if env and s["environment"] != env:
+            continue
+        if status and s["status"] != status:
+            continue
+        if operator and operator not in s["operators"]:
+            continue
+        started = parse_time(s["started"]) if s["started"] else None
+        ended = parse_time(s["ended"]) if s["ended"] else datetime.now(timezone.utc)
+        if since and ended < since:
+            continue
+        if until and started and started > until:
+            continue
+        out.append(s)
+    return out
+
+
+def load_view(store: LocalStore, run_id: str) -> RunView:
+    return view(store.records(store.find(run_id)))
+
+
+def timeline(store: LocalStore, since: datetime | None, until: datetime | None = None,
+             env: str | None = None) -> list[dict[str, Any]]:
+    """Every event of every run in the window, in time order."""
+    runs = select(Index(store).summaries(), env=env, since=since, until=until)
+    events = []
+    for s in runs:
+        for rec in store.records(s["run"]):
+            t = parse_time(rec["time"])
+            if (since and t < since) or (until and t > until):
+                continue
+            events.append({"time": rec["time"], "run": rec["run"], "runbook": s["runbook"],
+                           "environment": s["environment"], "operator": rec.get("operator"), "type": rec["type"],
+                           "text": describe(rec)})
+    return sorted(events, key=lambda e: (e["time"], e["run"]))
+
+
+def describe(rec: dict[str, Any]) -> str:
+    """One readable line for a journal record."""
+    d = rec.get("data") or {}
+    kind = rec.get("type", "")
+    if kind == "run.started":
+        return f"started {d.get('runbook')} in {d.get('environment') or '-'} {_params(d.get('params') or {})}"
+    if kind == "session.started":
+        return "resumed" if d.get("resume") else "session started"
+    if kind == "step.started":
+        return f"step {d.get('step')} started: {d.get('title', '')}"
+    if kind == "step.finished":
+        return f"step {d.get('step')} {d.get('status')}" + (f": {d['reason']}" if d.get("reason") else "")
+    if kind == "item.intent":
+        return f"{d.get('step')}.{d.get('item')}: about to run {d.get('uses')}"
+    if kind == "item.result":
+        mark = "skipped" if d.get("skipped") else "ok" if d.get("passed") else "FAILED"
+        extra = f" (reason: {d['reason']})" if d.get("reason") else ""
+        return f"{d.get('step')}.{d.get('item')} {mark}: {d.get('summary', '')}{extra}"
+    if kind == "prompt.answered":
+        return f"{d.get('id')} answered {json.dumps(d.get('answer'), sort_keys=True)} by {d.get('by')} ({d.get('source')})"
+    if kind in ("child.started", "child.finished"):
+        return f"linked run {d.get('run')} ({d.get('runbook') or ''}) {d.get('status', 'started')}"
+    return f"{kind}" + (f": {d['reason']}" if d.get("reason") else "")
+
+
+def _params(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in params.items())
