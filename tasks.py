@@ -196,3 +196,51 @@ runbook_ns.add_task(abandon)
 runbook_ns.add_task(unlock)
 audit_ns = Collection("audit", audit_list, audit_show, audit_timeline, audit_export, audit_verify)
 ns.add_collection(audit_ns)
+
+
+@task(name="up", help={"scenario": "healthy (default), bad-release, slow-rollout, stale-approval, failing-rollout"})
+def sandbox_up(c: Any, scenario: str = "healthy") -> None:
+    """Start the sandbox: MenoTime's production on loopback (AWS, GitHub, the app, its repo, the pipeline)."""
+    from runbook import cli
+
+    _call(cli.sandbox_up, scenario)
+
+
+@task(name="down")
+def sandbox_down(c: Any) -> None:
+    """Stop the sandbox (exactly the processes it recorded)."""
+    from runbook import cli
+
+    _call(cli.sandbox_down)
+
+
+@task(name="status", help={"json": "print JSON"})
+def sandbox_status(c: Any, json: bool = False) -> None:
+    """What the sandbox runs where, and which version the service serves."""
+    from runbook import cli
+
+    _call(cli.sandbox_status, as_json=json)
+
+
+@task(name="reset", help={"scenario": "the scenario of the fresh world"})
+def sandbox_reset(c: Any, scenario: str = "healthy") -> None:
+    """Throw the sandbox's world away and start a fresh one."""
+    from runbook import cli
+
+    _call(cli.sandbox_reset, scenario)
+
+
+@task(name="review", positional=["pr"], help={"pr": "pull request number", "as": "the sandbox reviewer's login",
+                                              "approve": "approve the current head",
+                                              "request_changes": "request changes"})
+def sandbox_review(c: Any, pr: int, as_: str = "", approve: bool = False, request_changes: bool = False) -> None:
+    """Review a sandbox pull request as one of its reviewers (eng-lead, devops-lead, product-manager, ...)."""
+    from runbook import cli
+
+    if approve == request_changes:
+        raise Exit("give exactly one of --approve and --request-changes", code=2)
+    _call(cli.sandbox_review, pr, as_, approve)
+
+
+sandbox_ns = Collection("sandbox", sandbox_up, sandbox_down, sandbox_status, sandbox_reset, sandbox_review)
+ns.add_collection(sandbox_ns)

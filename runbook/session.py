@@ -81,7 +81,32 @@ class Session:
         return Chain(prompters, self.person)
 
     def environment(self, name: str | None) -> Environment | None:
-        return load_environment(self.project, name) if name else None
+        """Load an environment; a sandbox environment brings the sandbox up and applies its overlay."""
+        env = load_environment(self.project, name) if name else None
+        if env is not None and isinstance(env.data.get("sandbox"), dict):
+            self.sandbox(env)
+        return env
+
+    def sandbox(self, env: Environment) -> None:
+        """Bring the sandbox up (never for validate, show or --dry-run, which do not come here)."""
+        from .sandbox import control
+
+        spec = env.data["sandbox"]
+        scenario = os.environ.get("RUNBOOK_SANDBOX_SCENARIO") or spec.get("scenario", "healthy")
+        state = control.running(self.store.home)
+        if state is None:
+            if self.console is not None:
+                self.console.line(f"Starting the sandbox (scenario {scenario}) under {self.store.home}/sandbox ...")
+            state = control.up(self.store.home, scenario, review_delay=float(spec.get("review_delay", 1)))
+        env.overlay = control.overlay(self.store.home)
+        operator_token = next(t for t, login in state["github"]["tokens"].items()
+                              if login == state["github"]["operator"])
+        for section, value in (("github", operator_token), ("api", "sandbox-api-token")):
+            var = (env.data.get(section) or {}).get("token_env")
+            if var:
+                os.environ.setdefault(var, value)
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 
     def params(self, specs: dict[str, Any], chain: Chain, stored: dict[str, Any] | None = None,
                secret_hashes: dict[str, str] | None = None) -> Params:
