@@ -21,6 +21,9 @@ from ..errors import ExternalError, UsageError
 from ..identity import alive
 
 
+_STARTED: dict[int, subprocess.Popen] = {}   # supervisors this process started (reaped by down())
+
+
 def folder(home: Path) -> Path:
     return Path(home) / "sandbox"
 
@@ -60,22 +63,25 @@ def up(home: Path, scenario: str = "healthy", timeout: float = 90.0, review_dela
     if where.exists():
         shutil.rmtree(where)          # crashed or stopped: start from a clean world
     where.mkdir(parents=True)
-    log = open(where / "supervisor.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "runbook.sandbox.server", "--folder", str(where),
-                             "--scenario", scenario, "--review-delay", str(review_delay)],
-                            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-                            cwd=str(where))
+    with open(where / "supervisor.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "runbook.sandbox.server", "--folder", str(where),
+                                 "--scenario", scenario, "--review-delay", str(review_delay)],
+                                stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+                                cwd=str(where))
+    _STARTED[proc.pid] = proc
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         state = read_state(home)
         if state and state.get("ready"):
             return state
         if proc.poll() is not None:
+            _STARTED.pop(proc.pid, None)
             tail = (where / "supervisor.log").read_text(errors="replace")[-800:]
             raise ExternalError("sandbox.up", f"the sandbox stopped while starting (exit {proc.returncode})",
                                 f"see {where / 'supervisor.log'}: {tail.strip().splitlines()[-1:] or ''}")
         time.sleep(0.1)
     proc.terminate()
+    reap(proc.pid)
     raise ExternalError("sandbox.up", f"not ready after {timeout:.0f} s", f"see {where / 'supervisor.log'}")
 
 
@@ -92,11 +98,23 @@ def down(home: Path, timeout: float = 20.0) -> bool:
             time.sleep(0.05)
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
+    reap(pid)
     try:
         (folder(home) / "state.json").unlink()
     except FileNotFoundError:
         pass
     return True
+
+
+def reap(pid: int) -> None:
+    """Collect a supervisor this process started, so it leaves no zombie."""
+    proc = _STARTED.pop(pid, None)
+    if proc is not None:
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def reset(home: Path, scenario: str = "healthy") -> dict[str, Any]:
