@@ -17,7 +17,7 @@ from .engine import LockRef, Runner
 from .errors import CheckFailed, ExitCode, InputError, Interrupted, LockHeld, Parked, UsageError
 from .locks import Fenced, Holder
 from .params import Params, check_value, env_var, resolve
-from .plan import Environment, Plan, Resolver, load_environment
+from .plan import Environment, Plan, Resolver, load_environment, merge
 from .plugins import Registry, load as load_plugins
 from .project import Project, state_home
 from .prompts import AnswersPrompter, Chain, Prompt, YesPrompter
@@ -70,6 +70,7 @@ class Session:
 
         self.operator = operator()
         self.redactor = Redactor()
+        self._env: Environment | None = None
 
     # -- stages ------------------------------------------------------------------------
     def chain(self, env: Environment | None) -> Chain:
@@ -85,6 +86,7 @@ class Session:
         env = load_environment(self.project, name) if name else None
         if env is not None and isinstance(env.data.get("sandbox"), dict):
             self.sandbox(env)
+        self._env = env
         return env
 
     def sandbox(self, env: Environment) -> None:
@@ -154,8 +156,13 @@ class Session:
                 return str(exc)
             return None
         desc = spec.get("description") or name
+        default = spec.get("default")
+        if spec.get("suggest") == "next-release" and self._env is not None:
+            from .suggest import next_release
+
+            default = next_release(merge(self._env.data, self._env.overlay)) or default
         prompt = Prompt(f"params.{name}", "param", f"{desc} ({name}):", secret=bool(spec.get("secret")),
-                        default=spec.get("default"), validate=validate)
+                        default=default, validate=validate)
         answer = chain.interactive.answer(prompt) or {}
         return check_value(spec, answer.get("value"))
 
