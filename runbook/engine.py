@@ -646,6 +646,16 @@ class _ReadOnly:
         out = self._state.outputs(step, item)
         return dict(out) if out is not None else None
 
+    def summaries(self) -> list[dict[str, Any]]:
+        """Every item result so far, in order: step, item, passed, skipped, summary."""
+        out = []
+        for sid, step in self._state.steps.items():
+            for key, item in step.items.items():
+                if item.result is not None:
+                    out.append({"step": sid, "item": key, "passed": bool(item.result.get("passed")),
+                                "skipped": bool(item.result.get("skipped")), "summary": item.result.get("summary", "")})
+        return out
+
 
 class _null_wait:
     def __enter__(self) -> Callable[[str], None]:
