@@ -328,8 +328,11 @@ def create_branch(ctx: Context) -> Outcome:
     try:
         name = g.safe_ref(ctx.args["name"], "branch")
         start = g.safe_ref(ctx.args["from"], "branch")
+        g.git(["fetch", "--quiet", "origin"], repo, check=False)
         if g.rev(repo, f"refs/remotes/origin/{name}") is not None:
-            return Outcome.fail(f"branch {name} already exists on origin; choose another version or delete it")
+            g.git(["checkout", "--quiet", "-b", name, "--track", f"origin/{name}"], repo)
+            sha = g.out(["rev-parse", "HEAD"], repo)
+            return Outcome.ok(f"{name} already exists on origin: checked it out at {sha[:12]}", {"sha": sha}, sha=sha)
         base = f"origin/{start}" if g.rev(repo, f"refs/remotes/origin/{start}") else start
         g.git(["checkout", "--quiet", "-b", name, base], repo)
         sha = g.out(["rev-parse", "HEAD"], repo)

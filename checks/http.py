@@ -41,6 +41,8 @@ def lookup(data: Any, dotted: str) -> Any:
            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
            "body": {"type": "string"},
            "json_body": {},
+           "json_body_env": {"type": "object", "additionalProperties": {"type": "string"},
+                             "description": "JSON body fields read from environment variables (passwords)"},
            "bearer_token_env": {"type": "string", "description": "environment variable holding a bearer token"},
            "timeout": {"type": "number", "exclusiveMinimum": 0}},
            "required": ["url"]},
@@ -57,8 +59,13 @@ def request(ctx: Context) -> Outcome:
     url = args["url"]
     headers = dict(args.get("headers") or {})
     data: bytes | None = None
-    if "json_body" in args:
-        data = json.dumps(args["json_body"]).encode()
+    if "json_body" in args or "json_body_env" in args:
+        body = dict(args.get("json_body") or {})
+        for field, var in (args.get("json_body_env") or {}).items():
+            if not os.environ.get(var):
+                return Outcome.fail(f"{method} {url}: environment variable {var} (for {field}) is not set")
+            body[field] = os.environ[var]
+        data = json.dumps(body).encode()
         headers.setdefault("Content-Type", "application/json")
     elif "body" in args:
         data = args["body"].encode()

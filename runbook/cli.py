@@ -482,6 +482,16 @@ def export_data(store: Any, run_id: str) -> tuple[Any, str, dict[str, Any], list
     return run, verified, links, related, edges
 
 
+def export_markdown(store: Any, run_id: str) -> str:
+    """A run's Markdown report."""
+    from . import report
+    from .review import describe
+
+    run, verified, links, _, _ = export_data(store, run_id)
+    events = [f"{e['time'][11:19]} {e.get('operator', '')}: {describe(e)}" for e in run.events]
+    return report.markdown(run, verified, events, links)
+
+
 def audit_export(root: Path, run_id: str, fmt: str = "md", output: str | None = None,
                  out: TextIO = sys.stdout) -> int:
     """`invoke audit.export RUN_ID --format md|json|html [--output F]`."""

@@ -35,6 +35,10 @@ class StepFailed(RunbookError):
     """A step could not complete; the run fails unless the step says ``on_failure: continue``."""
 
 
+class _Declined(Exception):
+    """An offered linked run was declined: the step is skipped, not failed."""
+
+
 class _VerifiedDone(Exception):
     """After an interruption, the step's verify checks show its actions took effect."""
 
@@ -173,6 +177,10 @@ class Runner:
                 self.run_approval(step)
             elif kind is StepKind.RUN:
                 self.run_child(step)
+        except _Declined as exc:
+            self.emit(Event.STEP_FINISHED, {"step": sid, "status": StepStatus.SKIPPED.value, "reason": str(exc)})
+            self.flush(anchor=True)
+            return
         except StepFailed as exc:
             if step.get("on_failure") == "continue":
                 self.emit(Event.STEP_FINISHED, {"step": sid, "status": StepStatus.FAILED.value,
@@ -291,6 +299,8 @@ class Runner:
             outcome = self.call(step, key, plugin, item, deadline)
             if outcome.passed:
                 return
+            if outcome.outputs.get("park"):
+                raise Parked(f"{sid}.{key}: {outcome.summary}")
             if deadline is not None and time.monotonic() > deadline:
                 raise StepFailed(f"step {sid} timed out after {step['timeout']} s ({key}: {outcome.summary})")
             if tries < attempts:
@@ -348,7 +358,8 @@ class Runner:
                        checkout=self.store.run_dir(self.run_id) / "work" / "checkout",
                        operator=self.operator, run_id=self.run_id, item=item,
                        history=History(self.store, exclude=self.run_id),
-                       env_name=self.plan.env.name if self.plan.env else "")
+                       env_name=self.plan.env.name if self.plan.env else "",
+                       step_started=self.state.steps[step["id"]].started if step["id"] in self.state.steps else "")
 
     def call(self, step: dict[str, Any], key: str, plugin: Plugin, item: dict[str, Any],
              deadline: float | None) -> Outcome:
@@ -519,6 +530,12 @@ class Runner:
     # -- linked runs -------------------------------------------------------------------
     def run_child(self, step: dict[str, Any]) -> None:
         sid = step["id"]
+        if step.get("confirm") and sid not in self.state.children:
+            prompt = Prompt(f"{sid}.confirm", "confirm", self.render(step["confirm"], sid))
+            answered = self.state.prompts.get(prompt.id)
+            answer = answered["answer"] if answered else self.ask(prompt)
+            if not answer.get("done"):
+                raise _Declined(f"declined: {prompt.text}")
         spec = self.resolve(step["run"], sid)
         status = self.linked_run(sid, spec["runbook"], spec.get("with") or {})
         if status is Status.PARKED:

@@ -54,3 +54,9 @@ class History:
 
     def run(self, run_id: str) -> RunSummary:
         return summarize(self._store.state(self._store.find(run_id)))
+
+    def markdown(self, run_id: str) -> str:
+        """A run's Markdown report (what `invoke audit.export RUN_ID --format md` writes)."""
+        from .cli import export_markdown
+
+        return export_markdown(self._store, self._store.find(run_id))

@@ -95,6 +95,8 @@ class Plan:
             if kind is StepKind.APPROVAL:
                 out.append(PromptId(f"{sid}.approval", "approval", step.get("title") or "approval"))
                 continue
+            if kind is StepKind.RUN and "confirm" in step:
+                out.append(PromptId(f"{sid}.confirm", "confirm", str(step["confirm"])))
             if kind is not StepKind.TASK:
                 continue
             for section, _, item in items_of(step):

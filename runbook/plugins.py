@@ -67,6 +67,7 @@ class Context:
     item: Mapping[str, Any] = field(default_factory=dict)
     history: Any = None           # runbook.history.History: other runs' journals, read-only
     env_name: str = ""
+    step_started: str = ""        # ISO time the current step first started (survives resumes)
 
     def path(self, value: str | None) -> Path:
         """A path argument: relative paths are relative to the project root."""

@@ -242,6 +242,8 @@ class _RunbookRules:
                      key=True)
         if kind is not StepKind.TASK:
             for key in task_keys:
+                if key == "confirm" and kind is StepKind.RUN:
+                    continue   # a linked run may be offered: declining skips the step
                 if key in step:
                     self.err(base + (key,), f"'{key}:' cannot be combined with '{kind.value}:' in one step; "
                                             f"use a separate step", key=True)

@@ -1,0 +1,55 @@
+"""runs.output: read an output another run recorded in its journal (read-only).
+
+A rollback reads what its release recorded: the merge commit to revert, whether the
+release changed migrations. ``run`` is a run id (any unique prefix); ``item`` is
+``STEP.ITEM``; ``field`` the output's name.
+"""
+
+from __future__ import annotations
+
+from runbook.errors import RunbookError
+from runbook.plugins import Context, Outcome, check
+
+_MISSING = object()
+
+
+@check("runs.output",
+       args={"properties": {"run": {"type": "string", "minLength": 1}, "item": {"type": "string", "minLength": 3},
+                            "field": {"type": "string", "minLength": 1}, "expected": {},
+                            "label": {"type": "string"}},
+             "required": ["run", "item", "field"]},
+       outputs={"type": "object", "properties": {"value": {}, "run": {"type": "string"}}})
+def output(ctx: Context) -> Outcome:
+    """Pass when the run recorded `item`.`field` (and it equals `expected`, when given)."""
+    if ctx.history is None:
+        return Outcome.fail("no run history is available to this check")
+    try:
+        run = ctx.history.run(ctx.args["run"])
+    except RunbookError as exc:
+        return Outcome.fail(f"run {ctx.args['run']!r}: {exc}")
+    outputs = run.outputs.get(ctx.args["item"])
+    value = (outputs or {}).get(ctx.args["field"], _MISSING)
+    label = ctx.args.get("label") or f"{ctx.args['item']}.{ctx.args['field']} of run {run.run_id}"
+    evidence = {"run": run.run_id, "runbook": run.runbook, "item": ctx.args["item"], "field": ctx.args["field"]}
+    if value is _MISSING:
+        return Outcome.fail(f"{label}: run {run.run_id} ({run.runbook}, {run.status}) recorded no such output "
+                            f"(see `invoke audit.show {run.run_id}`)", evidence, run=run.run_id)
+    if "expected" in ctx.args and value != ctx.args["expected"]:
+        return Outcome.fail(f"{label}: expected {ctx.args['expected']!r}, found {value!r}", {**evidence, "value": value},
+                            value=value, run=run.run_id)
+    return Outcome.ok(f"{label}: {value!r}", {**evidence, "value": value}, value=value, run=run.run_id)
+
+
+@check("runs.report",
+       args={"properties": {"run": {"type": "string", "minLength": 1}}, "required": ["run"]},
+       outputs={"type": "object", "properties": {"markdown": {"type": "string"}, "run": {"type": "string"}}})
+def report(ctx: Context) -> Outcome:
+    """The Markdown report of a run (its incident timeline), for an issue body."""
+    if ctx.history is None:
+        return Outcome.fail("no run history is available to this check")
+    try:
+        text = ctx.history.markdown(ctx.args["run"])
+    except RunbookError as exc:
+        return Outcome.fail(f"run {ctx.args['run']!r}: {exc}")
+    return Outcome.ok(f"report of run {ctx.args['run']}: {len(text.splitlines())} lines", {"lines": len(text.splitlines())},
+                      markdown=ctx.redact(text), run=ctx.args["run"])
