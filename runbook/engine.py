@@ -88,6 +88,8 @@ class Runner:
         rec = {"time": utcnow(), "run": self.run_id, "operator": self.operator, "type": kind.value,
                "data": self.redactor.data(data)}
         self._buffer.append(rec)
+        if self.console is not None:
+            self.console.event(rec)
         if flush:
             self.flush()
 
@@ -97,8 +99,6 @@ class Runner:
             self._buffer = []
             for rec in written:
                 apply(self.state, rec)
-                if self.console is not None:
-                    self.console.event(rec)
         if anchor:
             self.store.ledger.append({"type": "run.anchor", "run": self.run_id, "length": self._journal.length,
                                       "head": self._journal.head})
@@ -553,21 +553,21 @@ class Runner:
         child_plan = self.make_plan(runbook, given)
         if known:
             child_id = known["run"]
-            child = self.child_runner(child_plan, child_id)
+            child = self.child_runner(child_plan, child_id, sid)
             child.open(create=False, records=self.store.records(child_id))
             child.session(resume=True)
         else:
             child_id = new_run_id()
             self.emit(Event.CHILD_STARTED, {"step": sid, "run": child_id, "runbook": runbook}, flush=True)
-            child = self.child_runner(child_plan, child_id)
+            child = self.child_runner(child_plan, child_id, sid)
             child.start(parent={"run": self.run_id, "step": sid})
         status = child.execute()
         self.emit(Event.CHILD_FINISHED, {"step": sid, "run": child_id, "status": status.value}, flush=True)
         return status
 
-    def child_runner(self, plan: Plan, run_id: str) -> "Runner":
-        return Runner(plan, self.store, self.registry, self.prompter, self.operator, run_id, self.redactor,
-                      self.lock, self.root, self.console, self.make_plan)
+    def child_runner(self, plan: Plan, run_id: str, link: str) -> "Runner":
+        return Runner(plan, self.store, self.registry, self.prompter.scoped(link), self.operator, run_id,
+                      self.redactor, self.lock, self.root, self.console, self.make_plan)
 
     def offer_on_failure(self) -> None:
         """Offer the runbook's on_failure runbook when the failure came after its ``after`` step."""

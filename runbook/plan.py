@@ -83,6 +83,7 @@ class Plan:
     includes: dict[str, Path]
     plugins: dict[str, str]
     digest: str = ""
+    linked: dict[str, list["PromptId"]] = field(default_factory=dict)   # link -> the linked runbook's prompts
 
     def prompts(self) -> list[PromptId]:
         """Every prompt id an answers file can use, in the order they would be asked."""
@@ -110,6 +111,8 @@ class Plan:
                                         f"{item['uses']} failed: retry, skip with a reason, or abort"))
             if "confirm" in step and not any(p.id == f"{sid}.confirm" for p in out):
                 out.append(PromptId(f"{sid}.confirm", "confirm", str(step["confirm"])))
+        for link, prompts in self.linked.items():
+            out.extend(PromptId(f"{link}/{p.id}", p.kind, p.text) for p in prompts if p.id != "run.takeover")
         out.append(PromptId("run.force", "run", "resume although the plan changed (with a reason)"))
         if self.emergency:
             out.append(PromptId("run.takeover", "run", "take the lock over from a live holder (with a reason)"))
@@ -153,7 +156,8 @@ class Resolver:
             raise InputError(diags)
         return checked
 
-    def plan(self, path: Path, env: Environment | None, params: Params, require_env: bool = True) -> Plan:
+    def plan(self, path: Path, env: Environment | None, params: Params, require_env: bool = True,
+             depth: int = 0) -> Plan:
         """Resolve a validated runbook; env references need an environment when ``require_env``."""
         checked = self.check(path)
         data = checked.data
@@ -186,7 +190,24 @@ class Resolver:
             plugins={name: self.registry[name].version for name in used},
         )
         plan.digest = digest(plan)
+        plan.linked = self._linked(plan, depth)
         return plan
+
+    def _linked(self, plan: Plan, depth: int) -> dict[str, list[PromptId]]:
+        """The prompts of the runbooks this plan may start (run: steps, on_failure), a few levels deep."""
+        if depth >= 3:
+            return {}
+        links = {s["id"]: s["run"]["runbook"] for s in plan.steps if s.get("kind") == StepKind.RUN.value}
+        if plan.on_failure:
+            links["run.on_failure"] = plan.on_failure["runbook"]
+        out: dict[str, list[PromptId]] = {}
+        for link, name in links.items():
+            path = self.project.find_runbook(str(name), near=plan.file.parent)
+            if path is None:
+                continue
+            child = self.plan(path, plan.env, Params(), require_env=False, depth=depth + 1)
+            out[link] = [p for p in child.prompts() if p.id not in ("run.force", "run.environment")]
+        return out
 
     def _steps(self, checked: Checked, scope: "_Scope", env: Environment | None,
                diags: list[Diagnostic]) -> list[dict[str, Any]]:

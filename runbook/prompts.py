@@ -115,12 +115,37 @@ class ScriptedPrompter:
         return {p.id: a for p in prompts if (a := self.answer(p)) is not None}
 
 
+class Scoped:
+    """A linked run's view of a prompter: its prompt ids are looked up as ``LINK/ID``."""
+
+    def __init__(self, inner: Any, prefix: str):
+        self.inner = inner
+        self.prefix = prefix
+        self.source = inner.source
+
+    def _scoped(self, prompt: Prompt) -> Prompt:
+        import dataclasses
+
+        return dataclasses.replace(prompt, id=f"{self.prefix}/{prompt.id}")
+
+    def answer(self, prompt: Prompt) -> Answer | None:
+        return self.inner.answer(self._scoped(prompt))
+
+    def checklist(self, prompts: list[Prompt]) -> dict[str, Answer]:
+        got = self.inner.checklist([self._scoped(p) for p in prompts])
+        return {k.split("/", 1)[1] if k.startswith(self.prefix + "/") else k: v for k, v in got.items()}
+
+
 class Chain:
     """Asks each prompter in turn; parks when none can answer."""
 
     def __init__(self, prompters: Sequence[Any], interactive: Any = None):
         self.prompters = list(prompters)
         self.interactive = interactive
+
+    def scoped(self, link: str) -> "Chain":
+        """The chain a linked run started at ``link`` uses (answers files address it as LINK/ID)."""
+        return Chain([p if isinstance(p, YesPrompter) else Scoped(p, link) for p in self.prompters], self.interactive)
 
     @property
     def has_person(self) -> bool:

@@ -103,8 +103,10 @@ class Session:
         env.overlay = control.overlay(self.store.home)
         operator_token = next(t for t, login in state["github"]["tokens"].items()
                               if login == state["github"]["operator"])
-        for section, value in (("github", operator_token), ("api", "sandbox-api-token")):
-            var = (env.data.get(section) or {}).get("token_env")
+        api = env.data.get("api") or {}
+        for var, value in (((env.data.get("github") or {}).get("token_env"), operator_token),
+                           (api.get("token_env"), "sandbox-api-token"),
+                           (api.get("login_password_env"), "sandbox-password")):
             if var:
                 os.environ.setdefault(var, value)
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")

@@ -456,7 +456,7 @@ class MenoTimeWorld:
             "alb": {"load_balancer": self.load_balancer, "target_group": self.target_group,
                     "health_check_interval": 30},
             "logs": {"group": self.log_group},
-            "monitoring": {"window": 600, "interval": 60, "error_rate_percent": 1.0, "latency_ms": 500,
+            "monitoring": {"period": 60, "window": 600, "interval": 60, "error_rate_percent": 1.0, "latency_ms": 500,
                            "latency_statistic": "Average", "datapoints": 2, "evaluation_periods": 5,
                            "alarm_prefix": "menotime-api-prod", "error_log_pattern": "ERROR",
                            "max_error_logs": 0},
