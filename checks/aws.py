@@ -643,8 +643,12 @@ def ecs_rollback_target(ctx: Context) -> Outcome:
       even when the wait fails).
 
     The newest such run whose deployed task definition is the service's current one
-    names the target (its pre-release one, when that differs from the current). Without
-    one, the check fails and lists the family's ACTIVE revisions (``candidates``: image,
+    names the target (its pre-release one, when that differs from the current). When
+    instead the newest release that recorded a deployment left the service on what was
+    live before it (it deployed something else, or it failed: the circuit breaker rolled
+    back), there is nothing to roll back and the check says so rather than reaching for
+    an older release. A succeeded release that redeployed the live revision is skipped.
+    Without any of these, the check fails and lists the family's ACTIVE revisions (``candidates``: image,
     digest, registration time, which run they were live before) for the operator to
     choose; the choice comes back as ``target`` and is validated: same family, ACTIVE,
     not the current one. Either way it warns when target and current share an image
@@ -663,13 +667,22 @@ def ecs_rollback_target(ctx: Context) -> Outcome:
     release_step = str(ctx.args.get("release_step") or "record-live.live")
     deployed_step = str(ctx.args.get("deployed_step") or "deploy-wait.current")
     runs = ctx.history.runs(runbook=runbook, env=ctx.env_name or None) if ctx.history is not None else []
+    undone = None
     for run in runs:
         deployed = str((run.outputs.get(deployed_step) or {}).get("task_definition") or "")
         before = str((run.outputs.get(release_step) or {}).get("task_definition") or "")
-        if before and aws.same_task_definition(deployed, current["task_definition"]) and \
-                not aws.same_task_definition(before, current["task_definition"]):
+        if not before:
+            continue
+        now_live = current["task_definition"]
+        if aws.same_task_definition(deployed, now_live) and not aws.same_task_definition(before, now_live):
             return _journal_target(ctx, current, before, run, base)
+        if deployed and aws.same_task_definition(before, now_live) and \
+                (not aws.same_task_definition(deployed, before) or run.status != "succeeded"):
+            undone = run     # this release did not stick: the service is back on what was live before it
+            break
     candidates = _candidates(ctx, family, current, runs, release_step, int(ctx.args.get("max_candidates") or 10))
+    if undone is not None:
+        return _already_rolled_back(ctx, current, undone, deployed_step, base, candidates)
     listed = "; ".join(f"{c['family_revision']} ({c['image'].rsplit('/', 1)[-1]}, registered "
                        f"{c['registered_at'] or '?'}"
                        + (f", live before run {c['live_before_run']}" if c["live_before_run"] else "") + ")"
@@ -684,6 +697,19 @@ def ecs_rollback_target(ctx: Context) -> Outcome:
                           "one\": it may never have been deployed)", evidence,
                    {**base, "target": "", "family_revision": "", "image": "", "image_digest": "", "source": "",
                     "release_run": "", "warnings": [], "candidates": candidates})
+
+
+def _already_rolled_back(ctx: Context, current: dict[str, Any], run: Any, deployed_step: str,
+                         base: dict[str, Any], candidates: list[dict[str, Any]]) -> Outcome:
+    deployed = aws.family_revision(str(run.outputs[deployed_step]["task_definition"]))
+    return Outcome(False, f"nothing to roll back: the service runs {current['family_revision']} again, the task "
+                          f"definition live before release run {run.run_id} (which deployed {deployed} and "
+                          f"{run.status}): the deployment circuit breaker or someone already rolled it back. To go "
+                          "further back, pass the chosen revision as `target`",
+                   {"release_run": run.run_id, "release_status": run.status, "current": _td_outputs(current),
+                    "candidates": candidates},
+                   {**base, "target": "", "family_revision": "", "image": "", "image_digest": "", "source": "",
+                    "release_run": run.run_id, "warnings": [], "candidates": candidates})
 
 
 def _journal_target(ctx: Context, current: dict[str, Any], before: str, run: Any, base: dict[str, Any]) -> Outcome:

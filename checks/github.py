@@ -335,7 +335,8 @@ WORKFLOW = {"type": "string", "description": "the workflow's file name, e.g. dep
        args={"properties": {"head_sha": STR, "workflow": WORKFLOW, "branch": STR, "event": STR},
              "required": ["head_sha"]},
        outputs={"type": "object", "properties": {"run_id": INT, "status": STR, "html_url": STR,
-                                                 "conclusion": {"type": ["string", "null"]}}})
+                                                 "conclusion": {"type": ["string", "null"]},
+                                                 "final": {"type": "boolean"}}})
 @_guard
 def workflow_run(ctx: Context) -> Outcome:
     """Pass when the latest workflow run for the commit concluded success (use ``wait:`` to poll)."""
@@ -364,7 +365,8 @@ def workflow_run(ctx: Context) -> Outcome:
                               f"{run.html_url}", evidence, outputs)
     if run.conclusion != "success":
         return Outcome(False, f"expected run {run.id} of {what} for {sha[:7]} to succeed, it concluded "
-                              f"{run.conclusion}; see its logs: {run.html_url}", evidence, outputs)
+                              f"{run.conclusion}; see its logs: {run.html_url}", evidence,
+                       {**outputs, "final": True})   # a concluded run will not change: stop polling
     return Outcome(True, f"run {run.id} of {what} for {sha[:7]} succeeded: {run.html_url}", evidence, outputs)
 
 

@@ -431,7 +431,7 @@ class Runner:
             if self.console is not None else _null_wait()
         with waiting as update:
             tries = 1
-            while not outcome.passed and time.monotonic() + interval <= end:
+            while not outcome.passed and not outcome.outputs.get("final") and time.monotonic() + interval <= end:
                 time.sleep(interval)
                 outcome = self.invoke(plugin, ctx)
                 tries += 1

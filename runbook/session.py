@@ -293,7 +293,8 @@ class Session:
         if status is Status.SUCCEEDED and runner.lock.key is not None and runner.lock.owner == runner.run_id:
             self.store.locks.release(runner.lock.key, runner.run_id)
         if self.console is not None:
-            self.console.summary(runner.run_id, status.value, reason or runner.state.reason, runner.plan.name)
+            shown = reason or (runner.state.reason if status is not Status.SUCCEEDED else "")
+            self.console.summary(runner.run_id, status.value, shown, runner.plan.name)
         if status is Status.INTERRUPTED:
             raise Interrupted(f"run {runner.run_id} saved; resume with `invoke runbook.resume {runner.run_id}`")
         return EXIT[status]

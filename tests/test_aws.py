@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import pytest
 
 from runbook import aws
-from runbook.history import History
+from runbook.history import History, RunSummary
 from runbook.plugins import Context, Outcome, load
 from runbook.redact import Redactor
 from runbook.standins.ecs import (AwsStandIn, MenoTimeWorld, loopback_client, push_image, put_alb_metrics, put_logs,
@@ -227,6 +227,40 @@ def test_rollback_target_from_a_release_journal(world: MenoTimeWorld, tmp_path: 
     assert f"live before release run {release.run_id}" in found.summary
     elsewhere = Context(args={}, env=world.env("sim"), root=REPO, env_name="staging", history=history)
     assert not load()["aws.ecs_rollback_target"].func(elsewhere).passed   # another environment's runs don't count
+
+
+class Runs:
+    """A read-only history of hand-written release summaries (newest first), as History returns them."""
+
+    def __init__(self, *runs: RunSummary):
+        self._runs = list(runs)
+
+    def runs(self, runbook: str | None = None, env: str | None = None, status: str | None = None) -> list[RunSummary]:
+        return [r for r in self._runs if r.runbook == runbook and r.env == env]
+
+
+def release(world: MenoTimeWorld, run_id: str, before: int, deployed: int | None, status: str) -> RunSummary:
+    outputs = {"record-live.live": {"task_definition": world.task_definitions[f"{FAMILY}:{before}"]}}
+    if deployed is not None:
+        outputs["deploy-wait.current"] = {"task_definition": world.task_definitions[f"{FAMILY}:{deployed}"]}
+    return RunSummary(run_id, "production-release", "sim", status, "2026-01-01T00:00:00Z", {}, outputs)
+
+
+def test_rollback_target_skips_no_op_releases_and_sees_an_undone_one(world: MenoTimeWorld) -> None:
+    first = release(world, "r1", before=2, deployed=4, status="succeeded")
+    merge_failed = release(world, "r2", before=4, deployed=None, status="failed")
+    redeploy = release(world, "r3", before=4, deployed=4, status="succeeded")
+    ecs(world).update_service(cluster="production", service="menotime-api", taskDefinition=f"{FAMILY}:4")
+    found = run("aws.ecs_rollback_target", world, history=Runs(redeploy, merge_failed, first))
+    assert found.passed and found.outputs["family_revision"] == f"{FAMILY}:2" and found.outputs["release_run"] == "r1"
+    ecs(world).update_service(cluster="production", service="menotime-api", taskDefinition=f"{FAMILY}:2")
+    older = release(world, "r0", before=1, deployed=2, status="succeeded")
+    broken = release(world, "r4", before=2, deployed=4, status="failed")       # the circuit breaker rolled back
+    undone = run("aws.ecs_rollback_target", world, history=Runs(broken, older))
+    assert not undone.passed and undone.outputs["target"] == "" and undone.outputs["release_run"] == "r4"
+    assert "nothing to roll back: the service runs menotime-api-prod:2 again" in undone.summary
+    late = release(world, "r5", before=2, deployed=2, status="failed")        # recorded after the rollback
+    assert "nothing to roll back" in run("aws.ecs_rollback_target", world, history=Runs(late, older)).summary
 
 
 def test_rollback_target_without_a_release_lists_candidates(world: MenoTimeWorld, tmp_path: Path) -> None:
