@@ -208,6 +208,9 @@ class World:
             age = time.time() - _epoch(pull["created_at"])
             if age < self.review_delay:
                 continue
+            stale = self.scenario == "stale-approval"
+            if stale and number in self.stale_pushed:
+                continue          # the reviewers do not come back: the late push stays unreviewed
             for login in REVIEWERS:
                 key = (number, login + pull["head"]["sha"])
                 if key in self.reviewed or pull["user"]["login"] == login:
@@ -215,9 +218,18 @@ class World:
                 self._api("POST", f"/repos/{OWNER}/{REPO}/pulls/{number}/reviews", token_of(login),
                           {"event": "APPROVE", "body": "LGTM (sandbox reviewer)", "commit_id": pull["head"]["sha"]})
                 self.reviewed.add(key)
-            if self.scenario == "stale-approval" and number not in self.stale_pushed:
+            if stale:
+                # once the engine has read the approvals (its gate passed), a developer pushes to the branch
+                path = f"/repos/{OWNER}/{REPO}/pulls/{number}/reviews"
+
+                def reads() -> int:
+                    return sum(1 for c in list(self.github.calls)
+                               if c[0] == "GET" and c[1].split("?")[0] == path and c[2] == OPERATOR_LOGIN)
+                before = reads()
+                end = time.monotonic() + 300
+                while time.monotonic() < end and not self.stop_event.is_set() and reads() <= before:
+                    time.sleep(0.05)
                 self.stale_pushed.add(number)
-                time.sleep(0.2)
                 self.github.commit(pull["head"]["ref"], {"LATE_CHANGE.md": "pushed after the approvals\n"},
                                    "chore: a change pushed after approval", "dev-author")
                 self._log(f"stale-approval: pushed to {pull['head']['ref']} after approvals on #{number}")
