@@ -1,0 +1,233 @@
+"""The deploy guide's runbooks, end to end in the sandbox, non-interactive (and once in a terminal)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+
+from runbook import git as g
+from runbook.sandbox import control
+
+from helpers import REPO, invoke, spawn, wait_for
+
+ANSWERS = REPO / "answers" / "sandbox"
+
+
+@pytest.fixture
+def home(tmp_path: Path):
+    home = tmp_path / "home"
+    yield home
+    control.down(home)
+
+
+def run(home: Path, *args: str, scenario: str = "healthy", timeout: float = 600):
+    return invoke(*args, root=REPO, home=home, timeout=timeout,
+                  env={"RUNBOOK_SANDBOX_SCENARIO": scenario, "RUNBOOK_OPERATOR": "release@menotime.example"})
+
+
+def journals(home: Path) -> dict[str, list[dict[str, Any]]]:
+    """runbook name -> records of its (latest) run."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for folder in sorted((home / "runs").iterdir()):
+        records = [json.loads(line) for line in (folder / "journal.jsonl").read_text().splitlines()]
+        out[records[0]["data"]["runbook"]] = records
+    return out
+
+
+def results(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {f"{r['data']['step']}.{r['data']['item']}": r["data"] for r in records if r["type"] == "item.result"}
+
+
+def finished(records: list[dict[str, Any]]) -> dict[str, str]:
+    return {r["data"]["step"]: r["data"]["status"] for r in records if r["type"] == "step.finished"}
+
+
+def app_version(home: Path) -> str:
+    state = control.read_state(home)
+    assert state is not None
+    with urllib.request.urlopen(state["app"]["base_url"] + "/health", timeout=5) as resp:
+        return json.loads(resp.read())["version"]
+
+
+def service_revision(home: Path) -> str:
+    import boto3
+
+    state = control.read_state(home)
+    assert state is not None
+    ecs = boto3.client("ecs", endpoint_url=state["aws"]["endpoint_url"], region_name="us-west-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    return ecs.describe_services(cluster="production", services=["menotime-api"])["services"][0][
+        "taskDefinition"].rsplit("/", 1)[-1]
+
+
+def test_every_runbook_and_environment_validates_and_show_lists_prompt_ids(home: Path) -> None:
+    assert run(home, "runbook.validate").returncode == 0
+    shown = run(home, "runbook.show", "production-release", "--env", "sandbox")
+    assert shown.returncode == 0
+    for pid in ("prerequisites.staging-tested", "approvals.approval", "merge.confirm", "monitoring.window.on_fail",
+                "run.on_failure", "run.on_failure/rollback.confirm", "run.force"):
+        assert f"    {pid}  (" in shown.stdout
+    assert not (home / "sandbox").exists()          # show never starts the sandbox
+    dry = run(home, "runbook", "production-release", "--env", "sandbox", "--param", "version=v1.2.0", "--dry-run")
+    assert dry.returncode == 0 and not (home / "sandbox").exists()
+
+
+def test_healthy_release_end_to_end(home: Path) -> None:
+    result = run(home, "runbook", "production-release", "--env", "sandbox", "--answers",
+                 str(ANSWERS / "production-release.yaml"), "--non-interactive")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert app_version(home) == "v1.2.0"
+    records = journals(home)["production-release"]
+    steps = finished(records)
+    assert all(status == "succeeded" for status in steps.values()), steps
+    found = results(records)
+    assert found["record-live.live"]["outputs"]["family_revision"] == "menotime-api-prod:2"
+    assert found["deploy-wait.current"]["outputs"]["family_revision"] == "menotime-api-prod:4"
+    assert found["approvals.approval"]["outputs"]["count"] == 3
+    assert found["merge.merge"]["outputs"]["head_sha"] == found["approvals.approval"]["outputs"]["head_sha"]
+    run_id = records[0]["run"]
+    shown = run(home, "audit.show", run_id[:18])
+    assert shown.returncode == 0
+    for step in steps:
+        assert f"    {step}: succeeded" in shown.stdout
+    for line in ("ok      pytest (shell.check)", "ok      live (aws.ecs_current_task_definition)",
+                 "ok      approval (approval.github-pr)", "journal: chain verified"):
+        assert line in shown.stdout, line
+    assert run(home, "audit.verify").returncode == 0
+
+
+def test_bad_release_is_rolled_back_to_what_was_live_before(home: Path) -> None:
+    result = run(home, "runbook", "production-release", "--env", "sandbox", "--answers",
+                 str(ANSWERS / "production-release.yaml"), "--non-interactive", scenario="bad-release")
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr
+    runs = journals(home)
+    release, rollback = runs["production-release"], runs["rollback-fast"]
+    assert finished(release)["verification.endpoints"] == "failed"
+    offer = next(r for r in release if r["type"] == "run.offer")
+    assert offer["data"]["accepted"] is True
+    assert rollback[0]["data"]["parent"] == {"run": release[0]["run"], "step": "run.on_failure"}
+    found = results(rollback)
+    # the target is what the release recorded as live before its merge: :2, not "current minus one" (:3, never deployed)
+    assert found["target.find"]["outputs"]["family_revision"] == "menotime-api-prod:2"
+    assert found["target.find"]["outputs"]["current_family_revision"] == "menotime-api-prod:4"
+    assert found["rollback.update"]["outputs"]["family_revision"] == "menotime-api-prod:2"
+    assert rollback[-1]["type"] == "run.succeeded", finished(rollback)
+    # the revert landed through its pull request, and its deploy was verified
+    assert found["revert-merge.merge"]["outputs"]["merge_sha"]
+    assert finished(rollback)["reverify.metrics"] == "succeeded"
+    assert app_version(home) == "v1.1.0"
+    state = control.read_state(home)
+    main = g.out(["show", "refs/heads/main:pyproject.toml"], state["git"]["remote"])
+    assert 'version = "1.1.0"' in main
+    issue = results(runs["post-rollback"])["issue.open"]
+    assert issue["passed"] and issue["outputs"]["number"]
+    verified = run(home, "audit.verify")
+    assert verified.returncode == 0 and "ok: 3 run(s)" in verified.stdout
+
+
+def test_rollback_immediate_during_a_slow_rollout(home: Path) -> None:
+    release = spawn("runbook", "production-release", "--env", "sandbox", "--answers",
+                    str(ANSWERS / "production-release.yaml"), "--non-interactive", root=REPO, home=home,
+                    env={"RUNBOOK_SANDBOX_SCENARIO": "slow-rollout"})
+    try:
+        def rolling() -> bool:
+            runs = home / "runs"
+            if not runs.exists():
+                return False
+            return any('"step":"deploy-wait","item":"current"' in (f / "journal.jsonl").read_text()
+                       for f in runs.iterdir())
+        wait_for(rolling, timeout=300, interval=0.2)
+        assert service_revision(home) == "menotime-api-prod:4"
+        stopped = run(home, "runbook", "rollback-immediate", "--env", "sandbox", "--answers",
+                      str(ANSWERS / "rollback-immediate.yaml"), "--non-interactive", scenario="slow-rollout")
+        assert stopped.returncode == 0, stopped.stdout[-3000:] + stopped.stderr
+        out, err = release.communicate(timeout=120)
+    finally:
+        if release.poll() is None:
+            release.kill()
+            release.communicate()
+    assert release.returncode == 3, out[-2000:] + err        # the release was fenced by the takeover
+    assert "no longer holds lock 'sandbox'" in err
+    assert service_revision(home) == "menotime-api-prod:2"
+    assert app_version(home) == "v1.1.0"
+    found = results(journals(home)["rollback-immediate"])
+    assert found["rollback.update"]["outputs"]["family_revision"] == "menotime-api-prod:2"
+    assert "desired_count" not in json.dumps(found["rollback.update"]["outputs"])
+
+
+def test_hotfix_end_to_end(home: Path, tmp_path: Path) -> None:
+    state = control.up(home)
+    work = tmp_path / "dev"
+    g.git(["clone", "--quiet", "--branch", "main", state["git"]["remote"], str(work)])
+    g.git(["checkout", "--quiet", "-b", "hotfix/patients-limit"], work)
+    main_py = work / "app" / "main.py"
+    main_py.write_text(main_py.read_text().replace("min(limit, 100)", "min(limit, 50)"))
+    g.git(["commit", "--quiet", "-am", "hotfix: cap the patients page at 50"], work,
+          env=g.identity_env("Dev", "dev@menotime.example"))
+    g.git(["push", "--quiet", "origin", "hotfix/patients-limit"], work)
+    result = run(home, "runbook", "hotfix", "--env", "sandbox", "--param", "name=patients-limit", "--param",
+                 "version=v1.1.1", "--answers", str(ANSWERS / "hotfix.yaml"), "--non-interactive")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert app_version(home) == "v1.1.1"
+    remote = state["git"]["remote"]
+    assert g.rev(remote, "refs/tags/v1.1.1")
+    assert g.rev(remote, "refs/heads/hotfix/patients-limit") is None          # deleted on origin
+    develop = g.out(["show", "refs/heads/develop:app/main.py"], remote)
+    assert "min(limit, 50)" in develop                                        # merged back to develop
+    found = results(journals(home)["hotfix"])
+    assert found["label.label"]["outputs"]["label"] == "hotfix"
+
+
+def test_stale_approval_is_refused_at_the_merge(home: Path) -> None:
+    result = run(home, "runbook", "production-release", "--env", "sandbox", "--answers",
+                 str(ANSWERS / "production-release.yaml"), "--non-interactive", scenario="stale-approval")
+    assert result.returncode in (1, 4), result.stdout[-3000:]
+    records = journals(home)["production-release"]
+    merge = results(records).get("merge.merge")
+    assert merge is not None and not merge["passed"]
+    assert "approved" in merge["summary"] and "head" in merge["summary"]
+    assert not any(r["type"] == "run.offer" for r in records)              # nothing merged: nothing to roll back
+    state = control.read_state(home)
+    assert g.rev(state["git"]["remote"], "refs/tags/v1.2.0") is None
+    assert app_version(home) == "v1.1.0"
+
+
+def test_one_release_in_a_real_terminal(home: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+    env.update({"RUNBOOK_HOME": str(home), "RUNBOOK_OPERATOR": "release@menotime.example", "TERM": "xterm",
+                "NO_COLOR": "1"})
+    child = pexpect.spawn(sys.executable, ["-m", "invoke", "runbook", "production-release", "--env", "sandbox"],
+                          cwd=str(REPO), env=env, encoding="utf-8", timeout=180, dimensions=(50, 200))
+    try:
+        child.expect("Release version")
+        child.expect("v1.2.0")              # the next version from the CHANGELOG, offered
+        child.send("\r")
+        child.expect("Tick what is done")
+        for _ in range(4):
+            child.send(" ")
+            child.send("\x1b[B")
+        child.send("\r")
+        for answer in ("develop tested in staging", "https://dash.example.invalid/staging",
+                       "migrations tested on a clone"):
+            child.expect(r"(Note|Link) for")
+            child.send(answer + "\r")
+        child.expect("Done: The critical endpoints")
+        child.send("y")
+        child.expect("Note for")
+        child.send("health, login, patients ok\r")
+        child.expect("Merge release/v1.2.0 into main")
+        child.send("y")
+        child.expect("succeeded", timeout=300)
+        child.expect(pexpect.EOF, timeout=60)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+    assert app_version(home) == "v1.2.0"
