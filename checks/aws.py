@@ -58,7 +58,9 @@ WINDOW = {"window": {"type": "number", "exclusiveMinimum": 0, "description": "se
           "evaluation_periods": {"type": "integer", "minimum": 1,
                                  "description": "M: the last M datapoints are evaluated (default "
                                                 "monitoring.evaluation_periods, else all in the window)"},
-          "allow_no_data": {"type": "boolean", "description": "no traffic in the window is fine (default false)"}}
+          "allow_no_data": {"type": "boolean", "description": "no traffic in the window is fine (default false)"},
+          "since_deployment": {"type": "boolean", "description": "start the window when the service's current "
+                                                                 "deployment finished (default false)"}}
 PERCENTILE = re.compile(r"^p\d{1,2}(\.\d+)?$")
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 
@@ -830,8 +832,27 @@ def _series(ctx: Context, dims: list[dict[str, str]], metric: str, statistic: st
     return out
 
 
+def _since_deployment(ctx: Context, window: float) -> float:
+    """With ``since_deployment``, shorten a look-back window to start when the current deployment finished.
+
+    After a rollout (or a rollback) only what the new tasks did counts: errors of the
+    version just replaced must not fail the version now serving.
+    """
+    if not ctx.args.get("since_deployment"):
+        return window
+    svc, _, _ = _service(ctx)
+    primary = next((d for d in svc.get("deployments") or [] if d.get("status") == "PRIMARY"), None)
+    if not primary:
+        return window
+    stamp = primary.get("updatedAt") if primary.get("rolloutState") == "COMPLETED" else primary.get("createdAt")
+    if not isinstance(stamp, dt.datetime):
+        return window
+    age = (dt.datetime.now(dt.timezone.utc) - stamp).total_seconds()
+    return max(1.0, min(window, age))
+
+
 def _window(ctx: Context) -> tuple[float, int, int, int | None, bool]:
-    window = float(ctx.args.get("window") or 600)
+    window = _since_deployment(ctx, float(ctx.args.get("window") or 600))
     period = int(_arg(ctx, "period", "monitoring", "period", default=60))
     if period < math.ceil(window / 1440):                        # at most 1440 datapoints per call
         period = max(60, math.ceil(window / 1440 / 60) * 60)
@@ -1008,7 +1029,10 @@ def _excerpt(ctx: Context, message: str, limit: int) -> str:
            "excerpts": {**I0, "description": "excerpts kept (default 5)"},
            "excerpt_chars": {"type": "integer", "minimum": 20, "description": "default 240"},
            "scan_limit": {"type": "integer", "minimum": 1,
-                          "description": "stop counting after this many (default 10000)"}}},
+                          "description": "stop counting after this many (default 10000)"},
+           "since_deployment": {"type": "boolean", "description": "start the window when the service's current "
+                                                                  "deployment finished (default false)"},
+           **CLUSTER}},
        outputs={"type": "object", "properties": {"count": {"type": "integer"}, "max": {"type": "integer"},
                                                  "capped": {"type": "boolean"}}})
 @_translated
@@ -1020,7 +1044,7 @@ def logs_errors(ctx: Context) -> Outcome:
     """
     group = str(_need(ctx, "group", "logs", "group", what="log group"))
     pattern = str(_arg(ctx, "pattern", "monitoring", "error_log_pattern", default="ERROR"))
-    window = float(ctx.args.get("window") or 900)
+    window = _since_deployment(ctx, float(ctx.args.get("window") or 900))
     allowed = int(_arg(ctx, "max", "monitoring", "max_error_logs", default=0))
     keep, chars = int(ctx.args.get("excerpts", 5)), int(ctx.args.get("excerpt_chars") or 240)
     scan_limit = int(ctx.args.get("scan_limit") or 10000)

@@ -446,11 +446,13 @@ class Runner:
         sid = step["id"]
         if plugin.probe is not None:
             found = self.invoke(plugin, ctx, probe=True)
-            if found is not None:
+            if found is None:
+                return None                      # the effect did not happen: run the action
+            if found.passed:
                 found.summary = f"recovered by probe: {found.summary}"
                 self.record(sid, key, plugin, found, 0.0, flush=True, recovered="probe")
                 return found
-            return None
+            # the probe itself failed: whether the effect happened is unknown; verify or ask
         verify = [(i, it) for s, i, it in items_of(step) if s is Section.VERIFY and "uses" in it]
         if verify:
             results = []

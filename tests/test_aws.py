@@ -36,7 +36,7 @@ def standin() -> Iterator[AwsStandIn]:
 
 
 @pytest.fixture
-def world(standin: AwsStandIn, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> MenoTimeWorld:
+def world(standin: AwsStandIn, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[MenoTimeWorld]:
     """A fresh MenoTime production on the stand-in, live on :2; credentials are dummies."""
     for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
@@ -47,7 +47,8 @@ def world(standin: AwsStandIn, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     aws.reset()
     standin.reset()
-    return seed_menotime(standin.endpoint_url, versions=VERSIONS, live="v1.1.0")
+    yield seed_menotime(standin.endpoint_url, versions=VERSIONS, live="v1.1.0")
+    assert standin.errors == []                                       # the simulation never tripped on moto
 
 
 def run(name: str, world: MenoTimeWorld, args: dict[str, Any] | None = None, env: dict[str, Any] | None = None,

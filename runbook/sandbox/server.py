@@ -182,15 +182,23 @@ class World:
             return
         self.main_sha = sha
         run = self.github.add_workflow_run(sha, status="in_progress", conclusion=None, branch="main")
-        text = g.git(["show", f"{sha}:pyproject.toml"], self.bare).out
-        m = re.search(r'^version\s*=\s*"([^"]+)"', text, re.MULTILINE)
-        version = "v" + (m.group(1) if m else "0.0.0")
-        push_image(self.aws.endpoint_url, self.world.repository, version, self.world.region)
-        arn = register_revision(self.aws.endpoint_url, self.world.family, self.world.image(version), self.world.region)
-        self.ecs.update_service(cluster=self.world.cluster, service=self.world.service, taskDefinition=arn,
-                                forceNewDeployment=True)
-        self._log(f"pipeline: {sha[:12]} -> {version} as {arn.rsplit('/', 1)[-1]}")
-        time.sleep(0.5)
+        try:
+            text = g.git(["show", f"{sha}:pyproject.toml"], self.bare).out
+            m = re.search(r'^version\s*=\s*"([^"]+)"', text, re.MULTILINE)
+            version = "v" + (m.group(1) if m else "0.0.0")
+            ecr = self._client("ecr")
+            known = ecr.list_images(repositoryName=self.world.repository)["imageIds"]
+            if not any(i.get("imageTag") == version for i in known):   # a revert re-deploys an image already built
+                push_image(self.aws.endpoint_url, self.world.repository, version, self.world.region)
+            arn = register_revision(self.aws.endpoint_url, self.world.family, self.world.image(version),
+                                    self.world.region)
+            self.ecs.update_service(cluster=self.world.cluster, service=self.world.service, taskDefinition=arn,
+                                    forceNewDeployment=True)
+            self._log(f"pipeline: {sha[:12]} -> {version} as {arn.rsplit('/', 1)[-1]}")
+            time.sleep(0.5)
+        except Exception:  # the pipeline failed: report it as GitHub would, then let the loop log why
+            self.github.update_workflow_run(run["id"], "completed", "failure")
+            raise
         self.github.update_workflow_run(run["id"], "completed", "success")
 
     def _api(self, method: str, path: str, token: str, body: Any = None) -> Any:
