@@ -100,7 +100,15 @@ def checks(c: Any, json: bool = False) -> None:
     _call(cli.checks, as_json=json)
 
 
-runbook_ns = Collection("runbook", run, list_, validate, show, checks)
+@task(name="docs", help={"name": "one runbook (default: all)", "check": "only report guides that are stale"})
+def docs_(c: Any, name: str | None = None, check: bool = False) -> None:
+    """Write docs/NAME.md, a guide a person can follow without the engine, for every runbook."""
+    from runbook import cli
+
+    _call(cli.docs, name, check)
+
+
+runbook_ns = Collection("runbook", run, list_, validate, show, checks, docs_)
 ns = Collection()
 ns.add_collection(runbook_ns)
 

@@ -579,3 +579,32 @@ def sandbox_review(root: Path, pr: int, login: str, approve: bool, out: TextIO =
     review = control.review(_store(root).home, int(pr), login, approve)
     out.write(f"PR #{pr}: {review.get('state')} by {login} on {str(review.get('commit_id'))[:12]}\n")
     return ExitCode.OK
+
+
+def docs(root: Path, name: str | None = None, check: bool = False, out: TextIO = sys.stdout) -> int:
+    """`invoke runbook.docs [--name NAME]`: write docs/NAME.md for every runbook (or one)."""
+    from .docs import render
+    from .validate import RunbookValidator
+
+    project = _project(root)
+    registry = _registry(root)
+    validator = RunbookValidator(project, registry)
+    names = [name] if name else project.runbook_names()
+    stale = []
+    for rb in names:
+        checked, diags = validator.check(project.runbook_path(rb))
+        if diags or checked is None:
+            raise InputError(diags)
+        text = render(checked.data, registry)
+        target = root / "docs" / f"{rb}.md"
+        if check:
+            if not target.is_file() or target.read_text(encoding="utf-8") != text:
+                stale.append(str(target.relative_to(root)))
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        out.write(f"wrote {target.relative_to(root)}\n")
+    if stale:
+        out.write("stale (run `invoke runbook.docs`): " + ", ".join(stale) + "\n")
+        return ExitCode.FAILED
+    return ExitCode.OK
