@@ -201,7 +201,8 @@ class Runner:
                 if not isinstance(resolved, bool):
                     raise StepFailed(f"{key}: {value!r} resolved to {resolved!r}, not a boolean")
                 if (key == "when" and not resolved) or (key == "unless" and resolved):
-                    return f"{key}: {value} is {str(resolved).lower()}"
+                    written = (step.get("source") or {}).get(key, value) if cond in conds[:2] else value
+                    return f"{key}: {written} is {str(resolved).lower()}"
         return ""
 
     def run_task(self, step: dict[str, Any], deadline: float | None) -> None:

@@ -222,7 +222,8 @@ class Resolver:
             step = scope.prefix_steps(step)
             step["id"] = scope.prefix + raw["id"]
             step["kind"] = kind.value
-            step["source"] = {"file": checked.doc.file, "line": checked.doc.position(path)[0]}
+            step["source"] = {"file": checked.doc.file, "line": checked.doc.position(path)[0],
+                              **{k: raw[k] for k in ("when", "unless") if k in raw}}
             out.append(step)
         return out
 
