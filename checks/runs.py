@@ -7,10 +7,22 @@ release changed migrations. ``run`` is a run id (any unique prefix); ``item`` is
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from runbook.errors import RunbookError
 from runbook.plugins import Context, Outcome, check
 
 _MISSING = object()
+
+
+def _run(ctx: Context, read: Callable[[Any, str], Any]) -> Any:
+    """What ``read(history, run)`` returns, or a failed Outcome saying why it could not be read."""
+    if ctx.history is None:
+        return Outcome.fail("no run history is available to this check")
+    try:
+        return read(ctx.history, ctx.args["run"])
+    except RunbookError as exc:
+        return Outcome.fail(f"run {ctx.args['run']!r}: {exc}")
 
 
 @check("runs.output",
@@ -21,12 +33,9 @@ _MISSING = object()
        outputs={"type": "object", "properties": {"value": {}, "run": {"type": "string"}}})
 def output(ctx: Context) -> Outcome:
     """Pass when the run recorded `item`.`field` (and it equals `expected`, when given)."""
-    if ctx.history is None:
-        return Outcome.fail("no run history is available to this check")
-    try:
-        run = ctx.history.run(ctx.args["run"])
-    except RunbookError as exc:
-        return Outcome.fail(f"run {ctx.args['run']!r}: {exc}")
+    run = _run(ctx, lambda history, run_id: history.run(run_id))
+    if isinstance(run, Outcome):
+        return run
     outputs = run.outputs.get(ctx.args["item"])
     value = (outputs or {}).get(ctx.args["field"], _MISSING)
     label = ctx.args.get("label") or f"{ctx.args['item']}.{ctx.args['field']} of run {run.run_id}"
@@ -45,11 +54,8 @@ def output(ctx: Context) -> Outcome:
        outputs={"type": "object", "properties": {"markdown": {"type": "string"}, "run": {"type": "string"}}})
 def report(ctx: Context) -> Outcome:
     """The Markdown report of a run (its incident timeline), for an issue body."""
-    if ctx.history is None:
-        return Outcome.fail("no run history is available to this check")
-    try:
-        text = ctx.history.markdown(ctx.args["run"])
-    except RunbookError as exc:
-        return Outcome.fail(f"run {ctx.args['run']!r}: {exc}")
+    text = _run(ctx, lambda history, run_id: history.markdown(run_id))
+    if isinstance(text, Outcome):
+        return text
     return Outcome.ok(f"report of run {ctx.args['run']}: {len(text.splitlines())} lines", {"lines": len(text.splitlines())},
                       markdown=ctx.redact(text), run=ctx.args["run"])

@@ -147,6 +147,30 @@ def test_a_crashed_sandbox_is_reset(sandbox: Path) -> None:
     assert second["pid"] != first["pid"] and version(second) == "v1.1.0"
 
 
+def test_sandbox_review_acts_as_a_reviewer(sandbox: Path, tmp_path: Path) -> None:
+    from github import Auth, Github
+
+    state = control.up(sandbox)
+    work = tmp_path / "work"
+    g.git(["clone", "--quiet", "--branch", "develop", state["git"]["remote"], str(work)])
+    g.git(["checkout", "--quiet", "-b", "feature/x"], work)
+    (work / "x.txt").write_text("x\n")
+    g.git(["add", "x.txt"], work)
+    g.git(["commit", "--quiet", "-m", "x"], work, env=ID)
+    g.git(["push", "--quiet", "origin", "feature/x"], work)
+    repo = Github(base_url=state["github"]["base_url"], auth=Auth.Token("sandbox-author-token")).get_repo(
+        state["github"]["repo"])
+    pr = repo.create_pull(base="develop", head="feature/x", title="x", body="")
+    result = invoke("sandbox.review", str(pr.number), "--as", "security-reviewer", "--request-changes",
+                    root=REPO, home=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert f"PR #{pr.number}: CHANGES_REQUESTED by security-reviewer" in result.stdout
+    reviews = [(r.user.login, r.state) for r in repo.get_pull(pr.number).get_reviews()]
+    assert ("security-reviewer", "CHANGES_REQUESTED") in reviews
+    unknown = invoke("sandbox.review", str(pr.number), "--as", "nobody", "--approve", root=REPO, home=sandbox)
+    assert unknown.returncode == 2 and "no sandbox user 'nobody'" in unknown.stderr
+
+
 def test_validate_show_and_dry_run_never_start_it(tmp_path: Path) -> None:
     home = tmp_path / "home"
     assert invoke("runbook.validate", root=REPO, home=home).returncode == 0
