@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -80,16 +81,49 @@ class Tail:
 
 
 def scan_tail(path: Path) -> Tail:
-    """Read a chained file to find its length and head; a last line without newline is torn."""
-    if not path.exists():
+    """Find a chained file's length and head from its end (the last line's ``seq``), not by reading it all.
+
+    A last line without a newline is torn. Reading backwards in blocks keeps an append
+    to a ledger of a year of runs as cheap as an append to a new one.
+    """
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
         return Tail(0, ZERO, 0)
+    with fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return Tail(0, ZERO, 0)
+        block = 65536
+        buf = b""
+        pos = size
+        while True:
+            step = min(block, pos)
+            pos -= step
+            fh.seek(pos)
+            buf = fh.read(step) + buf
+            last_nl = buf.rfind(b"\n")
+            if last_nl >= 0:
+                prev_nl = buf.rfind(b"\n", 0, last_nl)
+                if prev_nl >= 0 or pos == 0:
+                    break
+            if pos == 0:
+                return Tail(0, ZERO, 0, buf)          # nothing complete: all torn
+            block *= 2
+        end = pos + last_nl + 1
+        torn = buf[last_nl + 1:]
+        line = buf[prev_nl + 1:last_nl + 1]
+        m = re.match(rb'\{"prev":"[0-9a-f]{64}","seq":(\d+),', line)
+        if m is None:
+            return _scan_all(path)                     # not our format at the end: count the slow way
+        return Tail(int(m.group(1)) + 1, line_hash(line), end, torn)
+
+
+def _scan_all(path: Path) -> Tail:
     data = path.read_bytes()
     end = data.rfind(b"\n") + 1
-    torn = data[end:]
-    complete = data[:end]
-    lines = complete.splitlines(keepends=True)
-    head = line_hash(lines[-1]) if lines else ZERO
-    return Tail(len(lines), head, end, torn)
+    lines = data[:end].splitlines(keepends=True)
+    return Tail(len(lines), line_hash(lines[-1]) if lines else ZERO, end, data[end:])
 
 
 class ChainedFile:
