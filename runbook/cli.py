@@ -21,10 +21,10 @@ def _project(root: Path) -> Any:
     return Project(root)
 
 
-def _registry(root: Path) -> Any:
+def _registry(root: Path, check: bool = False) -> Any:
     from .plugins import load
 
-    return load(root)
+    return load(root, check=check)
 
 
 def _yaml_files(path: Path) -> list[Path]:
@@ -78,7 +78,7 @@ def validate(root: Path, paths: Sequence[str] = (), out: TextIO = sys.stdout) ->
     from .validate import RunbookValidator, check_environment
 
     project = _project(root)
-    registry = _registry(root)
+    registry = _registry(root, check=True)
     validator = RunbookValidator(project, registry)
     if paths:
         files = [f for p in paths for f in _yaml_files(Path(p) if Path(p).is_absolute() else Path.cwd() / p)]
@@ -106,7 +106,7 @@ def validate(root: Path, paths: Sequence[str] = (), out: TextIO = sys.stdout) ->
 
 def checks(root: Path, out: TextIO = sys.stdout, as_json: bool = False) -> int:
     """`runbook.checks`: every plugin with its arguments and outputs."""
-    registry = _registry(root)
+    registry = _registry(root, check=True)
     if as_json:
         out.write(json.dumps([{"name": p.name, "kind": p.kind.value, "description": p.description,
                                "args": p.args, "outputs": p.outputs, "probe": p.probe is not None,

@@ -177,10 +177,16 @@ def _builtin_dir() -> Path:
     return Path(checks.__file__).resolve().parent
 
 
-def load(root: Path | None = None) -> Registry:
-    """Import the built-in plugins and the project's own ``checks/*.py``; return the registry."""
+def load(root: Path | None = None, check: bool = False) -> Registry:
+    """Import the built-in plugins and the project's own ``checks/*.py``; return the registry.
+
+    With ``check``, every argument and output schema is checked against JSON Schema's
+    meta-schema (`runbook.validate` and `runbook.checks` do; a run skips the cost).
+    """
     key = str(Path(root).resolve()) if root else ""
     if key in _LOADED:
+        if check:
+            _check_schemas(_LOADED[key])
         return _LOADED[key]
     import checks
 
@@ -208,15 +214,20 @@ def load(root: Path | None = None) -> Registry:
                     raise
     visible = {_builtin_dir()} | ({(Path(root).resolve() / "checks")} if root is not None else set())
     registry = Registry({n: p for n, p in _REGISTRY.items() if Path(p.module).resolve().parent in visible})
-    for plugin in registry.values():
-        from .schemas import check_schema
+    if check:
+        _check_schemas(registry)
+    _LOADED[key] = registry
+    return registry
 
+
+def _check_schemas(registry: Registry) -> None:
+    from .schemas import check_schema
+
+    for plugin in registry.values():
         for label, schema in (("argument", plugin.args), ("output", plugin.outputs)):
             problem = check_schema(schema)
             if problem:
                 raise PluginError(f"{plugin.module}: plugin {plugin.name!r} has an invalid {label} schema: {problem}")
-    _LOADED[key] = registry
-    return registry
 
 
 def reset_for_tests() -> dict[str, Plugin]:

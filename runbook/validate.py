@@ -108,11 +108,15 @@ class RunbookValidator:
         self.project = project
         self.registry = registry
         self.env_schema = load_schema("environment")
+        self._checked: dict[Path, tuple[Checked | None, list[Diagnostic]]] = {}
 
     # -- entry points -------------------------------------------------------------
     def check(self, path: Path) -> tuple[Checked | None, list[Diagnostic]]:
-        """Validate a runbook; returns it (when readable) and every problem found."""
-        return self._check(Path(path).resolve(), stack=())
+        """Validate a runbook; returns it (when readable) and every problem found (once per file)."""
+        key = Path(path).resolve()
+        if key not in self._checked:
+            self._checked[key] = self._check(key, stack=())
+        return self._checked[key]
 
     def _check(self, path: Path, stack: tuple[str, ...]) -> tuple[Checked | None, list[Diagnostic]]:
         try:
