@@ -367,6 +367,11 @@ class Runner:
         sid = step["id"]
         target = f"{sid}.{key}"
         args = self.resolve(item.get("with") or {}, sid)
+        problem = argument_problem(plugin, args)
+        if problem:
+            outcome = Outcome.fail(f"{plugin.name}: {problem} (after resolving the templates in 'with:')")
+            self.record(sid, key, plugin, outcome, 0.0, flush=True)
+            return outcome
         ctx = self.context(step, item, args, deadline)
         started = time.monotonic()
         if plugin.kind is PluginKind.ACTION:
@@ -683,6 +688,24 @@ class _null_wait:
 
     def __exit__(self, *exc: Any) -> None:
         return None
+
+
+_VALIDATORS: dict[str, Any] = {}
+
+
+def argument_problem(plugin: Plugin, args: dict[str, Any]) -> str:
+    """Why resolved arguments do not fit the plugin's schema, or '' (templates were checked by type only)."""
+    from .errors import format_path
+    from .schemas import validator_for
+
+    validator = _VALIDATORS.get(plugin.name)
+    if validator is None:
+        validator = _VALIDATORS[plugin.name] = validator_for(plugin.args)
+    error = next(iter(validator.iter_errors(args)), None)
+    if error is None:
+        return ""
+    where = format_path(error.absolute_path)
+    return f"argument {where or '(all)'}: {error.message}"
 
 
 def crash(target: str, point: str) -> None:

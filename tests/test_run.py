@@ -48,3 +48,12 @@ def test_full_feature_runbook_succeeds_from_an_answers_file(tmp_path: Path, serv
     verified = invoke("audit.verify", root=root, home=home)
     assert verified.returncode == 0, verified.stdout
     assert "ok: 2 run(s)" in verified.stdout
+
+
+def test_resolved_arguments_are_checked_against_the_plugin_schema(tmp_path: Path) -> None:
+    root = copy_project("runtime", tmp_path)
+    home = tmp_path / "home"
+    result = invoke("runbook", "leaky", "--param", "url=ftp://files.example.invalid/x", root=root, home=home,
+                    env={"RUNBOOK_PARAM_TOKEN": "tok-123456789"})
+    assert result.returncode == 1
+    assert "http.request: argument url: 'ftp://files.example.invalid/x' does not match '^https?://'" in result.stdout
