@@ -231,3 +231,32 @@ def test_one_release_in_a_real_terminal(home: Path) -> None:
         child.close(force=True)
     assert child.exitstatus == 0
     assert app_version(home) == "v1.2.0"
+
+
+def test_on_call_takes_over_a_failed_release_and_rolls_back(home: Path, tmp_path: Path) -> None:
+    import yaml
+
+    answers = yaml.safe_load((ANSWERS / "production-release.yaml").read_text())
+    answers["answers"].pop("run.on_failure")            # nobody accepts the rollback offer: the release just fails
+    release_answers = tmp_path / "release.yaml"
+    release_answers.write_text(yaml.safe_dump(answers))
+    release = run(home, "runbook", "production-release", "--env", "sandbox", "--answers", str(release_answers),
+                  "--non-interactive", scenario="bad-release")
+    assert release.returncode == 1
+    assert app_version(home) == "v1.2.0"                 # the bad version still serves
+    refused = run(home, "runbook", "production-release", "--env", "sandbox", "--param", "version=v1.2.1",
+                  "--non-interactive", scenario="bad-release")
+    assert refused.returncode == 3 and "is stale" in refused.stderr   # the failed release still holds production
+    oncall = run(home, "runbook", "on-call-incident", "--env", "sandbox", "--param", "summary=API answers 500",
+                 "--answers", str(ANSWERS / "on-call-incident.yaml"), "--non-interactive", scenario="bad-release")
+    assert oncall.returncode == 0, oncall.stdout[-3000:] + oncall.stderr
+    runs = journals(home)
+    incident, rollback = runs["on-call-incident"], runs["rollback-fast"]
+    assert any(r["type"] == "lock.takeover" for r in incident)
+    assert finished(incident)["assess"] == "failed"                  # recorded, tolerated (on_failure: continue)
+    errors = results(incident)["logs.errors"]
+    assert errors["evidence"]["excerpts"] and "v1.2.0" in json.dumps(errors["evidence"]["excerpts"])
+    assert rollback[0]["data"]["parent"]["run"] == incident[0]["run"]
+    assert results(rollback)["target.find"]["outputs"]["family_revision"] == "menotime-api-prod:2"
+    assert app_version(home) == "v1.1.0"
+    assert run(home, "audit.verify").returncode == 0
