@@ -260,3 +260,17 @@ def test_on_call_takes_over_a_failed_release_and_rolls_back(home: Path, tmp_path
     assert results(rollback)["target.find"]["outputs"]["family_revision"] == "menotime-api-prod:2"
     assert app_version(home) == "v1.1.0"
     assert run(home, "audit.verify").returncode == 0
+
+
+def test_monitoring_window_parks_and_resumes(home: Path) -> None:
+    first = run(home, "runbook", "production-release", "--env", "sandbox", "--param", "monitor_park=true",
+                "--answers", str(ANSWERS / "production-release.yaml"), "--non-interactive")
+    assert first.returncode == 4, first.stdout[-2000:]
+    assert "monitoring window open for" in first.stdout and "parked" in first.stdout
+    time.sleep(21)                                       # the sandbox's window is 20 s
+    second = run(home, "runbook", "production-release", "--env", "sandbox", "--resume", "--answers",
+                 str(ANSWERS / "production-release.yaml"), "--non-interactive")
+    assert second.returncode == 0, second.stdout[-2000:]
+    records = journals(home)["production-release"]
+    assert [r["type"] for r in records].count("run.parked") == 1
+    assert results(records)["monitoring.window"]["passed"]
