@@ -115,46 +115,76 @@ ns.add_collection(runbook_ns)
 
 @task(name="resume", positional=[], iterable=["param"], help={
     "run_id": "the run (any unique prefix); default: the only unfinished run",
+    "env": "the environment (selects its team backend, if it names one)",
     "answers": "answers file", "yes": "answer confirmations with yes",
     "non_interactive": "never prompt", "param": "secret parameters cannot be given here; use RUNBOOK_PARAM_*"})
 def resume(c: Any, run_id: str | None = None, answers: str | None = None, yes: bool = False,
-           non_interactive: bool = False, param: list[str] | None = None) -> None:
+           non_interactive: bool = False, param: list[str] | None = None, env: str | None = None) -> None:
     """Resume an interrupted, parked or failed run exactly where it stopped."""
     from runbook import cli
 
-    _call(cli.resume, run_id, answers_file=answers, yes=yes, non_interactive=non_interactive, params=param or [])
+    _call(cli.resume, run_id, answers_file=answers, yes=yes, non_interactive=non_interactive, params=param or [],
+          env=env)
 
 
-@task(help={"json": "print JSON"})
-def status(c: Any, json: bool = False) -> None:
+@task(help={"json": "print JSON", "env": "the environment (selects its team backend, if it names one)"})
+def status(c: Any, json: bool = False, env: str | None = None) -> None:
     """Show active, parked and interrupted runs and the locks they hold: who is in production now."""
     from runbook import cli
 
-    _call(cli.status, as_json=json)
+    _call(cli.status, as_json=json, env=env)
 
 
-@task(positional=["run_id"], help={"run_id": "the run (any unique prefix)", "reason": "why it will never finish"})
-def abandon(c: Any, run_id: str, reason: str = "") -> None:
+@task(positional=["run_id"], help={"run_id": "the run (any unique prefix)", "reason": "why it will never finish",
+                                   "env": "the environment (selects its team backend)"})
+def abandon(c: Any, run_id: str, reason: str = "", env: str | None = None) -> None:
     """Close a run that will never finish (recorded with the reason; frees its lock)."""
     from runbook import cli
 
-    _call(cli.abandon, run_id, reason)
+    _call(cli.abandon, run_id, reason, env=env)
 
 
-@task(positional=["key"], help={"key": "the lock key (see runbook.status)", "reason": "why it is safe to free"})
-def unlock(c: Any, key: str, reason: str = "") -> None:
+@task(positional=["key"], help={"key": "the lock key (see runbook.status)", "reason": "why it is safe to free",
+                                "env": "the environment (selects its team backend)"})
+def unlock(c: Any, key: str, reason: str = "", env: str | None = None) -> None:
     """Free a stale lock whose run will not resume (recorded in the ledger)."""
     from runbook import cli
 
-    _call(cli.unlock, key, reason)
+    _call(cli.unlock, key, reason, env=env)
 
 
-@task(name="verify", help={"run_id": "one run (any unique prefix); default: every run"})
-def audit_verify(c: Any, run_id: str | None = None) -> None:
+@task(name="verify", help={"run_id": "one run (any unique prefix); default: every run",
+                           "env": "the environment (verifies its team backend's objects and versions too)"})
+def audit_verify(c: Any, run_id: str | None = None, env: str | None = None) -> None:
     """Verify the hash chains of the journals and the ledger; name the first bad record."""
     from runbook import cli
 
-    _call(cli.audit_verify, run_id)
+    _call(cli.audit_verify, run_id, env=env)
+
+
+@task(positional=["run_id"], help={"run_id": "the run (any unique prefix)",
+                                   "env": "the environment (names the team backend)"})
+def approve(c: Any, run_id: str, env: str | None = None) -> None:
+    """Approve a run under your own AWS identity (team backend), bound to its digest, parameters and environment."""
+    from runbook.backends import commands
+
+    _call(commands.approve, run_id, env)
+
+
+@task(name="init", help={"env": "the environment whose backend to create"})
+def backend_init(c: Any, env: str | None = None) -> None:
+    """Create the team backend's DynamoDB table and S3 bucket (versioning, Object Lock)."""
+    from runbook.backends import commands
+
+    _call(commands.backend_init, env)
+
+
+@task(name="doctor", help={"env": "the environment whose backend to check"})
+def backend_doctor(c: Any, env: str | None = None) -> None:
+    """Check the team backend: access, versioning, Object Lock, conditional writes, IAM; say what is wrong."""
+    from runbook.backends import commands
+
+    _call(commands.backend_doctor, env)
 
 
 @task(name="list", help={"runbook": "only this runbook", "env": "only this environment",
@@ -171,11 +201,11 @@ def audit_list(c: Any, runbook: str | None = None, env: str | None = None, statu
 
 
 @task(name="show", positional=["run_id"], help={"run_id": "the run (any unique prefix)", "json": "print JSON"})
-def audit_show(c: Any, run_id: str, json: bool = False) -> None:
+def audit_show(c: Any, run_id: str, json: bool = False, env: str | None = None) -> None:
     """Everything about one run: steps, checks, answers and who gave them, approvals, skips, failures, links."""
     from runbook import cli
 
-    _call(cli.audit_show, run_id, as_json=json)
+    _call(cli.audit_show, run_id, as_json=json, env=env)
 
 
 @task(name="timeline", help={"since": "window start: 2h, 3d or an ISO time (default 2h)", "until": "window end",
@@ -191,13 +221,14 @@ def audit_timeline(c: Any, since: str = "2h", until: str | None = None, env: str
 @task(name="export", positional=["run_id"], help={"run_id": "the run (any unique prefix)",
                                                   "format": "md (reads well as a GitHub issue), json or html",
                                                   "output": "write to this file instead of standard output"})
-def audit_export(c: Any, run_id: str, format: str = "md", output: str | None = None) -> None:
+def audit_export(c: Any, run_id: str, format: str = "md", output: str | None = None, env: str | None = None) -> None:
     """Export a run's report: summary, parameters, timeline, approvals, failures, deviations, links."""
     from runbook import cli
 
-    _call(cli.audit_export, run_id, format, output)
+    _call(cli.audit_export, run_id, format, output, env=env)
 
 
+runbook_ns.add_task(approve)
 runbook_ns.add_task(resume)
 runbook_ns.add_task(status)
 runbook_ns.add_task(abandon)
@@ -250,5 +281,6 @@ def sandbox_review(c: Any, pr: int, as_: str = "", approve: bool = False, reques
     _call(cli.sandbox_review, pr, as_, approve)
 
 
+ns.add_collection(Collection("backend", backend_init, backend_doctor))
 sandbox_ns = Collection("sandbox", sandbox_up, sandbox_down, sandbox_status, sandbox_reset, sandbox_review)
 ns.add_collection(sandbox_ns)

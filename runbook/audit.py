@@ -24,6 +24,9 @@ class Report:
 def verify(store: LocalStore, run_id: str | None = None) -> Report:
     """Verify the ledger and one run (or all); name the first bad record of each."""
     report = Report()
+    prepare = getattr(store, "prepare_verify", None)   # a team backend: local copies, and its own problems
+    if prepare is not None:
+        report.problems.extend(prepare(run_id))
     ledger_problems, ledger_len, _ = verify_chain(store.ledger.path, "ledger")
     report.problems.extend(ledger_problems)
     starts: dict[str, dict[str, Any]] = {}

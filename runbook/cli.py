@@ -284,12 +284,17 @@ def execute(root: Path, name: str, env: str | None = None, params: Sequence[str]
 
 
 def resume(root: Path, run_id: str | None, answers_file: str | None = None, yes: bool = False,
-           non_interactive: bool = False, params: Sequence[str] = ()) -> int:
+           non_interactive: bool = False, params: Sequence[str] = (), env: str | None = None) -> int:
     """`invoke runbook.resume [RUN_ID]`: continue a run where it stopped."""
     from .session import Options
 
-    options = Options(answers_file=answers_file, yes=yes, non_interactive=non_interactive, params=list(params))
+    options = Options(env=env, answers_file=answers_file, yes=yes, non_interactive=non_interactive,
+                      params=list(params))
     session = _session(root, options)
+    if env:
+        from .plan import load_environment
+
+        session.use_backend(load_environment(session.project, env).data)
     if not run_id:
         from .state import UNFINISHED
 
@@ -301,14 +306,11 @@ def resume(root: Path, run_id: str | None, answers_file: str | None = None, yes:
     return session.resume(run_id)
 
 
-def status(root: Path, out: TextIO = sys.stdout, as_json: bool = False) -> int:
-    """`invoke runbook.status`: active, parked and interrupted runs, and the locks they hold."""
-    from .identity import alive
-    from .project import state_home
+def status(root: Path, out: TextIO = sys.stdout, as_json: bool = False, env: str | None = None) -> int:
+    """`invoke runbook.status [--env E]`: active, parked and interrupted runs, and the locks they hold."""
     from .state import UNFINISHED, Status
-    from .store import LocalStore
 
-    store = LocalStore(state_home(root))
+    store = _store(root, env)
     locks = {h.run_id: h for h in store.locks.all()}
     rows = []
     for st in store.states():
@@ -342,57 +344,58 @@ def status(root: Path, out: TextIO = sys.stdout, as_json: bool = False) -> int:
     return ExitCode.OK
 
 
-def abandon(root: Path, run_id: str, reason: str, out: TextIO = sys.stdout) -> int:
+def _admin_session(root: Path, env: str | None) -> Any:
     from .session import Options
 
-    session = _session(root, Options(non_interactive=True), person=False)
+    session = _session(root, Options(env=env, non_interactive=True), person=False)
+    session.store = _store(root, env)
+    return session
+
+
+def abandon(root: Path, run_id: str, reason: str, out: TextIO = sys.stdout, env: str | None = None) -> int:
+    session = _admin_session(root, env)
     session.abandon(run_id, reason)
     out.write(f"Run {session.store.find(run_id)} abandoned: {reason}\n")
     return ExitCode.OK
 
 
-def unlock(root: Path, key: str, reason: str, out: TextIO = sys.stdout) -> int:
-    from .session import Options
-
-    session = _session(root, Options(non_interactive=True), person=False)
+def unlock(root: Path, key: str, reason: str, out: TextIO = sys.stdout, env: str | None = None) -> int:
+    session = _admin_session(root, env)
     holder = session.unlock(key, reason)
     out.write(f"Lock {key!r} freed (was run {holder.run_id} by {holder.operator}); the ledger records why.\n")
     return ExitCode.OK
 
 
-def audit_verify(root: Path, run_id: str | None = None, out: TextIO = sys.stdout) -> int:
-    """`invoke audit.verify [RUN_ID]`: the chains and the ledger; names the first bad record."""
-    from .audit import verify
-    from .project import state_home
-    from .store import LocalStore
+def audit_verify(root: Path, run_id: str | None = None, out: TextIO = sys.stdout, env: str | None = None) -> int:
+    """`invoke audit.verify [--run-id ID] [--env E]`: the chains and the ledger (and, on the team
+    backend, its objects and versions); names the first bad record."""
+    from .backends import commands
 
-    store = LocalStore(state_home(root))
-    report = verify(store, store.find(run_id) if run_id else None)
-    if report.ok:
-        out.write(f"ok: {report.runs} run(s), {report.records} record(s) and the ledger verify\n")
-        return ExitCode.OK
-    for problem in report.problems:
-        out.write(f"{problem}\n")
-    out.write(f"FAILED: {len(report.problems)} problem(s) in {store.home}\n")
-    return ExitCode.FAILED
+    return commands.audit_verify(root, run_id, env, out=out)
 
 
 # -- audit review ----------------------------------------------------------------------
 
-def _store(root: Path) -> Any:
-    from .project import state_home
-    from .store import LocalStore
+def _store(root: Path, env: str | None = None) -> Any:
+    """The store the environment names (its team backend), else the local state home.
 
-    return LocalStore(state_home(root))
+    An environment without a file (a name only found in old runs) filters, it selects nothing.
+    """
+    from .backends import store_for
+    from .project import Project
+
+    if env and env not in Project(root).environment_names():
+        env = None
+    return store_for(root, env)
 
 
 def audit_list(root: Path, runbook: str | None = None, env: str | None = None, status: str | None = None,
                operator: str | None = None, since: str | None = None, until: str | None = None,
                as_json: bool = False, out: TextIO = sys.stdout) -> int:
-    """`invoke audit.list`: runs newest first, a line each."""
+    """`invoke audit.list`: runs newest first, a line each (``--env`` also selects its team backend)."""
     from .review import Index, parse_since, select
 
-    store = _store(root)
+    store = _store(root, env)
     rows = select(Index(store).summaries(), runbook, env, status, operator, parse_since(since),
                   parse_since(until, "--until"))
     if as_json:
@@ -415,12 +418,13 @@ def _verified(store: Any, run_id: str) -> str:
     return "chain verified" if report.ok else "VERIFICATION FAILED: " + "; ".join(map(str, report.problems[:3]))
 
 
-def audit_show(root: Path, run_id: str, as_json: bool = False, out: TextIO = sys.stdout) -> int:
+def audit_show(root: Path, run_id: str, as_json: bool = False, out: TextIO = sys.stdout,
+               env: str | None = None) -> int:
     """`invoke audit.show RUN_ID`: everything a review needs about one run."""
     from . import report
     from .review import load_view
 
-    store = _store(root)
+    store = _store(root, env)
     run = load_view(store, run_id)
     verified = _verified(store, run.run_id)
     if as_json:
@@ -438,7 +442,7 @@ def audit_timeline(root: Path, since: str | None = "2h", until: str | None = Non
     """`invoke audit.timeline --since 2h`: every run's events in time order."""
     from .review import parse_since, timeline
 
-    events = timeline(_store(root), parse_since(since or "2h"), parse_since(until, "--until"), env)
+    events = timeline(_store(root, env), parse_since(since or "2h"), parse_since(until, "--until"), env)
     if as_json:
         out.write(json.dumps(events, indent=2) + "\n")
         return ExitCode.OK
@@ -493,14 +497,14 @@ def export_markdown(store: Any, run_id: str) -> str:
 
 
 def audit_export(root: Path, run_id: str, fmt: str = "md", output: str | None = None,
-                 out: TextIO = sys.stdout) -> int:
+                 out: TextIO = sys.stdout, env: str | None = None) -> int:
     """`invoke audit.export RUN_ID --format md|json|html [--output F]`."""
     from . import report
     from .review import describe
 
     if fmt not in ("md", "json", "html"):
         raise InputError([f"<command line>: --format must be md, json or html, not {fmt!r} (at --format)"])
-    store = _store(root)
+    store = _store(root, env)
     run, verified, links, related, edges = export_data(store, run_id)
     events = [f"{e['time'][11:19]} {e.get('operator', '')}: {describe(e)}" for e in run.events]
     if fmt == "json":

@@ -39,13 +39,16 @@ class Holder:
     pid_start: str
     since: str
     epoch: int = 1
+    expires_at: float | None = None     # a lease's end (team backend); local locks have none
 
     def describe(self) -> str:
         return (f"{self.operator} on {self.host} (pid {self.pid}) holds lock {self.key!r} since {self.since} "
                 f"for run {self.run_id} of {self.runbook}")
 
     def is_stale(self) -> bool:
-        """Same host and the process is gone (another host's holder is never judged stale here)."""
+        """Its lease expired, or same host and the process is gone (another host's process is not judged here)."""
+        if self.expires_at is not None and time.time() > self.expires_at:
+            return True
         return self.host == identity.host() and not identity.alive(self.pid, self.pid_start)
 
 

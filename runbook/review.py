@@ -253,7 +253,10 @@ class Index:
         cached = self._load()
         fresh: dict[str, Any] = {}
         changed = False
+        remote = getattr(self.store, "kind", "local") != "local"
         for run_id in self.store.run_ids():
+            if remote:
+                self.store.records(run_id)     # the team backend refreshes its local copy of the journal
             path = self.store.journal_path(run_id)
             try:
                 st = os.stat(path)

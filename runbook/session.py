@@ -84,10 +84,19 @@ class Session:
     def environment(self, name: str | None) -> Environment | None:
         """Load an environment; a sandbox environment brings the sandbox up and applies its overlay."""
         env = load_environment(self.project, name) if name else None
+        if env is not None:
+            self.use_backend(env.data)
         if env is not None and isinstance(env.data.get("sandbox"), dict):
             self.sandbox(env)
         self._env = env
         return env
+
+    def use_backend(self, env_data: dict[str, Any]) -> None:
+        """Switch to the store the environment's ``backend`` names (the team backend on AWS)."""
+        from .backends import open_store, same_backend
+
+        if not same_backend(self.store, env_data):
+            self.store = open_store(env_data, self.store.home)
 
     def sandbox(self, env: Environment) -> None:
         """Bring the sandbox up (never for validate, show or --dry-run, which do not come here)."""
@@ -188,7 +197,7 @@ class Session:
             raise InputError([f"<command line>: --yes is refused on protected environment {env.name!r} (at --yes)"])
         prompt_gates = [s["id"] for s in plan.steps if s.get("kind") == "approval"
                         and s["approval"].get("source") == "prompt"]
-        if prompt_gates:
+        if prompt_gates and getattr(self.store, "kind", "local") == "local":   # the team backend verifies them
             raise InputError([f"{plan.file}: prompt approvals are refused on protected environment {env.name!r} "
                               f"(steps {', '.join(prompt_gates)}); use a github-pr approval"])
         prompt = Prompt("run.environment", "run", f"Type the environment name ({env.name}) to start:")
@@ -231,6 +240,8 @@ class Session:
     def start(self, name: str) -> int:
         """`invoke runbook NAME`: a new run (or, with --resume, the unfinished one)."""
         if self.options.resume:
+            if self.options.env:
+                self.use_backend(load_environment(self.project, self.options.env).data)
             return self.resume(self.unfinished(name))
         path = self.project.runbook_path(name)
         checked = self.resolver.check(path)
