@@ -52,7 +52,8 @@ class AwsStore:
         self.durable = durable
         self.runs_dir = self.home / "runs"
         self.cache = self.home / "backend" / self.table
-        self.locks = LeaseStore(self.io, self.table)
+        self.locks = LeaseStore(self.io, self.table, backend.get("lease_seconds"))
+        self.retention_days = int(backend.get("retention_days") or RETENTION_DAYS_DEFAULT)
         self.ledger = AwsLedger(self)
         self._object_lock: bool | None = None
         self._operating: set[str] = set()
@@ -168,7 +169,7 @@ class AwsStore:
         if self.object_lock():
             import os
 
-            days = int(os.environ.get("RUNBOOK_RETENTION_DAYS") or RETENTION_DAYS_DEFAULT)
+            days = int(os.environ.get("RUNBOOK_RETENTION_DAYS") or self.retention_days)
             extra = {"ObjectLockMode": "COMPLIANCE",
                      "ObjectLockRetainUntilDate": datetime.now(timezone.utc) + timedelta(days=days)}
         got = self.io.call("s3", "put_object", key, Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*",
@@ -269,17 +270,21 @@ class SegmentJournal:
         name = f"{epoch:06d}-{first:09d}.jsonl"
         try:
             key, version = self._put_object(name, body)
-            self.store.io.call("dynamodb", "put_item", f"segment {key}", TableName=self.store.table,
-                               Item=to_item({"pk": f"run#{self.run_id}", "sk": f"seg#{first:09d}", "key": key,
-                                             "version": version, "epoch": epoch, "first": first, "end": end,
-                                             "prev": self.head, "head": head,
-                                             "sha256": hashlib.sha256(body).hexdigest(), "time": utcnow()}),
-                               ConditionExpression="attribute_not_exists(pk)")
+            entry = {"Put": {"TableName": self.store.table, "ConditionExpression": "attribute_not_exists(pk)",
+                             "Item": to_item({"pk": f"run#{self.run_id}", "sk": f"seg#{first:09d}", "key": key,
+                                              "version": version, "epoch": epoch, "first": first, "end": end,
+                                              "prev": self.head, "head": head,
+                                              "sha256": hashlib.sha256(body).hexdigest(), "time": utcnow()})}}
+            fence = self.store.locks.condition() if self.before_write is not None else None
+            # one transaction: the segment enters the authoritative list only while this run still holds the lock
+            self.store.io.call("dynamodb", "transact_write_items", f"segment {key}",
+                               TransactItems=([fence] if fence else []) + [entry])
         except Conflict:
             kept = self.store.keep_unsent(self.run_id, name, body)
-            raise JournalError(f"run {self.run_id}: another writer already recorded journal record {first} "
-                               f"(segment list in table {self.store.table}); this run stopped and wrote nothing "
-                               f"more (the records are kept in {kept})") from None
+            raise JournalError(f"run {self.run_id}: journal record {first} was not recorded: another writer got "
+                               f"there first or this run lost its lock (segment list in table "
+                               f"{self.store.table}); this run stopped and wrote nothing more (the records are "
+                               f"kept in {kept})") from None
         except ExternalError as exc:
             kept = self.store.keep_unsent(self.run_id, name, body)
             raise JournalError(f"run {self.run_id}: the journal segment could not be written to the backend "

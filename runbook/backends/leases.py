@@ -29,20 +29,24 @@ PK = "lock"
 FIELDS = ("key", "run_id", "runbook", "operator", "host", "pid", "pid_start", "since", "epoch", "expires_at")
 
 
-def lease_seconds() -> float:
-    """The lease length (``RUNBOOK_LEASE_SECONDS``, default 60 s); the heartbeat renews it every third."""
-    return float(os.environ.get("RUNBOOK_LEASE_SECONDS") or 60)
+def lease_seconds(configured: float | None = None) -> float:
+    """The lease length: ``backend.lease_seconds``, else ``RUNBOOK_LEASE_SECONDS`` (tests), else 60 s.
+
+    The heartbeat renews it every third of its length.
+    """
+    return float(os.environ.get("RUNBOOK_LEASE_SECONDS") or configured or 60)
 
 
 class LeaseStore:
     """The LockStore interface over DynamoDB."""
 
-    def __init__(self, io: Aws, table: str):
+    def __init__(self, io: Aws, table: str, lease: float | None = None):
         self.io = io
         self.table = table
-        self.lease = lease_seconds()
+        self.lease = lease_seconds(lease)
         self._beats: dict[tuple[str, str], threading.Event] = {}
         self.fenced_epoch = 0      # the epoch of the last successful fence (journal segment keys)
+        self.fence: tuple[str, str, int] | None = None   # (key, run id, epoch) of that fence
 
     # -- reading -----------------------------------------------------------------------
     def _key(self, key: str) -> dict[str, Any]:
@@ -155,6 +159,16 @@ class LeaseStore:
             raise Fenced(f"this run no longer holds lock {key!r}: now {who}; it stopped and did nothing more") \
                 from None
         self.fenced_epoch = epoch
+        self.fence = (key, run_id, epoch)
+
+    def condition(self) -> dict[str, Any] | None:
+        """The last fence as a DynamoDB ConditionCheck, for a transaction that must fail when it no longer holds."""
+        if self.fence is None:
+            return None
+        key, run_id, epoch = self.fence
+        return {"ConditionCheck": {"TableName": self.table, "Key": self._key(key),
+                                   "ConditionExpression": "run_id = :run AND epoch = :epoch",
+                                   "ExpressionAttributeValues": values(run=run_id, epoch=epoch)}}
 
     def _renew(self, key: str, run_id: str, epoch: int) -> None:
         self.io.call("dynamodb", "update_item", f"lock {key}", TableName=self.table, Key=self._key(key),
