@@ -284,3 +284,36 @@ def sandbox_review(c: Any, pr: int, as_: str = "", approve: bool = False, reques
 ns.add_collection(Collection("backend", backend_init, backend_doctor))
 sandbox_ns = Collection("sandbox", sandbox_up, sandbox_down, sandbox_status, sandbox_reset, sandbox_review)
 ns.add_collection(sandbox_ns)
+
+
+@task(help={"full": "the full sweep (default: the short CI sample, about 2 minutes)"})
+def reliability(c: Any, full: bool = False) -> None:
+    """Reliability and security, measured: crashes, torn writes, lock races, hostile input, tampering, secrets, approvals."""
+    from reliability.__main__ import main
+
+    code = main(["--full"] if full else [])
+    if code:
+        raise Exit(code=code)
+
+
+ns.add_task(reliability)
+
+
+@task(help={"quick": "smaller fixtures (1,000 runs / 100,000 events, a 100-step runbook) and fewer repeats",
+            "fixture": "keep the large state home in this folder between runs (default: a temp folder)",
+            "only": "figure groups, comma-separated: startup,per_step,journal,rollback,memory",
+            "json": "print the figures as JSON"})
+def bench(c: Any, quick: bool = False, fixture: str | None = None, only: str | None = None,
+          json: bool = False) -> None:
+    """Speed, measured side by side: each figure with its baseline from the same run, the ratio and the goal."""
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "benchmarks"] + (["--quick"] if quick else []) \
+        + (["--fixture", fixture] if fixture else []) + (["--only", only] if only else []) + (["--json"] if json else [])
+    code = subprocess.call(args, cwd=str(HERE))
+    if code:
+        raise Exit(code=code)
+
+
+ns.add_task(bench)

@@ -75,11 +75,7 @@ def _param_label(name: str, spec: Any) -> str:
 
 def validate(root: Path, paths: Sequence[str] = (), out: TextIO = sys.stdout) -> int:
     """`runbook.validate`: every runbook and environment (or the given files/folders)."""
-    from .validate import RunbookValidator, check_environment
-
     project = _project(root)
-    registry = _registry(root, check=True)
-    validator = RunbookValidator(project, registry)
     if paths:
         files = [f for p in paths for f in _yaml_files(Path(p) if Path(p).is_absolute() else Path.cwd() / p)]
         missing = [p for p in paths if not (Path(p) if Path(p).is_absolute() else Path.cwd() / p).exists()]
@@ -88,6 +84,19 @@ def validate(root: Path, paths: Sequence[str] = (), out: TextIO = sys.stdout) ->
     else:
         files = [project.runbooks_dir / f"{n}.yaml" for n in project.runbook_names()]
         files += [project.environments_dir / f"{n}.yaml" for n in project.environment_names()]
+    cache, key = _validated_cache(root, files)
+    if cache is not None:
+        try:
+            hit = json.loads(cache.read_text()).get(key)
+        except (OSError, ValueError, AttributeError):
+            hit = None
+        if hit:
+            out.write(f"ok: {hit['runbook']} runbook(s) and {hit['environment']} environment(s) are valid\n")
+            return ExitCode.OK
+    from .validate import RunbookValidator, check_environment
+
+    registry = _registry(root, check=True)
+    validator = RunbookValidator(project, registry)
     diags: list[Diagnostic] = []
     counts = {"runbook": 0, "environment": 0}
     for file in files:
@@ -100,8 +109,78 @@ def validate(root: Path, paths: Sequence[str] = (), out: TextIO = sys.stdout) ->
         diags.extend(found)
     if diags:
         raise InputError(sorted(set(diags), key=lambda d: (d.file, d.line, d.col, d.message)))
+    if cache is not None:
+        _remember_valid(cache, key, counts)
     out.write(f"ok: {counts['runbook']} runbook(s) and {counts['environment']} environment(s) are valid\n")
     return ExitCode.OK
+
+
+VALIDATED_CACHE = "validated.json"
+
+
+def _validated_cache(root: Path, files: Sequence[Path]) -> tuple[Path | None, str]:
+    """Where successful validations are remembered, and the key of this one.
+
+    The key is a SHA-256 over the content of everything a verdict depends on: the files
+    asked about and every YAML file beside them and in runbooks/ and environments/
+    (includes and links), the schemas, the engine's and the plugins' code, and the
+    Python, jsonschema and PyYAML installed. Any change makes a new key, so a stale
+    "ok" cannot be printed; failures are never remembered (their messages are always fresh).
+    """
+    import hashlib
+    import importlib.util
+
+    from .plugins import cache_home
+
+    here = Path(__file__).resolve().parent
+    checks_dirs = [Path(root) / "checks"]
+    spec = importlib.util.find_spec("checks")
+    if spec is not None and spec.submodule_search_locations:
+        checks_dirs += [Path(p) for p in spec.submodule_search_locations]
+    sources: set[Path] = set()
+    folders = {Path(root) / "runbooks", Path(root) / "environments"} | {Path(f).resolve().parent for f in files}
+    for folder in folders:
+        if folder.is_dir():
+            sources.update(p for p in folder.glob("*.y*ml"))
+    sources.update(Path(f).resolve() for f in files)
+    for folder in [Path(root) / "schemas", here / "schemas"]:
+        if folder.is_dir():
+            sources.update(folder.glob("*.json"))
+    sources.update(here.rglob("*.py"))
+    for folder in checks_dirs:
+        if folder.is_dir():
+            sources.update(folder.glob("*.py"))
+    h = hashlib.sha256(sys.version.encode())
+    for mod in ("jsonschema", "yaml"):
+        found = importlib.util.find_spec(mod)
+        origin = Path(found.origin) if found is not None and found.origin else None
+        if origin is not None and origin.exists():
+            st = origin.stat()
+            h.update(f"{mod}:{origin}:{st.st_size}:{st.st_mtime_ns}".encode())
+    for path in sorted(p.resolve() for p in sources):
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        h.update(str(path).encode() + b"\0" + hashlib.sha256(data).digest())
+    return cache_home() / VALIDATED_CACHE, h.hexdigest()
+
+
+def _remember_valid(cache: Path, key: str, counts: dict[str, int]) -> None:
+    from .journal import atomic_write
+
+    try:
+        try:
+            known = json.loads(cache.read_text())
+            known = known if isinstance(known, dict) else {}
+        except (OSError, ValueError):
+            known = {}
+        known = dict(list(known.items())[-15:])        # the last few verdicts (branches switched back and forth)
+        known[key] = counts
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(cache, json.dumps(known).encode(), durable=False)
+    except OSError:
+        pass
 
 
 def checks(root: Path, out: TextIO = sys.stdout, as_json: bool = False) -> int:
@@ -414,7 +493,7 @@ def audit_list(root: Path, runbook: str | None = None, env: str | None = None, s
 def _verified(store: Any, run_id: str) -> str:
     from .audit import verify
 
-    report = verify(store, run_id)
+    report = verify(store, run_id, whole_ledger=False)
     return "chain verified" if report.ok else "VERIFICATION FAILED: " + "; ".join(map(str, report.problems[:3]))
 
 

@@ -47,7 +47,9 @@ class Diagnostic:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
         at = f" (at {self.path})" if self.path else ""
-        return f"{where}: {self.message}{at}"
+        # one error, one line: text quoted from the input may hold line breaks
+        message = self.message.replace("\r", "\\r").replace("\n", "\\n")
+        return f"{where}: {message}{at}"
 
 
 class RunbookError(Exception):

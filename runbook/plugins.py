@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import json
 import pkgutil
 import sys
 from dataclasses import dataclass, field
@@ -92,13 +93,26 @@ class Plugin:
 
     @property
     def version(self) -> str:
-        """A digest of the plugin's code and schemas: a change makes plans differ."""
-        h = hashlib.sha256(self.source.encode())
+        """A digest of the plugin's code and schemas: a change makes plans differ.
+
+        The code is read when a version is first asked for (a plan asks only for the
+        plugins it uses), not at registration: reading 60 functions' source costs more
+        than importing them.
+        """
+        source = self.source or (_source_of(self.func, self.name) + (_source_of(self.probe, "") if self.probe else ""))
+        h = hashlib.sha256(source.encode())
         h.update(repr((self.args, self.outputs)).encode())
         return h.hexdigest()[:16]
 
 
 _REGISTRY: dict[str, Plugin] = {}
+
+
+def _source_of(func: Callable[..., Any], fallback: str) -> str:
+    try:
+        return inspect.getsource(func)
+    except (OSError, TypeError):
+        return fallback
 
 
 def _register(kind: PluginKind, name: str, args: dict[str, Any] | None, outputs: dict[str, Any] | None,
@@ -111,12 +125,8 @@ def _register(kind: PluginKind, name: str, args: dict[str, Any] | None, outputs:
         arg_schema = {"type": "object", "additionalProperties": False, "properties": {}}
         arg_schema.update(args or {})
         out_schema = dict(outputs or ANY_OUTPUTS)
-        try:
-            source = inspect.getsource(func)
-        except (OSError, TypeError):
-            source = name
         doc = description or (inspect.getdoc(func) or "").split("\n")[0]
-        _REGISTRY[name] = Plugin(name, kind, func, arg_schema, out_schema, None, side_effect, doc, str(where), source)
+        _REGISTRY[name] = Plugin(name, kind, func, arg_schema, out_schema, None, side_effect, doc, str(where))
         func.plugin_name = name  # type: ignore[attr-defined]
         return func
     return deco
@@ -142,12 +152,8 @@ def probe(name: str) -> Callable[[Callable[[Context], Outcome | None]], Callable
             raise PluginError(f"probe for unknown plugin {name!r}")
         if plugin.probe is not None:
             raise PluginError(f"plugin {name!r} already has a probe")
-        try:
-            extra = inspect.getsource(func)
-        except (OSError, TypeError):
-            extra = ""
         _REGISTRY[name] = Plugin(plugin.name, plugin.kind, plugin.func, plugin.args, plugin.outputs, func,
-                                 plugin.side_effect, plugin.description, plugin.module, plugin.source + extra)
+                                 plugin.side_effect, plugin.description, plugin.module, plugin.source)
         return func
     return deco
 
@@ -186,7 +192,7 @@ def load(root: Path | None = None, check: bool = False) -> Registry:
     key = str(Path(root).resolve()) if root else ""
     if key in _LOADED:
         if check:
-            _check_schemas(_LOADED[key])
+            _check_schemas(_LOADED[key], root)
         return _LOADED[key]
     import checks
 
@@ -215,24 +221,81 @@ def load(root: Path | None = None, check: bool = False) -> Registry:
     visible = {_builtin_dir()} | ({(Path(root).resolve() / "checks")} if root is not None else set())
     registry = Registry({n: p for n, p in _REGISTRY.items() if Path(p.module).resolve().parent in visible})
     if check:
-        _check_schemas(registry)
+        _check_schemas(registry, root)
     _LOADED[key] = registry
     return registry
 
 
-def _check_schemas(registry: Registry) -> None:
-    from .schemas import check_schema
+SCHEMA_CACHE = "plugin-schemas.json"
+_CHECKED: set[str] = set()      # schemas found valid in this process, by digest
 
+
+def _schema_key(schema: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(schema, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+def _check_schemas(registry: Registry, root: Path | None = None) -> None:
+    """Check every argument and output schema against the 2020-12 meta-schema.
+
+    A schema found valid once is remembered by the digest of its content, in this process
+    and in ``plugin-schemas.json`` under the cache folder (``RUNBOOK_CACHE``), so `runbook.validate` pays the
+    meta-check (about 0.4 s for 98 schemas) only when a plugin's schema changed; a changed
+    schema has a new digest and is checked again.
+    """
+    cache = _schema_cache_path(root)
+    known = set(_CHECKED)
+    if cache is not None:
+        try:
+            data = json.loads(cache.read_text())
+            if data.get("meta") == "2020-12":
+                known.update(data.get("valid", []))
+        except (OSError, ValueError, AttributeError):
+            pass
+    found: set[str] = set()
     for plugin in registry.values():
         for label, schema in (("argument", plugin.args), ("output", plugin.outputs)):
+            key = _schema_key(schema)
+            if key in known or key in found:
+                continue
+            from .schemas import check_schema
+
             problem = check_schema(schema)
             if problem:
                 raise PluginError(f"{plugin.module}: plugin {plugin.name!r} has an invalid {label} schema: {problem}")
+            found.add(key)
+    _CHECKED.update(found | known)
+    if found and cache is not None:
+        try:
+            from .journal import atomic_write
+
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(cache, json.dumps({"meta": "2020-12", "valid": sorted(known | found)}).encode(),
+                         durable=False)
+        except OSError:
+            pass                      # a read-only state home only costs the check next time
+
+
+def _schema_cache_path(root: Path | None) -> Path | None:
+    if root is None:
+        return None
+    return cache_home() / SCHEMA_CACHE
+
+
+def cache_home() -> Path:
+    """Where derived, disposable results are remembered: ``RUNBOOK_CACHE``, else the user's
+    cache folder. Never the state home: reading commands write nothing there."""
+    import os
+
+    override = os.environ.get("RUNBOOK_CACHE")
+    if override:
+        return Path(override)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "runbook"
 
 
 def reset_for_tests() -> dict[str, Plugin]:
     """Forget loaded registries (tests); returns the current plugins to restore later."""
     _LOADED.clear()
+    _CHECKED.clear()
     return dict(_REGISTRY)
 
 
@@ -240,3 +303,4 @@ def restore_for_tests(saved: dict[str, Plugin]) -> None:
     _REGISTRY.clear()
     _REGISTRY.update(saved)
     _LOADED.clear()
+    _CHECKED.clear()

@@ -17,8 +17,21 @@ from typing import Any, Iterable
 MASK = "[REDACTED]"
 MIN_SECRET = 4
 
+# Where a secret may start: not inside a word, or right after an escape sequence such as ``\n``
+# (output quoted into JSON or a repr keeps "\\n" before the secret, and ``\b`` sees no boundary there).
+_START = r"(?:(?<=\\[nrtvf0])|(?<![A-Za-z0-9_]))"
+
+
+def _start(pattern: str) -> str:
+    """A pattern's leading word boundary, widened to also match right after an escape sequence."""
+    for lead in ("(?P<keep>", ""):
+        if pattern.startswith(lead + r"\b"):
+            return lead + _START + pattern[len(lead) + 2:]
+    return pattern
+
+
 # Each pattern keeps the named groups ``keep`` (before) and ``tail`` (after) and masks the rest.
-PATTERNS = [re.compile(p, f) for p, f in (
+PATTERNS = [re.compile(_start(p), f) for p, f in (
     (r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.S),
     (r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b", 0),
     (r"(?P<keep>(?:aws_secret_access_key|secret_access_key|aws_session_token|SecretAccessKey|SessionToken)"

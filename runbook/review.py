@@ -254,10 +254,13 @@ class Index:
         fresh: dict[str, Any] = {}
         changed = False
         remote = getattr(self.store, "kind", "local") != "local"
+        runs = str(self.store.runs_dir) + os.sep
         for run_id in self.store.run_ids():
             if remote:
                 self.store.records(run_id)     # the team backend refreshes its local copy of the journal
-            path = self.store.journal_path(run_id)
+                path = self.store.journal_path(run_id)
+            else:
+                path = runs + run_id + os.sep + "journal.jsonl"    # plain strings: 10,000 runs, one stat each
             try:
                 st = os.stat(path)
             except FileNotFoundError:
@@ -265,7 +268,7 @@ class Index:
             stamp = [st.st_size, st.st_mtime_ns]
             entry = cached.get(run_id)
             if entry is None or entry.get("stamp") != stamp:
-                entry = {"stamp": stamp, "summary": view(read_records(path)).summary()}
+                entry = {"stamp": stamp, "summary": view(read_records(Path(path))).summary()}
                 changed = True
             fresh[run_id] = entry
         if changed or set(fresh) != set(cached):
@@ -274,9 +277,17 @@ class Index:
         return [fresh[r]["summary"] for r in sorted(fresh, reverse=True)]
 
 
+def stamp(when: datetime) -> str:
+    """A time in the journal's own format; journal times compare correctly as strings."""
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def select(summaries: list[dict[str, Any]], runbook: str | None = None, env: str | None = None,
            status: str | None = None, operator: str | None = None, since: datetime | None = None,
            until: datetime | None = None) -> list[dict[str, Any]]:
+    since_s = stamp(since) if since else None
+    until_s = stamp(until) if until else None
+    now_s = stamp(datetime.now(timezone.utc))
     out = []
     for s in summaries:
         if runbook and s["runbook"] != runbook:
@@ -287,11 +298,9 @@ def select(summaries: list[dict[str, Any]], runbook: str | None = None, env: str
             continue
         if operator and operator not in s["operators"]:
             continue
-        started = parse_time(s["started"]) if s["started"] else None
-        ended = parse_time(s["ended"]) if s["ended"] else datetime.now(timezone.utc)
-        if since and ended < since:
+        if since_s and (s["ended"] or now_s) < since_s:
             continue
-        if until and started and started > until:
+        if until_s and s["started"] and s["started"] > until_s:
             continue
         out.append(s)
     return out
@@ -305,11 +314,13 @@ def timeline(store: LocalStore, since: datetime | None, until: datetime | None =
              env: str | None = None) -> list[dict[str, Any]]:
     """Every event of every run in the window, in time order."""
     runs = select(Index(store).summaries(), env=env, since=since, until=until)
+    since_s = stamp(since) if since else None
+    until_s = stamp(until) if until else None
     events = []
     for s in runs:
         for rec in store.records(s["run"]):
-            t = parse_time(rec["time"])
-            if (since and t < since) or (until and t > until):
+            t = rec["time"]
+            if (since_s and t < since_s) or (until_s and t > until_s):
                 continue
             events.append({"time": rec["time"], "run": rec["run"], "runbook": s["runbook"],
                            "environment": s["environment"], "operator": rec.get("operator"), "type": rec["type"],

@@ -58,9 +58,11 @@ class LocalStore:
         return derive(self.records(run_id))
 
     def run_ids(self) -> list[str]:
-        if not self.runs_dir.is_dir():
+        try:
+            with os.scandir(self.runs_dir) as it:     # the folder's own type field: no stat per run
+                return sorted(e.name for e in it if not e.name.startswith(".") and e.is_dir())
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        return sorted(p.name for p in self.runs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def find(self, prefix: str) -> str:
         """A run id from any unique prefix."""

@@ -173,7 +173,7 @@ class _RunbookRules:
         for pname, spec in self.params.items():
             base = ("params", pname)
             ptype = spec.get("type")
-            if ptype not in {t.value for t in ParamType}:
+            if not isinstance(ptype, str) or ptype not in {t.value for t in ParamType}:
                 continue
             pattern = spec.get("pattern")
             compiled = None
@@ -307,6 +307,8 @@ class _RunbookRules:
                 args = item.get("with", {})
             if isinstance(args, dict):
                 self.check_plugin_args(ipath + ("with",), plugin.args, args, index)
+                if uses.startswith("git."):
+                    self.check_git_literals(ipath + ("with",), args)
             if isinstance(iid, str):
                 info.outputs[iid] = plugin.outputs
 
@@ -322,6 +324,17 @@ class _RunbookRules:
                     re.compile(args[key])
                 except re.error as exc:
                     self.err(path + (key,), f"invalid regular expression {quote(args[key])}: {exc}")
+
+    def check_git_literals(self, path: tuple[Any, ...], value: Any) -> None:
+        """A written value git could read as an option (``--upload-pack=...``) is refused before anything runs."""
+        if isinstance(value, dict):
+            for k, v in value.items():
+                self.check_git_literals(path + (k,), v)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                self.check_git_literals(path + (i,), v)
+        elif isinstance(value, str) and value.startswith("-"):
+            self.err(path, f"{quote(value)} starts with '-': git would read it as an option; use a plain name")
 
     def pendify(self, path: tuple[Any, ...], value: Any, index: int, allow_steps: bool = True) -> Any:
         """Check every template in ``value`` and replace it by a typed Pending marker."""
@@ -364,7 +377,8 @@ class _RunbookRules:
             if len(ref.parts) > 1:
                 self.err(path, f"{ref.text}: parameters are plain values; nothing below {name!r}")
                 return _BAD
-            return self.params[name].get("type")
+            ptype = self.params[name].get("type")
+            return ptype if isinstance(ptype, str) else None   # a wrong type is reported at params.NAME.type
         if ref.root == "env":
             sub, unknown = schema_at(self.v.env_schema, ref.parts)
             if sub is None:
@@ -540,7 +554,8 @@ class _RunbookRules:
             if pend is _BAD:
                 continue
             if isinstance(pend, Pending):
-                if pend.type is not None and spec.get("type") and not _types_fit(pend.type, spec["type"]):
+                if isinstance(pend.type, str) and isinstance(spec.get("type"), str) \
+                        and not _types_fit(pend.type, spec["type"]):
                     have, want = (SCHEMA_TYPE_NAMES.get(t, t) for t in (pend.type, spec["type"]))
                     self.err(path + (key,), f"{pend.text} is {have}, but {label} expects {key} as {want}")
                 continue
@@ -587,7 +602,7 @@ def _fmt(path: tuple[Any, ...]) -> str:
 
 
 def _is_type(value: Any, ptype: str) -> bool:
-    types = PY_TYPES.get(ParamType(ptype)) if ptype in {t.value for t in ParamType} else None
+    types = PY_TYPES.get(ParamType(ptype)) if isinstance(ptype, str) and ptype in {t.value for t in ParamType} else None
     if types is None:
         return False
     if isinstance(value, bool) and ptype != ParamType.BOOLEAN:

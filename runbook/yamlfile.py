@@ -132,8 +132,16 @@ class _Composer:
             if mark is not None and _char_at(text, mark.line, mark.column) == "\t" and "tab" not in problem:
                 problem += "; indent with spaces, not tabs"
             raise self._fail(mark, f"YAML syntax error: {problem}", ()) from None
-        except yaml.YAMLError as exc:  # reader errors: bad characters in the text
-            raise InputError([Diagnostic(self.name, 1, 1, f"YAML error: {exc}")]) from None
+        except yaml.reader.ReaderError as exc:  # bad characters in the text: one line, at the character
+            pos = max(0, min(int(exc.position), len(text)))
+            line = text.count("\n", 0, pos) + 1
+            col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+            char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+            raise InputError([Diagnostic(self.name, line, col, f"YAML error: character #x{char:04x} is not allowed "
+                                         "in YAML (control characters must be escaped in a quoted string)")]) from None
+        except yaml.YAMLError as exc:  # anything else: one line
+            message = " ".join(str(exc).split())
+            raise InputError([Diagnostic(self.name, 1, 1, f"YAML error: {message}")]) from None
         documents = [e for e in events if isinstance(e, yaml.DocumentStartEvent)]
         if len(documents) > 1:
             second = documents[1]
