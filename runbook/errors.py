@@ -21,6 +21,9 @@ class ExitCode:
     INTERRUPTED = 130
 
 
+_LINE_BREAKS = {ord(c): c.encode("unicode_escape").decode() for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
 def format_path(path: Iterable[object]) -> str:
     """``("steps", 3, "verify", 0, "with")`` -> ``steps[3].verify[0].with``."""
     out = ""
@@ -47,8 +50,8 @@ class Diagnostic:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
         at = f" (at {self.path})" if self.path else ""
-        # one error, one line: text quoted from the input may hold line breaks
-        message = self.message.replace("\r", "\\r").replace("\n", "\\n")
+        # one error, one line: text quoted from the input may hold any of the line boundaries Python knows
+        message = self.message.translate(_LINE_BREAKS)
         return f"{where}: {message}{at}"
 
 
