@@ -50,6 +50,7 @@ class StepInfo:
     always: bool
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)   # item id -> output schema
     conditional_reason: str = ""
+    unrecoverable: dict[str, str] = field(default_factory=dict)  # item id -> action with no probe
 
 
 @dataclass
@@ -311,6 +312,8 @@ class _RunbookRules:
                     self.check_git_literals(ipath + ("with",), args)
             if isinstance(iid, str):
                 info.outputs[iid] = plugin.outputs
+                if plugin.kind is PluginKind.ACTION and plugin.side_effect and plugin.probe is None:
+                    info.unrecoverable[iid] = uses
 
     def check_plugin_args(self, path: tuple[Any, ...], schema: dict[str, Any], args: dict[str, Any], index: int) -> None:
         pending = self.pendify(path, args, index)
@@ -437,6 +440,11 @@ class _RunbookRules:
         if sub is None:
             self.err(path, f"{ref.text}: {sid}.{item} has no output {unknown}")
             return _BAD
+        if item in info.unrecoverable:
+            self.err(path, f"{ref.text}: {info.unrecoverable[item]} has no probe, so when a crash interrupts "
+                           f"{sid}.{item} its outputs cannot be recovered on resume (only its effect can be "
+                           "verified); read the value with a check in a later step, or give the action a probe")
+            return _BAD
         return schema_type(sub)
 
     def check_condition(self, path: tuple[Any, ...], value: Any, index: int) -> None:
@@ -526,7 +534,8 @@ class _RunbookRules:
                         label=f"include {name!r}")
         for inner_id, inner in checked.steps.items():
             nested = StepInfo(f"{info.id}.{inner_id}", info.index, info.always and inner.always,
-                              dict(inner.outputs), info.conditional_reason or inner.conditional_reason)
+                              dict(inner.outputs), info.conditional_reason or inner.conditional_reason,
+                              dict(inner.unrecoverable))
             self.steps[nested.id] = nested
 
     def check_linked(self, path: tuple[Any, ...], linked: dict[str, Any], index: int, require_all: bool) -> None:

@@ -50,7 +50,8 @@ def test_dry_run_resolves_everything_known(state_home: Path) -> None:
     out = run_cli(cli.dry_run, PROJECT, "full-feature", "test", ["version=v1.2.3", "replicas=3"], None, as_json=True)
     plan = json.loads(out)
     steps = {s["id"]: s for s in plan["steps"]}
-    assert steps["prepare"]["do"][0]["with"]["argv"][2] == "print('release v1.2.3')"
+    assert steps["prepare"]["do"][0]["with"]["argv"][2] == "print('preparing v1.2.3')"
+    assert steps["prepare"]["verify"][1]["with"]["argv"][2] == "print('release v1.2.3')"
     # the include is inlined with namespaced ids, its params bound from with:
     assert steps["verification.health"]["verify"][0]["with"]["url"] == "http://127.0.0.1:9/health"
     assert steps["verification.count"]["verify"][0]["with"]["actual"] == 3
