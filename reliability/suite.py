@@ -723,60 +723,83 @@ def _mutations(lines: list[bytes], k: int) -> Iterator[tuple[str, list[bytes]]]:
         yield "cut-tail", lines[:k]
 
 
+def _flip(byte: int) -> int:
+    return byte ^ 0x01 if byte not in (0x0a, 0x22, 0x5c) else 0x41
+
+
+def _detected(root: Path, home: Path, label: str, what: str, fig: Figure) -> None:
+    """The home as it is now must fail audit.verify, naming the journal or the ledger record."""
+    code, out = verify_home(root, home)
+    first = out.splitlines()[0] if out else ""
+    named = ("ledger" in first) if label == "ledger" else f"run {label}" in first
+    if code != 1 or not named:
+        fig.bad(f"{label[:24]} {what}: exit {code}, {first[:160]!r}")
+    else:
+        fig.ok()
+
+
+def _sweep(root: Path, home: Path, files: list[tuple[str, Path]], fig: Figure, kinds: dict[str, int]) -> None:
+    """Every single-record mutation of each file; then every byte of the ledger's newest
+    record, the one no later ledger record points at."""
+    for label, path in files:
+        original = path.read_bytes()
+        lines = original.splitlines(keepends=True)
+        try:
+            for k in range(len(lines)):
+                for how, mutated in _mutations(lines, k):
+                    path.write_bytes(b"".join(mutated))
+                    kinds[how] = kinds.get(how, 0) + 1
+                    _detected(root, home, label, f"record {k + 1} {how}", fig)
+            if label == "ledger":
+                newest = len(original) - len(lines[-1])
+                for at in range(newest, len(original) - 1):
+                    path.write_bytes(original[:at] + bytes([_flip(original[at])]) + original[at + 1:])
+                    kinds["edit (every byte of the newest)"] = kinds.get("edit (every byte of the newest)", 0) + 1
+                    _detected(root, home, label, f"record {len(lines)} byte {at - newest}", fig)
+        finally:
+            path.write_bytes(original)
+
+
 def tampering(short: bool = True) -> Figure:
-    """Every single-record mutation of real journals and of the ledger is detected and named."""
+    """Every single-record mutation of real journals and of the ledger is detected and named.
+
+    Twice: when the ledger's newest record is a finished run's anchor, and when it is the
+    start of a run killed before its first anchor.
+    """
     fig = Figure("tampering")
     with timed(fig), tempfile.TemporaryDirectory(prefix="rel-tamper-") as tmp:
         base = Path(tmp)
         root = project_copy(base)
         home = base / "home"
         answers = str(root / "answers.yaml")
-        for i in range(2):
+
+        def crashy(i: int, crash: str | None = None, resume: bool = False) -> None:
             work = base / f"work{i}"
             work.mkdir()
-            env = {"RUNBOOK_CRASH_AT": "badprobe.w:after-effect"} if i == 0 else {}
             invoke("runbook", "crashy", "--param", f"dir={work}", "--answers", answers, "--non-interactive",
-                   root=root, home=home, env=env)
-            if i == 0:
+                   root=root, home=home, env={"RUNBOOK_CRASH_AT": crash} if crash else {})
+            if resume:
                 invoke("runbook", "crashy", "--resume", "--answers", answers, "--non-interactive", root=root,
                        home=home)
-        code, out = verify_home(root, home)
-        if code != 0:
-            fig.bad(f"setup: the untouched home does not verify: {out[:200]}")
-            return fig
-        files = [(p.parent.name, p) for p in sorted((home / "runs").glob("*/journal.jsonl"))]
-        if short:
-            files = files[:1]
-        files.append(("ledger", home / "ledger.jsonl"))
+
         kinds: dict[str, int] = {}
-        for label, path in files:
-            original = path.read_bytes()
-            lines = original.splitlines(keepends=True)
-            tail = len(lines)
-            while label == "ledger" and tail > 0 and b'"type":"run.anchor"' in lines[tail - 1]:
-                tail -= 1      # the newest anchors: nothing later points at them (the local threat model)
-            indices = range(len(lines)) if not short or label == "ledger" else range(0, len(lines), 1)
-            for k in indices:
-                for how, mutated in _mutations(lines, k):
-                    path.write_bytes(b"".join(mutated))
-                    code, out = verify_home(root, home)
-                    first = out.splitlines()[0] if out else ""
-                    named = (first.startswith("ledger record") or "not in the ledger" in first) if label == "ledger" \
-                        else f"run {label}" in first
-                    kinds[how] = kinds.get(how, 0) + 1
-                    if code == 0 and label == "ledger" and k >= tail:
-                        fig.limit(f"ledger record {k + 1} {how}")
-                    elif code != 1 or not named:
-                        fig.bad(f"{label[:24]} record {k + 1} {how}: exit {code}, {first[:160]!r}")
-                    else:
-                        fig.ok()
-                path.write_bytes(original)
-        fig.notes.insert(0, f"{len(files) - 1} journal(s) and the ledger, every record: "
-                            + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items())))
-        if fig.limits:
-            fig.notes.insert(1, f"{len(fig.limits)} undetected, all in the ledger's newest anchor records (after the "
-                                "last run start; nothing local points at them; README threat model: S3 Object Lock "
-                                "anchors them on the team backend): " + "; ".join(fig.limits[:6]))
+        journals = 0
+        for stage in ("finished", "killed"):
+            if stage == "finished":
+                crashy(0, "badprobe.w:after-effect", resume=True)
+                crashy(1)
+            else:
+                crashy(2, "prep.a:before-intent")     # killed: the ledger's newest record is its start
+            code, out = verify_home(root, home)
+            if code != 0:
+                fig.bad(f"setup ({stage}): the untouched home does not verify: {out[:200]}")
+                return fig
+            files = [(p.parent.name, p) for p in sorted((home / "runs").glob("*/journal.jsonl"))]
+            files = (files[:1] if short else files) if stage == "finished" else []
+            journals += len(files)
+            _sweep(root, home, files + [("ledger", home / "ledger.jsonl")], fig, kinds)
+        fig.notes.insert(0, f"{journals} journal(s) and the ledger twice (newest record an anchor, then a start), "
+                            "every record: " + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items())))
     return fig
 
 

@@ -1,15 +1,32 @@
-"""Audit verification: every journal chain, the ledger chain, and the two against each other."""
+"""Audit verification: every journal chain, the ledger chain, and the two against each other.
+
+Each cross-reference closes a gap a chain alone leaves, because nothing later points at a
+chain's newest record:
+
+* a journal's records are covered by the ledger's ``run.anchor`` records (length and head);
+* the ledger's anchors carry nothing but what the journal can confirm (run, length, head),
+  and a journal that ends in a record after which the engine always anchors (a finished
+  step, a run status) must be anchored to its very end, so cutting or editing the
+  ledger's newest anchors is seen;
+* the ledger's ``run.start`` records are covered by each run's first journal record,
+  which holds the start record's number and hash.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .journal import Problem, record_hash_at, verify_chain
+from .journal import ZERO, Problem, record_hash_at, verify_chain
 from .store import LocalStore
+
+# Records after which the engine writes an anchor before it does anything else.
+ANCHORED = frozenset({"step.finished", "run.parked", "run.interrupted", "run.failed", "run.succeeded",
+                      "run.abandoned"})
 
 
 @dataclass
@@ -21,6 +38,15 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+@dataclass
+class Marks:
+    """What the ledger says about runs: each run's start and its newest anchor."""
+
+    starts: dict[str, dict[str, Any]] = field(default_factory=dict)    # run -> time, hash, pos
+    anchors: dict[str, dict[str, Any]] = field(default_factory=dict)   # run -> length, head, pos
+    problems: list[Problem] = field(default_factory=list)
 
 
 def verify(store: LocalStore, run_id: str | None = None, whole_ledger: bool = True) -> Report:
@@ -35,115 +61,176 @@ def verify(store: LocalStore, run_id: str | None = None, whole_ledger: bool = Tr
     prepare = getattr(store, "prepare_verify", None)   # a team backend: local copies, and its own problems
     if prepare is not None:
         report.problems.extend(prepare(run_id))
-    suffix = None if whole_ledger or not run_id else _ledger_from_start(store.ledger.path, run_id)
+    ledger_path = Path(store.ledger.path)
+    try:
+        ledger = ledger_path.read_bytes()
+    except FileNotFoundError:
+        ledger = None
+    suffix = None if whole_ledger or not run_id or ledger is None else _ledger_from_start(ledger, run_id)
     if suffix is not None:
-        data, start, seq0, prev0 = suffix
-        ledger_problems, ledger_len, _ = verify_chain(store.ledger.path, "ledger", data, start, seq0, prev0)
-        starts, anchors = ledger_marks(store.ledger.path, ledger_len - seq0, run_id, data[start:])
+        start, seq0, prev0 = suffix
+        ledger_problems, ledger_len, _ = verify_chain(ledger_path, "ledger", ledger, start, seq0, prev0)
+        marks = ledger_marks(ledger[start:], ledger_len - seq0, seq0, run_id)
         on_disk = {run_id} if store.run_dir(run_id).is_dir() else set()
     else:
-        ledger_problems, ledger_len, _ = verify_chain(store.ledger.path, "ledger")
-        starts, anchors = ledger_marks(store.ledger.path, ledger_len, run_id)
+        ledger_problems, ledger_len, _ = verify_chain(ledger_path, "ledger", ledger)
+        marks = ledger_marks(ledger or b"", ledger_len, 0, run_id)
         on_disk = set(store.run_ids())
     report.problems.extend(ledger_problems)
+    report.problems.extend(marks.problems)
+    starts, anchors = marks.starts, marks.anchors
+    for rid in sorted(set(anchors) - set(starts) - on_disk) if not run_id else ():
+        report.problems.append(Problem(f"ledger record {anchors[rid]['seq'] + 1}",
+                                       f"an anchor of run {rid}, which the ledger never started and which has "
+                                       "no journal (edited)"))
     wanted = [run_id] if run_id else sorted(on_disk | set(starts))
     for rid in wanted:
         label = f"run {rid}"
         path = store.journal_path(rid)
-        if rid not in on_disk or not path.exists():
+        try:
+            data = path.read_bytes() if rid in on_disk else None
+        except FileNotFoundError:
+            data = None
+        if data is None:
             if rid in starts:
                 report.problems.append(Problem(label, f"deleted: the ledger recorded its start at "
                                                       f"{starts[rid].get('time')} but its journal is gone"))
             continue
         report.runs += 1
-        problems, length, head = verify_chain(path, label)
+        problems, length, head = verify_chain(path, label, data)
         report.records += length
         report.problems.extend(problems)
         if rid not in starts:
             report.problems.append(Problem(label, "not in the ledger: this run was not started by the engine "
                                                   "here, or the ledger was cut"))
             continue
-        anchor = anchors.get(rid)
-        if anchor is None or problems:
+        if problems:
             continue
-        if length < anchor["length"]:
-            report.problems.append(Problem(f"{label} record {length + 1}",
-                                           f"tail cut: the ledger recorded {anchor['length']} records, "
-                                           f"the journal has {length}"))
-        elif (head if length == anchor["length"] else record_hash_at(path, anchor["length"])) != anchor["head"]:
-            report.problems.append(Problem(f"{label} record {anchor['length']}",
-                                           "edited: its hash differs from the head the ledger recorded"))
+        report.problems.extend(_cross_check(rid, path, data, length, head, starts[rid], anchors.get(rid)))
     return report
+
+
+# The first journal record names the ledger's start record: "ledger":{"seq":N,"hash":"H"}.
+_LEDGER_REF = re.compile(rb'"ledger":\{"seq":(\d+),"hash":"([0-9a-f]{64})"\}')
+
+
+def _cross_check(rid: str, path: Path, data: bytes, length: int, head: str, start: dict[str, Any],
+                 anchor: dict[str, Any] | None) -> list[Problem]:
+    """A run's journal against the ledger: its start record, and its newest anchor."""
+    label = f"run {rid}"
+    first_end = data.find(b"\n") + 1
+    ref = _LEDGER_REF.search(data, 0, first_end)
+    if ref is not None and ref.group(2).decode() != start["hash"]:
+        return [Problem(f"ledger record {int(ref.group(1)) + 1}",
+                        f"edited: the start of run {rid} differs from the record its journal names")]
+    anchored = anchor["length"] if anchor else 0
+    if length < anchored:
+        return [Problem(f"{label} record {length + 1}",
+                        f"tail cut: ledger record {anchor['seq'] + 1} recorded {anchored} records, "  # type: ignore[index]
+                        f"the journal has {length}")]
+    if anchor is not None and (head if length == anchored else record_hash_at(path, anchored)) != anchor["head"]:
+        return [Problem(f"{label} record {anchored}",
+                        f"edited: its hash differs from the head ledger record {anchor['seq'] + 1} recorded "
+                        "(one of the two was changed)")]
+    if length > anchored:
+        last = data[data.rfind(b"\n", 0, len(data) - 1) + 1:]
+        try:
+            kind = json.loads(last).get("type")
+        except ValueError:
+            kind = None
+        if kind in ANCHORED:
+            where = f"its newest anchor covers {anchored} records" if anchor else "it has no anchor"
+            return [Problem(f"ledger (the newest anchor of {label})",
+                            f"missing: the journal ends with record {length} ({kind}), which the engine anchors "
+                            f"at once, but {where}: the ledger's newest records were cut or edited, or the "
+                            f"engine stopped between the two writes (then `invoke runbook.resume {rid}` "
+                            "completes the anchor)")]
+    return []
 
 
 # A start and an anchor as the engine writes them (flat up to these keys, in this order).
 _ANCHOR = re.compile(rb'"type":"run\.anchor","run":"([^"\\]+)","length":(\d+),"head":"([0-9a-f]{64})"[,}]')
 _START = re.compile(rb'"time":"([^"\\]*)","type":"run\.start","run":"([^"\\]+)"')
+_SEQ = re.compile(rb'\{"prev":"[0-9a-f]{64}","seq":(\d+),')
 
 
-def _ledger_from_start(path: Any, run_id: str) -> tuple[bytes, int, int, str] | None:
-    """The ledger's bytes, where the run's start record begins, its number, and the hash
+def _ledger_from_start(data: bytes, run_id: str) -> tuple[int, int, str] | None:
+    """Where the run's start record begins in the ledger's bytes, its number, and the hash
     of the record before it; None when the start is not found the quick way."""
-    import hashlib
-
-    from .journal import ZERO
-
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        return None
     at = data.find(b'"type":"run.start","run":"%s"' % run_id.encode())
     if at < 0:
         return None
     start = data.rfind(b"\n", 0, at) + 1
     if start == 0:
-        return data, 0, 0, ZERO
+        return 0, 0, ZERO
     before = data.rfind(b"\n", 0, start - 1) + 1
     prev_line = data[before:start]
-    m = re.match(rb'\{"prev":"[0-9a-f]{64}","seq":(\d+),', prev_line)
+    m = _SEQ.match(prev_line)
     if m is None:
         return None
-    return data, start, int(m.group(1)) + 1, hashlib.sha256(prev_line).hexdigest()
+    return start, int(m.group(1)) + 1, hashlib.sha256(prev_line).hexdigest()
 
 
-def ledger_marks(path: Any, length: int, run_id: str | None = None, data: bytes | None = None
-                 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Each run's ``run.start`` (its ``run`` and ``time``) and its last ``run.anchor``
-    (``length``, ``head``) among the ledger's first LENGTH records.
+def _line_at(data: bytes, pos: int) -> tuple[int, bytes]:
+    """The record number and raw bytes of the ledger line holding byte ``pos``."""
+    begin = data.rfind(b"\n", 0, pos) + 1
+    end = data.find(b"\n", pos) + 1 or len(data)
+    line = data[begin:end]
+    m = _SEQ.match(line)
+    return (int(m.group(1)) if m else -1), line
 
-    The ledger is searched for both kinds with patterns in one pass each, not parsed
-    line by line; when the counts do not add up (a record written another way, a ledger
-    longer than its intact chain), every line is parsed as JSON instead.
+
+def ledger_marks(data: bytes, length: int, seq0: int = 0, run_id: str | None = None) -> Marks:
+    """Each run's ``run.start`` (``time``, ``hash``, ``seq``) and its newest ``run.anchor``
+    (``length``, ``head``, ``seq``) among the first LENGTH records of the ledger's bytes
+    DATA (whose first record is number SEQ0).
+
+    The ledger is searched for both kinds with patterns, not parsed line by line; when the
+    counts do not add up (a record written another way, an edit, a ledger longer than its
+    intact chain), every line is parsed as JSON instead, and a line that is not a JSON
+    record is named.
     """
-    if data is None:
-        try:
-            data = Path(path).read_bytes()
-        except FileNotFoundError:
-            return {}, {}
+    marks = Marks()
     complete = data[:data.rfind(b"\n") + 1]
+    key = run_id.encode() if run_id else None
     if complete.count(b"\n") == length:
-        found_starts = _START.findall(complete)
-        found_anchors = _ANCHOR.findall(complete)
+        found_starts = list(_START.finditer(complete))
+        found_anchors = list(_ANCHOR.finditer(complete))
         # A start also names its parent run (nested, later in the record): the counts must match.
         if len(found_starts) == complete.count(b'"type":"run.start"') \
                 and len(found_anchors) == complete.count(b'"type":"run.anchor"'):
-            last = {r: (n, h) for r, n, h in found_anchors}
-            if run_id:
-                key = run_id.encode()
-                found_starts = [(t, r) for t, r in found_starts if r == key]
-                last = {key: last[key]} if key in last else {}
-            starts = {r.decode(): {"run": r.decode(), "time": t.decode()} for t, r in found_starts}
-            anchors = {r.decode(): {"length": int(n), "head": h.decode()} for r, (n, h) in last.items()}
-            return starts, anchors
-    starts, anchors = {}, {}
-    for n, line in enumerate(data.splitlines(keepends=True)):
-        if n >= length:
-            break
+            last = {m.group(1): m for m in found_anchors}
+            for m in found_starts:
+                if key is None or m.group(2) == key:
+                    seq, line = _line_at(complete, m.start())
+                    marks.starts[m.group(2).decode()] = {"time": m.group(1).decode(), "seq": seq,
+                                                         "hash": hashlib.sha256(line).hexdigest()}
+            for run, m in last.items():
+                if key is None or run == key:
+                    seq, _ = _line_at(complete, m.start())
+                    marks.anchors[run.decode()] = {"length": int(m.group(2)), "head": m.group(3).decode(),
+                                                   "seq": seq}
+            return marks
+    for n, line in enumerate(complete.splitlines(keepends=True)[:length]):
         if b'"type":"run.' not in line:
             continue
-        rec = json.loads(line)
-        if rec.get("type") == "run.start":
-            starts[rec["run"]] = rec
-        elif rec.get("type") == "run.anchor":
-            anchors[rec["run"]] = rec
-    return starts, anchors
+        try:
+            rec = json.loads(line)
+            kind, run = rec.get("type"), rec.get("run")
+        except (ValueError, AttributeError):
+            marks.problems.append(Problem(f"ledger record {seq0 + n + 1}", "edited: not a JSON record"))
+            continue
+        if kind in ("run.start", "run.anchor") and not isinstance(run, str):
+            marks.problems.append(Problem(f"ledger record {seq0 + n + 1}", f"edited: a {kind} without its run"))
+            continue
+        if key is not None and run != run_id:
+            continue
+        if kind == "run.start":
+            marks.starts[run] = {"time": rec.get("time"), "seq": seq0 + n, "hash": hashlib.sha256(line).hexdigest()}
+        elif kind == "run.anchor":
+            if not isinstance(rec.get("length"), int) or not isinstance(rec.get("head"), str):
+                marks.problems.append(Problem(f"ledger record {seq0 + n + 1}", "edited: an anchor without its "
+                                                                               "length and head"))
+                continue
+            marks.anchors[run] = {"length": rec["length"], "head": rec["head"], "seq": seq0 + n}
+    return marks

@@ -99,6 +99,8 @@ class Runner:
             self._buffer = []
             for rec in written:
                 apply(self.state, rec)
+            if anchor:
+                crash("anchor", written[-1]["type"])     # the window verify and complete_anchor know about
         if anchor:
             self.store.ledger.append({"type": "run.anchor", "run": self.run_id, "length": self._journal.length,
                                       "head": self._journal.head})
@@ -109,10 +111,11 @@ class Runner:
         from .store import salted_hash
 
         self.open(create=True)
-        self.store.ledger.append({"type": "run.start", "run": self.run_id, "runbook": self.plan.name,
-                                  "environment": self.plan.env.name if self.plan.env else None,
-                                  "operator": self.operator, "parent": parent})
+        started = self.store.ledger.append({"type": "run.start", "run": self.run_id, "runbook": self.plan.name,
+                                            "environment": self.plan.env.name if self.plan.env else None,
+                                            "operator": self.operator, "parent": parent})
         self.emit(Event.RUN_STARTED, {
+            "ledger": {"seq": started["seq"], "hash": started["hash"]},   # audit.verify checks the start by it
             "runbook": self.plan.name, "title": self.plan.title, "file": str(self.plan.file),
             "environment": self.plan.env.name if self.plan.env else None, "digest": self.plan.digest,
             "params": self.plan.params.public(),

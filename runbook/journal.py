@@ -193,6 +193,12 @@ class ChainedFile:
             return written
 
 
+def ledger_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """A ledger record's fields as written: timed, except an anchor, which holds only what
+    its journal confirms (run, length, head), so no byte of it escapes verification."""
+    return fields if fields.get("type") == "run.anchor" else {"time": utcnow(), **fields}
+
+
 class Ledger:
     """The chained ledger of runs, shared by every run of a state home (under a file lock)."""
 
@@ -202,17 +208,22 @@ class Ledger:
         self.durable = durable
 
     def append(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Chain one record; returns it with ``prev``, ``seq`` and its own ``hash``."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.lock_path, "a+b") as lockfh:
             fcntl.flock(lockfh, fcntl.LOCK_EX)
             try:
                 chained = ChainedFile(self.path, self.durable)
-                fields = {"time": utcnow(), **fields}
-                if fields.get("type") == "run.start":
-                    fields["ledger_head"] = chained.head
-                return chained.append([fields])[0]
+                written = chained.append([ledger_fields(fields)])[0]
+                return {**written, "hash": chained.head}
             finally:
                 fcntl.flock(lockfh, fcntl.LOCK_UN)
+
+    def lines(self) -> list[bytes]:
+        try:
+            return self.path.read_bytes().splitlines(keepends=True)
+        except FileNotFoundError:
+            return []
 
     def records(self) -> Iterator[dict[str, Any]]:
         if not self.path.exists():

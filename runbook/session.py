@@ -14,7 +14,7 @@ from typing import Any
 
 from . import answers as answers_mod
 from .engine import LockRef, Runner
-from .errors import CheckFailed, ExitCode, InputError, Interrupted, LockHeld, Parked, UsageError
+from .errors import CheckFailed, ExitCode, InputError, Interrupted, LockHeld, Parked, RunbookError, UsageError
 from .locks import Fenced, Holder
 from .params import Params, check_value, env_var, resolve
 from .plan import Environment, Plan, Resolver, load_environment, merge
@@ -275,7 +275,12 @@ class Session:
             return LockRef(None, run_id, 0), None
         locks = self.store.locks
         try:
-            holder = locks.acquire(plan.lock, run_id, plan.name, self.operator, wait=self.options.wait_lock)
+            try:
+                holder = locks.acquire(plan.lock, run_id, plan.name, self.operator, wait=self.options.wait_lock)
+            except LockHeld:
+                if not self.release_finished(plan.lock):
+                    raise
+                holder = locks.acquire(plan.lock, run_id, plan.name, self.operator, wait=self.options.wait_lock)
             return LockRef(plan.lock, run_id, holder.epoch), None
         except LockHeld as held:
             if not plan.emergency:
@@ -291,6 +296,35 @@ class Session:
                 raise LockHeld(f"{held}; an emergency takeover needs a reason")
             holder, previous = locks.take_over(plan.lock, run_id, plan.name, self.operator)
             return LockRef(plan.lock, run_id, holder.epoch), ((previous or current), reason)  # type: ignore[return-value]
+
+    def release_finished(self, key: str) -> bool:
+        """A stale lock whose run had finished (it stopped between its last record and releasing
+        the lock): complete that run's ledger anchor and free the key. True when freed."""
+        current = self.store.locks.read(key)
+        if current is None or not current.is_stale():
+            return False
+        try:
+            finished = self.store.state(current.run_id).status in TERMINAL
+        except RunbookError:
+            return False
+        if not finished:
+            return False
+        self.complete_anchor(current.run_id)
+        self.store.locks.release(key, current.run_id)
+        return True
+
+    def complete_anchor(self, run_id: str) -> bool:
+        """Anchor a run's journal to its end in the ledger when its newest anchor falls short
+        (the engine stopped between the two writes); True when an anchor was written."""
+        from .audit import ledger_marks
+
+        journal = self.store.journal(run_id)
+        data = b"".join(self.store.ledger.lines())
+        anchor = ledger_marks(data, data.count(b"\n"), 0, run_id).anchors.get(run_id)
+        if anchor is not None and anchor["length"] >= journal.length:
+            return False
+        self.store.ledger.append({"type": "run.anchor", "run": run_id, "length": journal.length, "head": journal.head})
+        return True
 
     def record_takeover(self, runner: Runner, takeover: tuple[Holder, str]) -> None:
         previous, reason = takeover
@@ -331,7 +365,11 @@ class Session:
 
         state = derive(records)
         if state.status in TERMINAL:
-            raise UsageError(f"<command line>: run {run_id} has {state.status.value}; there is nothing to resume")
+            done = " (the ledger anchor the engine was stopped before writing is written now)" \
+                if self.complete_anchor(run_id) else ""
+            if state.lock:
+                self.release_finished(state.lock)
+            raise UsageError(f"<command line>: run {run_id} has {state.status.value}; there is nothing to resume{done}")
         started = next(r for r in records if r["type"] == Event.RUN_STARTED.value)["data"]
         path = Path(state.plan_file) if state.plan_file and Path(state.plan_file).is_file() \
             else self.project.runbook_path(state.runbook)

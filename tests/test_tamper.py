@@ -77,8 +77,8 @@ def test_journal_mutation_is_reported(clean_home: tuple[Path, Path], tmp_path: P
     assert first.startswith(f"run {run.name} record ")
     expected = {"edit": "record 5 (line 5): chain broken", "delete": "record 4 (line 4): chain broken",
                 "insert": "record 4 (line 4): chain broken", "duplicate": "record 5 (line 5): chain broken",
-                "reorder": "record 4 (line 4): chain broken", "cut-tail": "tail cut: the ledger recorded",
-                "edit-last": "edited: its hash differs from the head the ledger recorded"}[how]
+                "reorder": "record 4 (line 4): chain broken", "cut-tail": "tail cut: ledger record",
+                "edit-last": "edited: its hash differs from the head ledger record"}[how]
     assert expected in first, out
 
 
@@ -106,6 +106,56 @@ def test_ledger_mutation_is_reported(clean_home: tuple[Path, Path], tmp_path: Pa
     code, out = verify(root, copy, monkeypatch)
     assert code == ExitCode.FAILED
     assert out.startswith("ledger record 2 (line 2): chain broken")
+
+
+@pytest.mark.parametrize("how", ["delete-newest", "cut-two", "edit-newest-run", "edit-newest-type"])
+def test_the_ledgers_newest_anchors_are_covered(clean_home: tuple[Path, Path], tmp_path: Path, how: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing later in the ledger points at its newest record: a finished run's journal does
+    (it must be anchored to its last record), so cutting or editing the newest anchors is seen."""
+    root, home = clean_home
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy)
+    ledger = copy / "ledger.jsonl"
+    lines = ledger.read_bytes().splitlines(keepends=True)
+    assert b'"type":"run.anchor"' in lines[-1] and b'"time"' not in lines[-1]   # nothing unchecked in it
+    if how == "delete-newest":
+        del lines[-1]
+    elif how == "cut-two":
+        del lines[-2:]
+    elif how == "edit-newest-run":
+        lines[-1] = lines[-1].replace(b'"run":"2', b'"run":"3', 1)
+    else:
+        lines[-1] = lines[-1].replace(b'"type":"run.anchor"', b'"type":"run.anchoR"', 1)
+    ledger.write_bytes(b"".join(lines))
+    code, out = verify(root, copy, monkeypatch)
+    assert code == ExitCode.FAILED
+    newest = sorted((copy / "runs").iterdir())[-1].name
+    if how == "edit-newest-run":
+        assert out.startswith(f"ledger record {len(lines)}: an anchor of run 3"), out
+    else:
+        assert out.startswith(f"ledger (the newest anchor of run {newest}): missing: the journal ends with "), out
+
+
+def test_a_newest_run_start_is_covered_by_its_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run killed before its first anchor leaves its start as the ledger's newest record: the
+    run's first journal record holds that record's number and hash."""
+    root = copy_project("runtime", tmp_path)
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    work.mkdir()
+    first = invoke("runbook", "effects", "--param", f"dir={work}", root=root, home=home,
+                   env={"RUNBOOK_CRASH_AT": "probed.write:before-intent"})
+    assert first.returncode == -9
+    assert verify(root, home, monkeypatch)[0] == ExitCode.OK
+    ledger = home / "ledger.jsonl"
+    lines = ledger.read_bytes().splitlines(keepends=True)
+    assert b'"type":"run.start"' in lines[-1]
+    lines[-1] = lines[-1].replace(b'"operator":"', b'"operator":"x', 1)
+    ledger.write_bytes(b"".join(lines))
+    code, out = verify(root, home, monkeypatch)
+    assert code == ExitCode.FAILED
+    assert out.startswith(f"ledger record {len(lines)}: edited: the start of run "), out
 
 
 def test_torn_tail_is_reported_precisely(clean_home: tuple[Path, Path], tmp_path: Path,
@@ -143,3 +193,33 @@ def test_torn_tail_resumes_from_the_last_complete_record(tmp_path: Path) -> None
     assert (run / f"journal.jsonl.torn-at-{len(complete)}").read_bytes() == b'{"prev":"0123'
     assert '"type":"journal.repaired"' in path.read_text()
     assert invoke("audit.verify", root=root, home=home).returncode == 0
+
+
+@pytest.mark.parametrize("then", ["resume", "next-run"])
+def test_a_stop_between_the_last_record_and_its_anchor_is_reported_then_completed(
+        tmp_path: Path, then: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed after writing run.succeeded but before anchoring it: audit.verify says so (and how
+    to complete it); resuming the run, or the next run finding its stale lock, writes the anchor."""
+    root = copy_project("runtime", tmp_path)
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    work.mkdir()
+    first = invoke("runbook", "effects", "--param", f"dir={work}", root=root, home=home,
+                   env={"RUNBOOK_CRASH_AT": "anchor:run.succeeded"})
+    assert first.returncode == -9
+    run = next((home / "runs").iterdir()).name
+    code, out = verify(root, home, monkeypatch)
+    assert code == ExitCode.FAILED
+    assert out.startswith(f"ledger (the newest anchor of run {run}): missing: the journal ends with record ") \
+        and f"`invoke runbook.resume {run}` completes the anchor" in out, out
+    if then == "resume":
+        again = invoke("runbook.resume", "--run-id", run, root=root, home=home)
+        assert again.returncode == 2
+        assert "has succeeded; there is nothing to resume (the ledger anchor the engine was stopped before " \
+            "writing is written now)" in again.stderr
+    else:
+        other = tmp_path / "work2"
+        other.mkdir()
+        again = invoke("runbook", "effects", "--param", f"dir={other}", root=root, home=home)
+        assert again.returncode == 0, again.stdout + again.stderr     # the finished run's stale lock was freed
+    assert verify(root, home, monkeypatch)[0] == ExitCode.OK

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import ExternalError, UsageError
-from ..journal import ZERO, JournalError, atomic_write, encode, line_hash, scan_tail, utcnow
+from ..journal import ZERO, JournalError, atomic_write, encode, ledger_fields, line_hash, scan_tail, utcnow
 from ..state import RunState, derive
 from .awsio import Aws, Conflict, backend_env, from_item, to_item, values
 from .leases import LeaseStore
@@ -325,11 +325,9 @@ class AwsLedger:
         return int(last[0]["seq"]) + 1, line_hash(last[0]["line"].encode())
 
     def append(self, fields: dict[str, Any]) -> dict[str, Any]:
-        fields = {"time": utcnow(), **fields}
+        fields = ledger_fields(fields)
         for _ in range(50):
             seq, prev = self._tail()
-            if fields.get("type") == "run.start":
-                fields["ledger_head"] = prev
             line = encode(prev, seq, fields)
             try:
                 self.store.io.call("dynamodb", "put_item", "ledger", TableName=self.store.table,
@@ -342,7 +340,7 @@ class AwsLedger:
                 self.store.put_once(f"ledger/{seq:09d}.jsonl", line)
             except Conflict:
                 pass        # a copy is already there; verify compares it
-            return {"prev": prev, "seq": seq, **fields}
+            return {"prev": prev, "seq": seq, **fields, "hash": line_hash(line)}
         raise JournalError(f"the ledger in table {self.store.table} is too busy: 50 attempts lost the race")
 
     def lines(self) -> list[bytes]:
