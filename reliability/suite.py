@@ -38,10 +38,7 @@ CRASH_TARGETS = ["prep.a", "badprobe.w", "plainverify.w", "noverify.w", "cont.w"
                  "cstep.w"]
 POINTS = ["before-intent", "after-intent", "after-effect"]
 EFFECT_FILES = ["prep", "badprobe", "plain", "noverify", "cont", "retrying", "inc", "child"]
-# An action with neither probe nor verify, cut off after its effect: the operator is asked and the
-# answers file says retry, so its effect happens twice by the operator's decision (DESIGN: "else the
-# operator is asked"). Counted, reported, and not a failure.
-OPERATOR_REPEAT = {("noverify.w", "after-effect"): "noverify"}
+EFFECT_OF = dict(zip(CRASH_TARGETS, EFFECT_FILES))
 FILE_LINE_COL = re.compile(r"^(?:\S.*?:\d+:\d+|<command line>|<environment>|RUNBOOK_PARAM_\w+): \S")
 
 
@@ -55,18 +52,12 @@ class Figure:
     failed: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
-    limits: list[str] = field(default_factory=list)
 
     def ok(self, note: str = "") -> None:
         self.tried += 1
         self.held += 1
         if note:
             self.notes.append(note)
-
-    def limit(self, note: str) -> None:
-        """Tried, not held, but a documented limit rather than a defect (counted apart)."""
-        self.tried += 1
-        self.limits.append(note)
 
     def bad(self, note: str) -> None:
         self.tried += 1
@@ -141,19 +132,26 @@ def _crash_once(root: Path, base: Path, target: str, point: str) -> tuple[str, s
                    root=root, home=home, env={"RUNBOOK_CRASH_AT": tag}, timeout=60)
     if first.returncode != -signal.SIGKILL:
         return tag, f"the crash point was not reached (exit {first.returncode})", 0, False
-    second = invoke("runbook", "crashy", "--resume", "--answers", answers, "--non-interactive", root=root, home=home,
-                    timeout=60)
+    # Asked about an effect the engine cannot see (no probe, no verify), the operator looks, as
+    # the prompt tells them to: skip when the effect is there, retry when it is not.
+    looked = case / "answers.yaml"
+    there = bool(lines_of(work / f"{EFFECT_OF[target]}.txt"))
+    looked.write_text(Path(answers).read_text().replace(
+        f"{target}.on_fail: {{choice: retry}}",
+        f"{target}.on_fail: {{choice: skip, reason: looked - the effect is there}}" if there else
+        f"{target}.on_fail: {{choice: retry}}"))
+    second = invoke("runbook", "crashy", "--resume", "--answers", str(looked), "--non-interactive", root=root,
+                    home=home, timeout=60)
     problem = ""
     if second.returncode != 0:
         problem = f"resume exited {second.returncode}: {(second.stdout + second.stderr)[-300:]}"
     repeated = 0
     for name in EFFECT_FILES:
         n = len(lines_of(work / f"{name}.txt"))
-        allowed = 2 if OPERATOR_REPEAT.get((target, point)) == name else 1
         repeated += max(0, n - 1)
         if n == 0 and not problem:
             problem = f"effect {name} never happened"
-        elif n > allowed and not problem:
+        elif n > 1 and not problem:
             problem = f"effect {name} happened {n} times"
     code, out = verify_home(root, home)
     if "Traceback" in first.stderr + second.stderr and not problem:
@@ -179,10 +177,9 @@ def crash_points(short: bool = True) -> Figure:
             else:
                 completed += 1
                 fig.ok()
-        allowed = len(OPERATOR_REPEAT)
         fig.notes.insert(0, f"{len(cases)} points ({len(CRASH_TARGETS)} actions x 3), {completed} runs completed "
-                            f"after resume, {repeated} side effects repeated ({allowed} by the operator's retry of an "
-                            f"action with neither probe nor verify), {chains}/{len(cases)} chains verify")
+                            f"after resume, {repeated} side effects repeated, {chains}/{len(cases)} chains verify "
+                            "(an action with neither probe nor verify is the operator's to judge: they look)")
     return fig
 
 

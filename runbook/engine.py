@@ -315,14 +315,15 @@ class Runner:
             if not self.decide(step, key, outcome.summary):
                 return
 
-    def decide(self, step: dict[str, Any], key: str, summary: str, park: bool = False) -> bool:
+    def decide(self, step: dict[str, Any], key: str, summary: str, park: bool = False,
+               question: str = "Retry, skip or abort?") -> bool:
         """After a failure: True to retry, False when skipped; raises StepFailed on abort.
 
         With nobody to ask, a failed check fails the run; an unknown effect (``park``) parks it.
         """
         sid = step["id"]
         pid = f"{sid}.{key}.on_fail"
-        prompt = Prompt(pid, "on_fail", f"{key} failed: {summary}. Retry, skip or abort?")
+        prompt = Prompt(pid, "on_fail", f"{key} {'failed: ' if not park else ''}{summary}. {question}")
         try:
             answer, source = self.ask_with_source(prompt)
         except Parked:
@@ -475,8 +476,10 @@ class Runner:
                 raise _VerifiedDone()
         if not plugin.side_effect:
             return None
-        summary = "interrupted after its intent; whether it took effect is unknown (no probe, verify not passing)"
-        if self.decide(step, key, summary, park=True):
+        summary = "was interrupted after its intent; whether it took effect is unknown (no probe, verify not passing)"
+        if self.decide(step, key, summary, park=True,
+                       question="Look whether it did: retry if it did not, skip (with what you saw) if it did, "
+                                "or abort?"):
             return None
         return Outcome(True, "skipped by the operator after an interruption")  # the skip is recorded
 
