@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, TextIO
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURE_VERSION = 1
+FIXTURE_VERSION = 2
 AWS_LIKE = ("aws.", "git.", "github.", "http.")
 
 
@@ -225,7 +225,7 @@ def _run_records(run_id: str, start: datetime, rng: random.Random, per_run: int)
 def build_fixture(folder: Path, runs: int, events: int, progress: TextIO | None = None) -> dict[str, Any]:
     """A state home of RUNS runs and EVENTS events written with the engine's ChainedFile and Ledger
     layout, durability off (no fsync) to build it in seconds; cached by its size."""
-    from runbook.journal import ChainedFile, ZERO
+    from runbook.journal import ZERO, ChainedFile, ledger_fields
     from runbook.store import LocalStore
 
     marker = folder / "fixture.json"
@@ -253,15 +253,16 @@ def build_fixture(folder: Path, runs: int, events: int, progress: TextIO | None 
         journal = store.journal(run_id)
         ledger.append([{"time": records[0]["time"], "type": "run.start", "run": run_id,
                         "runbook": records[0]["data"]["runbook"], "environment": records[0]["data"]["environment"],
-                        "operator": records[0]["operator"], "parent": None, "ledger_head": ledger.head}])
+                        "operator": records[0]["operator"], "parent": None}])
+        records[0]["data"] = {"ledger": {"seq": ledger.length - 1, "hash": ledger.head}, **records[0]["data"]}
         anchors = []
         done = 0
         for i, rec in enumerate(records):         # group commit at step boundaries, as the engine does
             if rec["type"] in ("step.finished", "run.succeeded", "session.started"):
                 journal.append(records[done:i + 1])
                 done = i + 1
-                anchors.append({"time": rec["time"], "type": "run.anchor", "run": run_id,
-                                "length": journal.length, "head": journal.head})
+                anchors.append(ledger_fields({"type": "run.anchor", "run": run_id, "length": journal.length,
+                                              "head": journal.head}))
         journal.append(records[done:])
         ledger.append(anchors)
         newest = records[-1]["time"]

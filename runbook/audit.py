@@ -148,9 +148,11 @@ def _cross_check(rid: str, path: Path, data: bytes, length: int, head: str, star
     return []
 
 
-# A start and an anchor as the engine writes them (flat up to these keys, in this order).
-_ANCHOR = re.compile(rb'"type":"run\.anchor","run":"([^"\\]+)","length":(\d+),"head":"([0-9a-f]{64})"[,}]')
-_START = re.compile(rb'"time":"([^"\\]*)","type":"run\.start","run":"([^"\\]+)"')
+# A start and an anchor as the engine writes them: top-level keys right after the prefix.
+_START_LINE = re.compile(rb'\{"prev":"[0-9a-f]{64}","seq":(\d+),"time":"([^"\\]*)","type":"run\.start","run":"([^"\\]+)"')
+_ANCHOR_KEY = b'"type":"run.anchor","run":"'
+_ANCHOR_REST = re.compile(rb'([^"\\]+)","length":(\d+),"head":"([0-9a-f]{64})"\}\n')
+_ANCHOR_HEAD = re.compile(rb'\{"prev":"[0-9a-f]{64}","seq":(\d+),\Z')
 _SEQ = re.compile(rb'\{"prev":"[0-9a-f]{64}","seq":(\d+),')
 
 
@@ -171,46 +173,60 @@ def _ledger_from_start(data: bytes, run_id: str) -> tuple[int, int, str] | None:
     return start, int(m.group(1)) + 1, hashlib.sha256(prev_line).hexdigest()
 
 
-def _line_at(data: bytes, pos: int) -> tuple[int, bytes]:
-    """The record number and raw bytes of the ledger line holding byte ``pos``."""
-    begin = data.rfind(b"\n", 0, pos) + 1
-    end = data.find(b"\n", pos) + 1 or len(data)
-    line = data[begin:end]
-    m = _SEQ.match(line)
-    return (int(m.group(1)) if m else -1), line
-
-
 def ledger_marks(data: bytes, length: int, seq0: int = 0, run_id: str | None = None) -> Marks:
     """Each run's ``run.start`` (``time``, ``hash``, ``seq``) and its newest ``run.anchor``
     (``length``, ``head``, ``seq``) among the first LENGTH records of the ledger's bytes
     DATA (whose first record is number SEQ0).
 
-    The ledger is searched for both kinds with patterns, not parsed line by line; when the
-    counts do not add up (a record written another way, an edit, a ledger longer than its
-    intact chain), every line is parsed as JSON instead, and a line that is not a JSON
-    record is named.
+    The quick way splits the ledger at every anchor and keeps each run's last (C code and
+    one short step per anchor), then checks the few it kept, and finds the starts by
+    search; when anything there is unexpected (a record written another way, an edit, a
+    ledger longer than its intact chain), every line is parsed as JSON instead, and a line
+    that is not a JSON record is named.
     """
-    marks = Marks()
     complete = data[:data.rfind(b"\n") + 1]
-    key = run_id.encode() if run_id else None
     if complete.count(b"\n") == length:
-        found_starts = list(_START.finditer(complete))
-        found_anchors = list(_ANCHOR.finditer(complete))
-        # A start also names its parent run (nested, later in the record): the counts must match.
-        if len(found_starts) == complete.count(b'"type":"run.start"') \
-                and len(found_anchors) == complete.count(b'"type":"run.anchor"'):
-            last = {m.group(1): m for m in found_anchors}
-            for m in found_starts:
-                if key is None or m.group(2) == key:
-                    seq, line = _line_at(complete, m.start())
-                    marks.starts[m.group(2).decode()] = {"time": m.group(1).decode(), "seq": seq,
-                                                         "hash": hashlib.sha256(line).hexdigest()}
-            for run, m in last.items():
-                if key is None or run == key:
-                    seq, _ = _line_at(complete, m.start())
-                    marks.anchors[run.decode()] = {"length": int(m.group(2)), "head": m.group(3).decode(),
-                                                   "seq": seq}
+        marks = _marks_quick(complete, run_id)
+        if marks is not None:
             return marks
+    return _marks_careful(complete, length, seq0, run_id)
+
+
+def _marks_quick(data: bytes, run_id: str | None) -> Marks | None:
+    marks = Marks()
+    key = run_id.encode() if run_id else None
+    pieces = data.split(_ANCHOR_KEY)
+    last: dict[bytes, int] = {}
+    for i in range(1, len(pieces)):
+        piece = pieces[i]
+        last[piece[:piece.find(b'"')]] = i
+    for run, i in last.items():
+        if key is not None and run != key:
+            continue
+        before = pieces[i - 1]
+        head = _ANCHOR_HEAD.match(before, before.rfind(b"\n") + 1)
+        rest = _ANCHOR_REST.match(pieces[i])
+        if head is None or rest is None:
+            return None                 # not a top-level anchor as the engine writes it
+        marks.anchors[run.decode()] = {"length": int(rest.group(2)), "head": rest.group(3).decode(),
+                                       "seq": int(head.group(1))}
+    needle = b'"type":"run.start","run":"' + (key + b'"' if key else b"")
+    at = data.find(needle)
+    while at >= 0:
+        begin = data.rfind(b"\n", 0, at) + 1
+        end = data.find(b"\n", at) + 1
+        m = _START_LINE.match(data, begin, end)
+        if m is None:
+            return None
+        marks.starts[m.group(3).decode()] = {"time": m.group(2).decode(), "seq": int(m.group(1)),
+                                             "hash": hashlib.sha256(data[begin:end]).hexdigest()}
+        at = data.find(needle, end)
+    return marks
+
+
+def _marks_careful(complete: bytes, length: int, seq0: int, run_id: str | None) -> Marks:
+    marks = Marks()
+    key = run_id.encode() if run_id else None
     for n, line in enumerate(complete.splitlines(keepends=True)[:length]):
         if b'"type":"run.' not in line:
             continue
