@@ -126,7 +126,8 @@ def _cross_check(rid: str, path: Path, data: bytes, length: int, head: str, star
     anchored = anchor["length"] if anchor else 0
     if length < anchored:
         return [Problem(f"{label} record {length + 1}",
-                        f"tail cut: ledger record {anchor['seq'] + 1} recorded {anchored} records, "  # type: ignore[index]
+                        f"tail cut: ledger record {anchor['seq'] + 1} recorded {anchored} "  # type: ignore[index]
+                        "records, "
                         f"the journal has {length}")]
     if anchor is not None and (head if length == anchored else record_hash_at(path, anchored)) != anchor["head"]:
         return [Problem(f"{label} record {anchored}",
@@ -149,7 +150,8 @@ def _cross_check(rid: str, path: Path, data: bytes, length: int, head: str, star
 
 
 # A start and an anchor as the engine writes them: top-level keys right after the prefix.
-_START_LINE = re.compile(rb'\{"prev":"[0-9a-f]{64}","seq":(\d+),"time":"([^"\\]*)","type":"run\.start","run":"([^"\\]+)"')
+_START_LINE = re.compile(rb'\{"prev":"[0-9a-f]{64}","seq":(\d+),"time":"([^"\\]*)",'
+                         rb'"type":"run\.start","run":"([^"\\]+)"')
 _ANCHOR_KEY = b'"type":"run.anchor","run":"'
 _ANCHOR_REST = re.compile(rb'([^"\\]+)","length":(\d+),"head":"([0-9a-f]{64})"\}\n')
 _ANCHOR_HEAD = re.compile(rb'\{"prev":"[0-9a-f]{64}","seq":(\d+),\Z')

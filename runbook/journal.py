@@ -72,6 +72,20 @@ def line_hash(line: bytes) -> str:
     return hashlib.sha256(line).hexdigest()
 
 
+def chain_records(records: Iterable[dict[str, Any]], prev: str,
+                  seq: int) -> tuple[bytes, list[dict[str, Any]], str, int]:
+    """Chain records after a head: the bytes to write, the records with ``prev``/``seq``,
+    and the new head and length."""
+    chunks: list[bytes] = []
+    written = []
+    for fields in records:
+        line = encode(prev, seq, fields)
+        chunks.append(line)
+        written.append({"prev": prev, "seq": seq, **fields})
+        prev, seq = line_hash(line), seq + 1
+    return b"".join(chunks), written, prev, seq
+
+
 @dataclass
 class Tail:
     """Where a chained file ends: number of complete lines, head hash, and any torn bytes."""
@@ -167,21 +181,14 @@ class ChainedFile:
         with signals.deferred():
             if self.before_write is not None:
                 self.before_write()
-            chunks: list[bytes] = []
-            prev, seq = self.head, self.length
-            written = []
-            for fields in records:
-                line = encode(prev, seq, fields)
-                chunks.append(line)
-                written.append({"prev": prev, "seq": seq, **fields})
-                prev, seq = line_hash(line), seq + 1
+            body, written, prev, seq = chain_records(records, self.head, self.length)
             new = not self.path.exists()
             if new:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 fd = os.open(str(self.path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
                 try:
-                    os.write(fd, b"".join(chunks))
+                    os.write(fd, body)
                     if self.durable:
                         os.fsync(fd)
                 finally:

@@ -10,12 +10,12 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import answers as answers_mod
 from .engine import LockRef, Runner
 from .errors import CheckFailed, ExitCode, InputError, Interrupted, LockHeld, Parked, RunbookError, UsageError
-from .locks import Fenced, Holder
+from .locks import Holder
 from .params import Params, check_value, env_var, resolve
 from .plan import Environment, Plan, Resolver, load_environment, merge
 from .plugins import Registry, load as load_plugins
@@ -256,18 +256,24 @@ class Session:
         run_id = new_run_id()
         lock, takeover = self.acquire(plan, run_id, chain)
         runner = self.runner(plan, run_id, lock, chain)
+
+        def begin() -> None:
+            runner.start(overlay=env.overlay if env else None)
+            if takeover is not None:
+                self.record_takeover(runner, takeover)
+        return self.drive(runner, begin)
+
+    def drive(self, runner: Runner, begin: Callable[[], None]) -> int:
+        """Write the session's first records (``begin``), execute, and finish: the part a new
+        run and a resumed one share, under the signal handlers."""
         from . import signals
 
         with signals.handled():
             try:
-                runner.start(overlay=env.overlay if env else None)
-                if takeover is not None:
-                    self.record_takeover(runner, takeover)
+                begin()
                 status = runner.execute()
             except Interrupted as exc:
                 return self.finish(runner, Status.INTERRUPTED, str(exc))
-            except Fenced:
-                raise
         return self.finish(runner, status)
 
     def acquire(self, plan: Plan, run_id: str, chain: Chain) -> tuple[LockRef, tuple[Holder, str] | None]:
@@ -385,19 +391,14 @@ class Session:
         forced = self.check_digest(plan, state, chain)
         lock = self.reclaim(state, started, run_id)
         runner = self.runner(plan, run_id, lock, chain)
-        from . import signals
 
-        with signals.handled():
-            try:
-                runner.open(create=False, records=records)
-                runner.session(resume=True)
-                if forced:
-                    runner.emit(Event.FORCED, {"reason": forced, "old_digest": state.digest,
-                                               "digest": plan.digest}, flush=True)
-                status = runner.execute()
-            except Interrupted as exc:
-                return self.finish(runner, Status.INTERRUPTED, str(exc))
-        return self.finish(runner, status)
+        def begin() -> None:
+            runner.open(create=False, records=records)
+            runner.session(resume=True)
+            if forced:
+                runner.emit(Event.FORCED, {"reason": forced, "old_digest": state.digest, "digest": plan.digest},
+                            flush=True)
+        return self.drive(runner, begin)
 
     def check_digest(self, plan: Plan, state: RunState, chain: Chain) -> str:
         if plan.digest == state.digest:

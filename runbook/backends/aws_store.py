@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import ExternalError, UsageError
-from ..journal import ZERO, JournalError, atomic_write, encode, ledger_fields, line_hash, scan_tail, utcnow
+from ..journal import (ZERO, JournalError, atomic_write, chain_records, encode, ledger_fields, line_hash, scan_tail,
+                       utcnow)
 from ..state import RunState, derive
 from .awsio import Aws, Conflict, backend_env, from_item, to_item, values
 from .leases import LeaseStore
@@ -250,15 +251,7 @@ class SegmentJournal:
         with signals.deferred():
             if self.before_write is not None:
                 self.before_write()
-            chunks: list[bytes] = []
-            written = []
-            prev, seq = self.head, self.length
-            for fields in records:
-                line = encode(prev, seq, fields)
-                chunks.append(line)
-                written.append({"prev": prev, "seq": seq, **fields})
-                prev, seq = line_hash(line), seq + 1
-            body = b"".join(chunks)
+            body, written, prev, seq = chain_records(records, self.head, self.length)
             self._write(body, prev, seq)
             self.head, self.length = prev, seq
             self._cache(body)
