@@ -277,6 +277,16 @@ class Index:
         return [fresh[r]["summary"] for r in sorted(fresh, reverse=True)]
 
 
+def unfinished_states(store: LocalStore) -> list[Any]:
+    """The full state of every unfinished run: the index picks the candidates (one stat per
+    run at a year of history), each candidate's journal decides."""
+    from .state import UNFINISHED
+
+    wanted = {s.value for s in UNFINISHED}
+    states = (store.state(s["run"]) for s in Index(store).summaries() if s["status"] in wanted)
+    return [st for st in states if st.status in UNFINISHED]
+
+
 def stamp(when: datetime) -> str:
     """A time in the journal's own format; journal times compare correctly as strings."""
     return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -22,7 +22,7 @@ from .plugins import Registry, load as load_plugins
 from .project import Project, state_home
 from .prompts import AnswersPrompter, Chain, Prompt, YesPrompter
 from .redact import Redactor
-from .state import Event, RunState, Status, TERMINAL, UNFINISHED
+from .state import Event, RunState, Status, TERMINAL
 from .store import LocalStore, check_salted, new_run_id
 from .validate import param_problem
 
@@ -352,8 +352,9 @@ class Session:
 
     def unfinished(self, name: str) -> str:
         env = self.options.env
-        found = [s for s in self.store.states() if s.runbook == name and s.env == env and s.status in UNFINISHED
-                 and not s.parent]
+        from .review import unfinished_states
+
+        found = [s for s in unfinished_states(self.store) if s.runbook == name and s.env == env and not s.parent]
         if not found:
             raise UsageError(f"<command line>: no unfinished run of {name!r}"
                              f"{' in ' + env if env else ''} to resume; `invoke runbook.status` lists runs")
