@@ -55,10 +55,15 @@ class Server:
         self.httpd.server_close()
 
 
+# Scenario projects built on another: the base is copied first, then the project over it.
+BASES = {"backend": "runtime"}
+
+
 def copy_project(name: str, dest: Path, base_url: str | None = None) -> Path:
     """A writable copy of a scenario project, its environments pointed at ``base_url``."""
     target = dest / name
-    shutil.copytree(SCENARIOS / name, target, ignore=shutil.ignore_patterns("__pycache__"))
+    for part in ([BASES[name]] if name in BASES else []) + [name]:
+        shutil.copytree(SCENARIOS / part, target, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
     if base_url:
         for env in (target / "environments").glob("*.yaml"):
             env.write_text(env.read_text().replace("http://127.0.0.1:9", base_url))
