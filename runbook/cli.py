@@ -322,6 +322,29 @@ def write_plan(plan: Any, out: TextIO, show_prompts: bool) -> None:
             out.write(f"    {p.id}  ({p.kind})\n")
 
 
+_QUICK_EXIT: list[bool] = []
+
+
+def quick_exit() -> None:
+    """Let this command's process end without the interpreter's final garbage collections.
+
+    At exit Python clears every module and collects garbage over every object still alive;
+    once a run has loaded boto3 and its service models that costs 0.1-0.2 s of the operator's
+    time for nothing (the operating system takes the memory back anyway). ``gc.freeze`` as the
+    last exit handler skips those passes; the other exit handlers still run before it and
+    objects are still freed by reference counting. Nothing depends on the collections: every
+    write the engine makes is complete when it returns (journals fsynced, files written whole,
+    locks released explicitly). Called once per command process, by tasks.py.
+    """
+    if _QUICK_EXIT:
+        return
+    import atexit
+    import gc
+
+    atexit.register(gc.freeze)    # registered first, so it runs last
+    _QUICK_EXIT.append(True)
+
+
 def report_error(exc: RunbookError, err: TextIO = sys.stderr) -> int:
     """Print an error the way users see it; return its exit code."""
     for line in exc.lines():

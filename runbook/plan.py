@@ -19,7 +19,7 @@ from . import templates
 from .errors import Diagnostic, InputError
 from .model import Section, StepKind, step_kind
 from .params import Params
-from .plugins import Registry
+from .plugins import Registry, save_caches
 from .project import Project
 from .validate import Checked, RunbookValidator, check_environment, items_of
 from .yamlfile import Document
@@ -189,6 +189,7 @@ class Resolver:
             on_failure=on_failure, includes=dict(checked.includes),
             plugins={name: self.registry[name].version for name in used},
         )
+        save_caches()
         plan.digest = digest(plan)
         plan.linked = self._linked(plan, depth)
         return plan

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import json
+import os
 import pkgutil
 import sys
 from dataclasses import dataclass, field
@@ -97,12 +99,31 @@ class Plugin:
 
         The code is read when a version is first asked for (a plan asks only for the
         plugins it uses), not at registration: reading 60 functions' source costs more
-        than importing them.
+        than importing them. Finding a function's source tokenizes it (about 1.5 ms a
+        plugin), so a version is remembered in ``plugin-versions.json`` under the cache
+        folder by the digest of everything it is computed from: the content of the files
+        the function and its probe come from, where they start there, the schemas and the
+        Python version. Any edit to those files makes a new key (content, not mtime:
+        a same-size edit within one clock tick is seen too).
         """
-        source = self.source or (_source_of(self.func, self.name) + (_source_of(self.probe, "") if self.probe else ""))
-        h = hashlib.sha256(source.encode())
-        h.update(repr((self.args, self.outputs)).encode())
-        return h.hexdigest()[:16]
+        if self.source:
+            return _version(self.source, self)
+        key = _version_key(self)
+        if key is not None:
+            known = _VERSIONS.get(key)
+            if isinstance(known, str):
+                return known
+        version = _version(_source_of(self.func, self.name) + (_source_of(self.probe, "") if self.probe else ""),
+                           self)
+        if key is not None:
+            _VERSIONS.put(key, version)
+        return version
+
+
+def _version(source: str, plugin: Plugin) -> str:
+    h = hashlib.sha256(source.encode())
+    h.update(repr((plugin.args, plugin.outputs)).encode())
+    return h.hexdigest()[:16]
 
 
 _REGISTRY: dict[str, Plugin] = {}
@@ -113,6 +134,127 @@ def _source_of(func: Callable[..., Any], fallback: str) -> str:
         return inspect.getsource(func)
     except (OSError, TypeError):
         return fallback
+
+
+class DiskCache:
+    """Facts derived from content, remembered in one JSON file under the cache folder.
+
+    Every key is a digest of everything its value depends on, so an entry is never stale,
+    only unused. The file is read once per process (again when ``RUNBOOK_CACHE`` points
+    elsewhere) and written by ``save`` - whole, merged with what other processes added
+    meanwhile, the newest ``limit`` entries. A missing, corrupt or read-only cache only
+    costs the computation it would have saved.
+    """
+
+    instances: list["DiskCache"] = []
+
+    def __init__(self, name: str, limit: int = 4096):
+        self.name = name
+        self.limit = limit
+        self._path: Path | None = None
+        self._known: dict[str, Any] = {}
+        self._new: dict[str, Any] = {}
+        DiskCache.instances.append(self)
+
+    def _current(self) -> dict[str, Any]:
+        path = cache_home() / self.name
+        if path != self._path:
+            self._path, self._known, self._new = path, self._read(path), {}
+        return self._known
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, Any]:
+        try:
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return {}
+        entries = data.get("entries") if isinstance(data, dict) and data.get("format") == 1 else None
+        return dict(entries) if isinstance(entries, dict) else {}
+
+    def get(self, key: str) -> Any:
+        return self._current().get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        known = self._current()
+        if known.get(key) != value:
+            known[key] = value
+            self._new[key] = value
+
+    def save(self) -> None:
+        if not self._new or self._path is None:
+            return
+        path, new, self._new = self._path, self._new, {}
+        merged = self._read(path)
+        for key in new:
+            merged.pop(key, None)          # the newest entries last: trimming drops the oldest
+        merged.update(new)
+        if len(merged) > self.limit:
+            merged = dict(list(merged.items())[-self.limit:])
+        try:
+            from .journal import atomic_write
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, json.dumps({"format": 1, "entries": merged}).encode(), durable=False)
+        except OSError:
+            pass
+
+    def forget(self) -> None:
+        """Drop what this process holds in memory (tests: as if a new process started)."""
+        self._path, self._known, self._new = None, {}, {}
+
+    @classmethod
+    def save_all(cls) -> None:
+        for cache in cls.instances:
+            cache.save()
+
+
+_VERSIONS = DiskCache("plugin-versions.json")
+_FILE_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+
+
+def _file_digest(path: str) -> str | None:
+    """SHA-256 of a source file's content (kept per process while size, mtime and inode stay)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    stamp = (path, st.st_size, st.st_mtime_ns, st.st_ino)
+    known = _FILE_DIGESTS.get(stamp)
+    if known is None:
+        try:
+            with open(path, "rb") as fh:
+                known = hashlib.sha256(fh.read()).hexdigest()
+        except OSError:
+            return None
+        _FILE_DIGESTS[stamp] = known
+    return known
+
+
+def _code_key(func: Callable[..., Any]) -> str | None:
+    """What ``inspect.getsource(func)`` is a function of: the unwrapped function's file content
+    and the line its code starts at (None when that file cannot be read)."""
+    try:
+        code = inspect.unwrap(func).__code__
+    except (AttributeError, ValueError):
+        return None
+    digest = _file_digest(code.co_filename)
+    if digest is None:
+        return None
+    return f"{code.co_filename}:{digest}:{code.co_firstlineno}:{code.co_qualname}"
+
+
+def _version_key(plugin: Plugin) -> str | None:
+    func = _code_key(plugin.func)
+    probe = _code_key(plugin.probe) if plugin.probe is not None else "-"
+    if func is None or probe is None:
+        return None
+    text = "\0".join(["v1", sys.version, plugin.name, func, probe, repr((plugin.args, plugin.outputs))])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def save_caches() -> None:
+    """Write what this process added to the disk caches (plugin versions)."""
+    DiskCache.save_all()
 
 
 def _register(kind: PluginKind, name: str, args: dict[str, Any] | None, outputs: dict[str, Any] | None,
@@ -177,6 +319,16 @@ class Registry(Mapping[str, Plugin]):
 _LOADED: dict[str, Registry] = {}
 
 
+class _SourceOnly(importlib.machinery.SourceFileLoader):
+    """A project's own plugin module, compiled from its source on every load, never from a
+    ``.pyc``: Python trusts a ``.pyc`` while the source's size and mtime (in whole seconds)
+    match, so a same-size edit within a second could run old code under the new file's
+    version. The engine's own modules and the built-in plugins are installed as any package."""
+
+    def get_code(self, fullname: str) -> Any:
+        return self.source_to_code(self.get_data(self.path), self.path)
+
+
 def _builtin_dir() -> Path:
     import checks
 
@@ -208,7 +360,7 @@ def load(root: Path | None = None, check: bool = False) -> Registry:
                 modname = f"runbook_project_checks.{hashlib.sha256(str(folder).encode()).hexdigest()[:8]}.{file.stem}"
                 if modname in sys.modules:
                     continue
-                spec = importlib.util.spec_from_file_location(modname, file)
+                spec = importlib.util.spec_from_file_location(modname, file, loader=_SourceOnly(modname, str(file)))
                 if spec is None or spec.loader is None:
                     continue
                 module = importlib.util.module_from_spec(spec)
@@ -284,8 +436,6 @@ def _schema_cache_path(root: Path | None) -> Path | None:
 def cache_home() -> Path:
     """Where derived, disposable results are remembered: ``RUNBOOK_CACHE``, else the user's
     cache folder. Never the state home: reading commands write nothing there."""
-    import os
-
     override = os.environ.get("RUNBOOK_CACHE")
     if override:
         return Path(override)
@@ -296,6 +446,7 @@ def reset_for_tests() -> dict[str, Plugin]:
     """Forget loaded registries (tests); returns the current plugins to restore later."""
     _LOADED.clear()
     _CHECKED.clear()
+    _forget_caches()
     return dict(_REGISTRY)
 
 
@@ -304,3 +455,10 @@ def restore_for_tests(saved: dict[str, Plugin]) -> None:
     _REGISTRY.update(saved)
     _LOADED.clear()
     _CHECKED.clear()
+    _forget_caches()
+
+
+def _forget_caches() -> None:
+    for cache in DiskCache.instances:
+        cache.forget()
+    _FILE_DIGESTS.clear()
