@@ -410,14 +410,13 @@ def resume(root: Path, run_id: str | None, answers_file: str | None = None, yes:
 
 def status(root: Path, out: TextIO = sys.stdout, as_json: bool = False, env: str | None = None) -> int:
     """`invoke runbook.status [--env E]`: active, parked and interrupted runs, and the locks they hold."""
-    from .state import UNFINISHED, Status
+    from .review import unfinished_states
+    from .state import Status
 
     store = _store(root, env)
     locks = {h.run_id: h for h in store.locks.all()}
     rows = []
-    for st in store.states():
-        if st.status not in UNFINISHED:
-            continue
+    for st in unfinished_states(store):
         shown = st.status.value
         holder = locks.get(st.run_id) or locks.get((st.parent or {}).get("run", ""))
         if st.status is Status.RUNNING and (holder is None or holder.is_stale()):
