@@ -203,17 +203,17 @@ def audit_list(c: Any, runbook: str | None = None, env: str | None = None, statu
                operator: str | None = None, since: str | None = None, until: str | None = None,
                json: bool = False) -> None:
     """List runs newest first: id, runbook, environment, operator, start, duration, outcome, version."""
-    from runbook import cli
+    from runbook import audit_cli
 
-    _call(cli.audit_list, runbook, env, status, operator, since, until, as_json=json)
+    _call(audit_cli.audit_list, runbook, env, status, operator, since, until, as_json=json)
 
 
 @task(name="show", positional=["run_id"], help={"run_id": "the run (any unique prefix)", "json": "print JSON"})
 def audit_show(c: Any, run_id: str, json: bool = False, env: str | None = None) -> None:
     """Everything about one run: steps, checks, answers and who gave them, approvals, skips, failures, links."""
-    from runbook import cli
+    from runbook import audit_cli
 
-    _call(cli.audit_show, run_id, as_json=json, env=env)
+    _call(audit_cli.audit_show, run_id, as_json=json, env=env)
 
 
 @task(name="timeline", help={"since": "window start: 2h, 3d or an ISO time (default 2h)", "until": "window end",
@@ -221,9 +221,9 @@ def audit_show(c: Any, run_id: str, json: bool = False, env: str | None = None) 
 def audit_timeline(c: Any, since: str = "2h", until: str | None = None, env: str | None = None,
                    json: bool = False) -> None:
     """The events of every run in a window, in time order: one page for an incident."""
-    from runbook import cli
+    from runbook import audit_cli
 
-    _call(cli.audit_timeline, since, until, env, as_json=json)
+    _call(audit_cli.audit_timeline, since, until, env, as_json=json)
 
 
 @task(name="export", positional=["run_id"], help={"run_id": "the run (any unique prefix)",
@@ -231,9 +231,9 @@ def audit_timeline(c: Any, since: str = "2h", until: str | None = None, env: str
                                                   "output": "write to this file instead of standard output"})
 def audit_export(c: Any, run_id: str, format: str = "md", output: str | None = None, env: str | None = None) -> None:
     """Export a run's report: summary, parameters, timeline, approvals, failures, deviations, links."""
-    from runbook import cli
+    from runbook import audit_cli
 
-    _call(cli.audit_export, run_id, format, output, env=env)
+    _call(audit_cli.audit_export, run_id, format, output, env=env)
 
 
 runbook_ns.add_task(approve)
@@ -248,33 +248,33 @@ ns.add_collection(audit_ns)
 @task(name="up", help={"scenario": "healthy (default), bad-release, slow-rollout, stale-approval, failing-rollout"})
 def sandbox_up(c: Any, scenario: str = "healthy") -> None:
     """Start the sandbox: MenoTime's production on loopback (AWS, GitHub, the app, its repo, the pipeline)."""
-    from runbook import cli
+    from runbook.sandbox import commands
 
-    _call(cli.sandbox_up, scenario)
+    _call(commands.up, scenario)
 
 
 @task(name="down")
 def sandbox_down(c: Any) -> None:
     """Stop the sandbox (exactly the processes it recorded)."""
-    from runbook import cli
+    from runbook.sandbox import commands
 
-    _call(cli.sandbox_down)
+    _call(commands.down)
 
 
 @task(name="status", help={"json": "print JSON"})
 def sandbox_status(c: Any, json: bool = False) -> None:
     """What the sandbox runs where, and which version the service serves."""
-    from runbook import cli
+    from runbook.sandbox import commands
 
-    _call(cli.sandbox_status, as_json=json)
+    _call(commands.status, as_json=json)
 
 
 @task(name="reset", help={"scenario": "the scenario of the fresh world"})
 def sandbox_reset(c: Any, scenario: str = "healthy") -> None:
     """Throw the sandbox's world away and start a fresh one."""
-    from runbook import cli
+    from runbook.sandbox import commands
 
-    _call(cli.sandbox_reset, scenario)
+    _call(commands.reset, scenario)
 
 
 @task(name="review", positional=["pr"], help={"pr": "pull request number", "as": "the sandbox reviewer's login",
@@ -282,11 +282,11 @@ def sandbox_reset(c: Any, scenario: str = "healthy") -> None:
                                               "request_changes": "request changes"})
 def sandbox_review(c: Any, pr: int, as_: str = "", approve: bool = False, request_changes: bool = False) -> None:
     """Review a sandbox pull request as one of its reviewers (eng-lead, devops-lead, product-manager, ...)."""
-    from runbook import cli
+    from runbook.sandbox import commands
 
     if approve == request_changes:
         raise Exit("give exactly one of --approve and --request-changes", code=2)
-    _call(cli.sandbox_review, pr, as_, approve)
+    _call(commands.review, pr, as_, approve)
 
 
 ns.add_collection(Collection("backend", backend_init, backend_doctor))

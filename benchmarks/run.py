@@ -362,12 +362,12 @@ def journal_scale(ctx: "Ctx") -> list[Figure]:
 
 
 def command_time(fn: str, kwargs: dict[str, Any], env: dict[str, str]) -> float:
-    """The time of one engine command function in a fresh process, imports included."""
+    """The time of one `audit.*` command function in a fresh process, imports included."""
     code = ("import io, json, sys, time\n"
             "t = time.perf_counter()\n"
             "from pathlib import Path\n"
-            "from runbook import cli\n"
-            "getattr(cli, sys.argv[1])(Path(sys.argv[2]), out=io.StringIO(), **json.loads(sys.argv[3]))\n"
+            "from runbook import audit_cli\n"
+            "getattr(audit_cli, sys.argv[1])(Path(sys.argv[2]), out=io.StringIO(), **json.loads(sys.argv[3]))\n"
             "print(time.perf_counter() - t)\n")
     out = subprocess.run([sys.executable, "-c", code, fn, str(ROOT), json.dumps(kwargs)], cwd=str(ROOT), env=env,
                          capture_output=True, text=True)

@@ -413,7 +413,7 @@ def status(root: Path, out: TextIO = sys.stdout, as_json: bool = False, env: str
     from .review import unfinished_states
     from .state import Status
 
-    store = _store(root, env)
+    store = store_of(root, env)
     locks = {h.run_id: h for h in store.locks.all()}
     rows = []
     for st in unfinished_states(store):
@@ -449,7 +449,7 @@ def _admin_session(root: Path, env: str | None) -> Any:
     from .session import Options
 
     session = _session(root, Options(env=env, non_interactive=True), person=False)
-    session.store = _store(root, env)
+    session.store = store_of(root, env)
     return session
 
 
@@ -475,9 +475,9 @@ def audit_verify(root: Path, run_id: str | None = None, out: TextIO = sys.stdout
     return commands.audit_verify(root, run_id, env, out=out)
 
 
-# -- audit review ----------------------------------------------------------------------
+# -- stores ------------------------------------------------------------------------------
 
-def _store(root: Path, env: str | None = None) -> Any:
+def store_of(root: Path, env: str | None = None) -> Any:
     """The store the environment names (its team backend), else the local state home.
 
     An environment without a file (a name only found in old runs) filters, it selects nothing.
@@ -488,202 +488,6 @@ def _store(root: Path, env: str | None = None) -> Any:
     if env and env not in Project(root).environment_names():
         env = None
     return store_for(root, env)
-
-
-def audit_list(root: Path, runbook: str | None = None, env: str | None = None, status: str | None = None,
-               operator: str | None = None, since: str | None = None, until: str | None = None,
-               as_json: bool = False, out: TextIO = sys.stdout) -> int:
-    """`invoke audit.list`: runs newest first, a line each (``--env`` also selects its team backend)."""
-    from .review import Index, parse_since, select
-
-    store = _store(root, env)
-    rows = select(Index(store).summaries(), runbook, env, status, operator, parse_since(since),
-                  parse_since(until, "--until"))
-    if as_json:
-        out.write(json.dumps(rows, indent=2) + "\n")
-        return ExitCode.OK
-    if not rows:
-        out.write("No runs match.\n")
-        return ExitCode.OK
-    for r in rows:
-        dur = "-" if r["duration_s"] is None else f"{r['duration_s']:.0f}s"
-        out.write(f"{r['run']}  {r['runbook']:<22} {r['environment'] or '-':<11} {r['operator']:<28} "
-                  f"{r['started'][:19]}  {dur:>7}  {r['status']:<11} {r['version']}\n")
-    return ExitCode.OK
-
-
-def _verified(store: Any, run_id: str) -> str:
-    from .audit import verify
-
-    report = verify(store, run_id, whole_ledger=False)
-    return "chain verified" if report.ok else "VERIFICATION FAILED: " + "; ".join(map(str, report.problems[:3]))
-
-
-def audit_show(root: Path, run_id: str, as_json: bool = False, out: TextIO = sys.stdout,
-               env: str | None = None) -> int:
-    """`invoke audit.show RUN_ID`: everything a review needs about one run."""
-    from . import report
-    from .review import load_view
-
-    store = _store(root, env)
-    run = load_view(store, run_id)
-    verified = _verified(store, run.run_id)
-    if as_json:
-        data = run.to_dict()
-        data["params"] = report._params(run)
-        data["verification"] = verified
-        out.write(json.dumps(data, indent=2, default=str) + "\n")
-        return ExitCode.OK
-    out.write(report.text(run, verified))
-    return ExitCode.OK
-
-
-def audit_timeline(root: Path, since: str | None = "2h", until: str | None = None, env: str | None = None,
-                   as_json: bool = False, out: TextIO = sys.stdout) -> int:
-    """`invoke audit.timeline --since 2h`: every run's events in time order."""
-    from .review import parse_since, timeline
-
-    events = timeline(_store(root, env), parse_since(since or "2h"), parse_since(until, "--until"), env)
-    if as_json:
-        out.write(json.dumps(events, indent=2) + "\n")
-        return ExitCode.OK
-    if not events:
-        out.write("No events in that window.\n")
-    for e in events:
-        out.write(f"{e['time'][:19]}Z  {e['environment'] or '-':<11} {e['runbook']:<20} {e['run'][-6:]}  "
-                  f"{e['operator']}: {e['text']}\n")
-    return ExitCode.OK
-
-
-def export_data(store: Any, run_id: str) -> tuple[Any, str, dict[str, Any], list[Any], list[tuple[str, str]]]:
-    """A run, its verification, its links (parent, children, the release it rolled back) and related runs."""
-    from .review import load_view
-
-    run = load_view(store, run_id)
-    verified = _verified(store, run.run_id)
-    links: dict[str, Any] = {"children": run.children}
-    related, edges = [], []
-    if run.parent:
-        parent = load_view(store, run.parent["run"])
-        links["parent"] = {**run.parent, "runbook": parent.runbook}
-        related.append(parent)
-        edges.append((parent.run_id, run.run_id))
-    release = run.params.get("release_run")
-    if release:
-        try:
-            undone = load_view(store, str(release))
-            links["rolled_back"] = [{"run": undone.run_id, "runbook": undone.runbook, "version": undone.version}]
-            if undone.run_id not in [r.run_id for r in related]:
-                related.append(undone)
-            edges.append((undone.run_id, run.run_id))
-        except RunbookError:
-            links["rolled_back"] = [{"run": release, "runbook": "(not in this state home)", "version": ""}]
-    for child in run.children:
-        try:
-            related.append(load_view(store, child["run"]))
-            edges.append((run.run_id, child["run"]))
-        except RunbookError:
-            continue
-    return run, verified, links, related, edges
-
-
-def export_markdown(store: Any, run_id: str) -> str:
-    """A run's Markdown report."""
-    from . import report
-    from .review import describe
-
-    run, verified, links, _, _ = export_data(store, run_id)
-    events = [f"{e['time'][11:19]} {e.get('operator', '')}: {describe(e)}" for e in run.events]
-    return report.markdown(run, verified, events, links)
-
-
-def audit_export(root: Path, run_id: str, fmt: str = "md", output: str | None = None,
-                 out: TextIO = sys.stdout, env: str | None = None) -> int:
-    """`invoke audit.export RUN_ID --format md|json|html [--output F]`."""
-    from . import report
-    from .review import describe
-
-    if fmt not in ("md", "json", "html"):
-        raise InputError([f"<command line>: --format must be md, json or html, not {fmt!r} (at --format)"])
-    store = _store(root, env)
-    run, verified, links, related, edges = export_data(store, run_id)
-    events = [f"{e['time'][11:19]} {e.get('operator', '')}: {describe(e)}" for e in run.events]
-    if fmt == "json":
-        data = run.to_dict()
-        data.update({"params": report._params(run), "verification": verified, "links": links,
-                     "timeline": [{"time": e["time"], "type": e["type"], "operator": e.get("operator"),
-                                   "text": describe(e)} for e in run.events]})
-        text = json.dumps(data, indent=2, default=str) + "\n"
-    else:
-        md = report.markdown(run, verified, events, links)
-        text = md if fmt == "md" else report.html_report(run, verified, md, related, edges)
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
-        out.write(f"wrote {output}\n")
-    else:
-        out.write(text)
-    return ExitCode.OK
-
-
-# -- the sandbox -------------------------------------------------------------------------
-
-def sandbox_up(root: Path, scenario: str = "healthy", out: TextIO = sys.stdout) -> int:
-    from .sandbox import control
-
-    store = _store(root)
-    state = control.up(store.home, scenario)
-    out.write(f"sandbox up (scenario {state['scenario']}, pid {state['pid']}) under {store.home / 'sandbox'}\n")
-    out.write(f"  AWS (moto):  {state['aws']['endpoint_url']}\n  GitHub:      {state['github']['base_url']}\n"
-              f"  app:         {state['app']['base_url']}\n  git origin:  {state['git']['remote']}\n")
-    out.write("  next: invoke runbook production-release --env sandbox\n")
-    return ExitCode.OK
-
-
-def sandbox_down(root: Path, out: TextIO = sys.stdout) -> int:
-    from .sandbox import control
-
-    stopped = control.down(_store(root).home)
-    out.write("sandbox stopped\n" if stopped else "sandbox was not running\n")
-    return ExitCode.OK
-
-
-def sandbox_reset(root: Path, scenario: str = "healthy", out: TextIO = sys.stdout) -> int:
-    from .sandbox import control
-
-    control.reset(_store(root).home, scenario)
-    out.write(f"sandbox reset to a fresh world (scenario {scenario})\n")
-    return ExitCode.OK
-
-
-def sandbox_status(root: Path, as_json: bool = False, out: TextIO = sys.stdout) -> int:
-    from .sandbox import control
-
-    info = control.status(_store(root).home)
-    if as_json:
-        out.write(json.dumps(info, indent=2, default=str) + "\n")
-        return ExitCode.OK
-    if not info["running"]:
-        out.write("sandbox crashed (its process is gone): `invoke sandbox.up` resets it\n" if info.get("crashed")
-                  else "sandbox is not running: `invoke sandbox.up`\n")
-        return ExitCode.OK
-    st = info["state"]
-    out.write(f"sandbox up: scenario {st['scenario']}, pid {st['pid']}, since {st['started']}\n")
-    out.write(f"  AWS (moto):  {st['aws']['endpoint_url']}\n  GitHub:      {st['github']['base_url']}\n"
-              f"  app:         {st['app']['base_url']} serving {info.get('version')}\n"
-              f"  git origin:  {st['git']['remote']}\n")
-    out.write(f"  service {st['world']['cluster']}/{st['world']['service']} on {info.get('task_definition')}\n")
-    for d in info.get("deployments", []):
-        out.write(f"    {d['status']:<8} {d['taskDefinition']}  running {d['running']}/{d['desired']}  "
-                  f"{d['rollout']}\n")
-    return ExitCode.OK
-
-
-def sandbox_review(root: Path, pr: int, login: str, approve: bool, out: TextIO = sys.stdout) -> int:
-    from .sandbox import control
-
-    review = control.review(_store(root).home, int(pr), login, approve)
-    out.write(f"PR #{pr}: {review.get('state')} by {login} on {str(review.get('commit_id'))[:12]}\n")
-    return ExitCode.OK
 
 
 def docs(root: Path, name: str | None = None, check: bool = False, out: TextIO = sys.stdout) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook import cli
+from runbook import audit_cli, cli
 from runbook.errors import ExitCode
 
 from helpers import copy_project, invoke, write_answers
@@ -57,7 +57,7 @@ def call(world: dict, fn, *args, **kwargs) -> str:
 
 
 def listed(world: dict, **filters) -> list[str]:
-    rows = json.loads(call(world, cli.audit_list, as_json=True, **filters))
+    rows = json.loads(call(world, audit_cli.audit_list, as_json=True, **filters))
     return [r["runbook"] for r in rows]
 
 
@@ -70,57 +70,57 @@ def test_list_filters(world: dict) -> None:
     assert listed(world, env="nowhere") == []
     assert listed(world, since="2h") == ["secretive", "gates", "cleanup", "flow"]
     assert listed(world, until="2000-01-01T00:00:00Z") == []
-    text = call(world, cli.audit_list)
+    text = call(world, audit_cli.audit_list)
     assert world["runs"]["flow"] in text and "failed" in text and "alice@example.com" in text
 
 
 def test_show_has_everything_a_review_needs(world: dict) -> None:
-    flow = call(world, cli.audit_show, world["runs"]["flow"][:22])
+    flow = call(world, audit_cli.audit_show, world["runs"]["flow"][:22])
     for expected in ("status: failed", "soft: failed", "tolerated: expected 2, found 1 (on_failure: continue)",
                      "late-fail: failed", "early-fail: skipped", "when: ${params.fail_before} is false",
                      f"linked run: {world['runs']['cleanup']} cleanup (succeeded) from step run.on_failure",
                      "digest: ", "journal: chain verified", "[2 attempts]", "on_failure offered: cleanup: accepted"):
         assert expected in flow, expected
-    gates = call(world, cli.audit_show, world["runs"]["gates"])
+    gates = call(world, audit_cli.audit_show, world["runs"]["gates"])
     assert "run.parked" not in gates and "confirm-it.confirm: {\"done\": true} by bob@example.com" in gates
     assert "REFUSED: the same person is named twice" in gates
     assert "approval refused in approve: the same person is named twice" in gates
-    secret = call(world, cli.audit_show, world["runs"]["secretive"])
+    secret = call(world, audit_cli.audit_show, world["runs"]["secretive"])
     assert "token=******** (secret)" in secret and "hunter2" not in secret
-    data = json.loads(call(world, cli.audit_show, world["runs"]["flow"], as_json=True))
+    data = json.loads(call(world, audit_cli.audit_show, world["runs"]["flow"], as_json=True))
     assert data["status"] == "failed" and data["children"][0]["run"] == world["runs"]["cleanup"]
     assert [s["id"] for s in data["steps"]][:3] == ["soft", "eventually", "retrying"]
 
 
 def test_timeline_puts_every_run_in_time_order(world: dict) -> None:
-    events = json.loads(call(world, cli.audit_timeline, "2h", as_json=True))
+    events = json.loads(call(world, audit_cli.audit_timeline, "2h", as_json=True))
     times = [e["time"] for e in events]
     assert times == sorted(times)
     assert {e["runbook"] for e in events} == {"flow", "cleanup", "gates", "secretive"}
-    text = call(world, cli.audit_timeline, "2h")
+    text = call(world, audit_cli.audit_timeline, "2h")
     assert "started flow" in text and "linked run" in text and "run.parked" in text
 
 
 def test_exports(world: dict, tmp_path: Path) -> None:
     flow_id, cleanup_id = world["runs"]["flow"], world["runs"]["cleanup"]
-    md = call(world, cli.audit_export, flow_id, "md")
+    md = call(world, audit_cli.audit_export, flow_id, "md")
     for section in ("# flow run", "## Parameters", "## Linked runs", "## Steps", "## Failed checks",
                     "## Deviations from the runbook", "## Timeline", "| Journal | chain verified |"):
         assert section in md, section
     assert f"Linked run `{cleanup_id}` (cleanup): succeeded" in md
-    child = call(world, cli.audit_export, cleanup_id, "md")
+    child = call(world, audit_cli.audit_export, cleanup_id, "md")
     assert f"Started from run `{flow_id}` (flow, step run.on_failure)" in child
-    data = json.loads(call(world, cli.audit_export, flow_id, "json"))
+    data = json.loads(call(world, audit_cli.audit_export, flow_id, "json"))
     assert data["verification"] == "chain verified" and data["timeline"] and data["links"]["children"]
     out = tmp_path / "report.html"
-    call(world, cli.audit_export, flow_id, "html", str(out))
+    call(world, audit_cli.audit_export, flow_id, "html", str(out))
     html = out.read_text()
     assert "<script" not in html and "<link" not in html and "src=" not in html     # self-contained, no network
     svg = html[html.index("<svg"):html.index("</svg>") + 6]
     root = ET.fromstring(svg)
     bars = root.findall(".//{http://www.w3.org/2000/svg}rect[@class='bar']")
-    flow_steps = [s["id"] for s in json.loads(call(world, cli.audit_show, flow_id, as_json=True))["steps"]]
-    cleanup_steps = [s["id"] for s in json.loads(call(world, cli.audit_show, cleanup_id, as_json=True))["steps"]]
+    flow_steps = [s["id"] for s in json.loads(call(world, audit_cli.audit_show, flow_id, as_json=True))["steps"]]
+    cleanup_steps = [s["id"] for s in json.loads(call(world, audit_cli.audit_show, cleanup_id, as_json=True))["steps"]]
     assert len(bars) == len(flow_steps) + len(cleanup_steps)              # one bar per step of both runs
     assert {b.get("data-step") for b in bars if b.get("data-run") == flow_id} == set(flow_steps)
     assert root.findall(".//{http://www.w3.org/2000/svg}text[@class='failure']")      # failures marked
@@ -132,7 +132,7 @@ def test_html_report_renders_in_headless_chromium(world: dict, tmp_path: Path) -
     if browser is None:
         pytest.fail("chromium is not installed: .ci/run installs it (apt-get install chromium)")
     out = tmp_path / "report.html"
-    call(world, cli.audit_export, world["runs"]["flow"], "html", str(out))
+    call(world, audit_cli.audit_export, world["runs"]["flow"], "html", str(out))
     shot = tmp_path / "shot.png"
     subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -1,0 +1,147 @@
+"""The `audit.*` review commands: list, show, timeline, export (`audit.verify` is in
+``backends.commands``, beside the team backend's own checks)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from .cli import store_of
+from .errors import ExitCode, InputError, RunbookError
+
+
+def audit_list(root: Path, runbook: str | None = None, env: str | None = None, status: str | None = None,
+               operator: str | None = None, since: str | None = None, until: str | None = None,
+               as_json: bool = False, out: TextIO = sys.stdout) -> int:
+    """`invoke audit.list`: runs newest first, a line each (``--env`` also selects its team backend)."""
+    from .review import Index, parse_since, select
+
+    store = store_of(root, env)
+    rows = select(Index(store).summaries(), runbook, env, status, operator, parse_since(since),
+                  parse_since(until, "--until"))
+    if as_json:
+        out.write(json.dumps(rows, indent=2) + "\n")
+        return ExitCode.OK
+    if not rows:
+        out.write("No runs match.\n")
+        return ExitCode.OK
+    for r in rows:
+        dur = "-" if r["duration_s"] is None else f"{r['duration_s']:.0f}s"
+        out.write(f"{r['run']}  {r['runbook']:<22} {r['environment'] or '-':<11} {r['operator']:<28} "
+                  f"{r['started'][:19]}  {dur:>7}  {r['status']:<11} {r['version']}\n")
+    return ExitCode.OK
+
+
+def _verified(store: Any, run_id: str) -> str:
+    from .audit import verify
+
+    report = verify(store, run_id, whole_ledger=False)
+    return "chain verified" if report.ok else "VERIFICATION FAILED: " + "; ".join(map(str, report.problems[:3]))
+
+
+def audit_show(root: Path, run_id: str, as_json: bool = False, out: TextIO = sys.stdout,
+               env: str | None = None) -> int:
+    """`invoke audit.show RUN_ID`: everything a review needs about one run."""
+    from . import report
+    from .review import load_view
+
+    store = store_of(root, env)
+    run = load_view(store, run_id)
+    verified = _verified(store, run.run_id)
+    if as_json:
+        data = run.to_dict()
+        data["params"] = report._params(run)
+        data["verification"] = verified
+        out.write(json.dumps(data, indent=2, default=str) + "\n")
+        return ExitCode.OK
+    out.write(report.text(run, verified))
+    return ExitCode.OK
+
+
+def audit_timeline(root: Path, since: str | None = "2h", until: str | None = None, env: str | None = None,
+                   as_json: bool = False, out: TextIO = sys.stdout) -> int:
+    """`invoke audit.timeline --since 2h`: every run's events in time order."""
+    from .review import parse_since, timeline
+
+    events = timeline(store_of(root, env), parse_since(since or "2h"), parse_since(until, "--until"), env)
+    if as_json:
+        out.write(json.dumps(events, indent=2) + "\n")
+        return ExitCode.OK
+    if not events:
+        out.write("No events in that window.\n")
+    for e in events:
+        out.write(f"{e['time'][:19]}Z  {e['environment'] or '-':<11} {e['runbook']:<20} {e['run'][-6:]}  "
+                  f"{e['operator']}: {e['text']}\n")
+    return ExitCode.OK
+
+
+def export_data(store: Any, run_id: str) -> tuple[Any, str, dict[str, Any], list[Any], list[tuple[str, str]]]:
+    """A run, its verification, its links (parent, children, the release it rolled back) and related runs."""
+    from .review import load_view
+
+    run = load_view(store, run_id)
+    verified = _verified(store, run.run_id)
+    links: dict[str, Any] = {"children": run.children}
+    related, edges = [], []
+    if run.parent:
+        parent = load_view(store, run.parent["run"])
+        links["parent"] = {**run.parent, "runbook": parent.runbook}
+        related.append(parent)
+        edges.append((parent.run_id, run.run_id))
+    release = run.params.get("release_run")
+    if release:
+        try:
+            undone = load_view(store, str(release))
+            links["rolled_back"] = [{"run": undone.run_id, "runbook": undone.runbook, "version": undone.version}]
+            if undone.run_id not in [r.run_id for r in related]:
+                related.append(undone)
+            edges.append((undone.run_id, run.run_id))
+        except RunbookError:
+            links["rolled_back"] = [{"run": release, "runbook": "(not in this state home)", "version": ""}]
+    for child in run.children:
+        try:
+            related.append(load_view(store, child["run"]))
+            edges.append((run.run_id, child["run"]))
+        except RunbookError:
+            continue
+    return run, verified, links, related, edges
+
+
+def export_markdown(store: Any, run_id: str) -> str:
+    """A run's Markdown report."""
+    from . import report
+    from .review import describe
+
+    run, verified, links, _, _ = export_data(store, run_id)
+    events = [f"{e['time'][11:19]} {e.get('operator', '')}: {describe(e)}" for e in run.events]
+    return report.markdown(run, verified, events, links)
+
+
+def audit_export(root: Path, run_id: str, fmt: str = "md", output: str | None = None,
+                 out: TextIO = sys.stdout, env: str | None = None) -> int:
+    """`invoke audit.export RUN_ID --format md|json|html [--output F]`."""
+    from . import report
+    from .review import describe
+
+    if fmt not in ("md", "json", "html"):
+        raise InputError([f"<command line>: --format must be md, json or html, not {fmt!r} (at --format)"])
+    store = store_of(root, env)
+    run, verified, links, related, edges = export_data(store, run_id)
+    events = [f"{e['time'][11:19]} {e.get('operator', '')}: {describe(e)}" for e in run.events]
+    if fmt == "json":
+        data = run.to_dict()
+        data.update({"params": report._params(run), "verification": verified, "links": links,
+                     "timeline": [{"time": e["time"], "type": e["type"], "operator": e.get("operator"),
+                                   "text": describe(e)} for e in run.events]})
+        text = json.dumps(data, indent=2, default=str) + "\n"
+    else:
+        md = report.markdown(run, verified, events, links)
+        text = md if fmt == "md" else report.html_report(run, verified, md, related, edges)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        out.write(f"wrote {output}\n")
+    else:
+        out.write(text)
+    return ExitCode.OK
