@@ -344,7 +344,7 @@ def load(root: Path | None = None, check: bool = False) -> Registry:
     key = str(Path(root).resolve()) if root else ""
     if key in _LOADED:
         if check:
-            _check_schemas(_LOADED[key], root)
+            _check_schemas(_LOADED[key])
         return _LOADED[key]
     import checks
 
@@ -373,64 +373,38 @@ def load(root: Path | None = None, check: bool = False) -> Registry:
     visible = {_builtin_dir()} | ({(Path(root).resolve() / "checks")} if root is not None else set())
     registry = Registry({n: p for n, p in _REGISTRY.items() if Path(p.module).resolve().parent in visible})
     if check:
-        _check_schemas(registry, root)
+        _check_schemas(registry)
     _LOADED[key] = registry
     return registry
 
 
-SCHEMA_CACHE = "plugin-schemas.json"
-_CHECKED: set[str] = set()      # schemas found valid in this process, by digest
+_SCHEMAS_OK = DiskCache("plugin-schemas.json")     # schemas found valid, by the digest of their content
 
 
 def _schema_key(schema: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(schema, sort_keys=True, default=repr).encode()).hexdigest()
+    return hashlib.sha256(("2020-12\0" + json.dumps(schema, sort_keys=True, default=repr)).encode()).hexdigest()
 
 
-def _check_schemas(registry: Registry, root: Path | None = None) -> None:
+def _check_schemas(registry: Registry) -> None:
     """Check every argument and output schema against the 2020-12 meta-schema.
 
-    A schema found valid once is remembered by the digest of its content, in this process
-    and in ``plugin-schemas.json`` under the cache folder (``RUNBOOK_CACHE``), so `runbook.validate` pays the
+    A schema found valid once is remembered by the digest of its content (in
+    ``plugin-schemas.json`` under the cache folder), so `runbook.validate` pays the
     meta-check (about 0.4 s for 98 schemas) only when a plugin's schema changed; a changed
     schema has a new digest and is checked again.
     """
-    cache = _schema_cache_path(root)
-    known = set(_CHECKED)
-    if cache is not None:
-        try:
-            data = json.loads(cache.read_text())
-            if data.get("meta") == "2020-12":
-                known.update(data.get("valid", []))
-        except (OSError, ValueError, AttributeError):
-            pass
-    found: set[str] = set()
     for plugin in registry.values():
         for label, schema in (("argument", plugin.args), ("output", plugin.outputs)):
             key = _schema_key(schema)
-            if key in known or key in found:
+            if _SCHEMAS_OK.get(key):
                 continue
             from .schemas import check_schema
 
             problem = check_schema(schema)
             if problem:
                 raise PluginError(f"{plugin.module}: plugin {plugin.name!r} has an invalid {label} schema: {problem}")
-            found.add(key)
-    _CHECKED.update(found | known)
-    if found and cache is not None:
-        try:
-            from .journal import atomic_write
-
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(cache, json.dumps({"meta": "2020-12", "valid": sorted(known | found)}).encode(),
-                         durable=False)
-        except OSError:
-            pass                      # a read-only state home only costs the check next time
-
-
-def _schema_cache_path(root: Path | None) -> Path | None:
-    if root is None:
-        return None
-    return cache_home() / SCHEMA_CACHE
+            _SCHEMAS_OK.put(key, True)
+    _SCHEMAS_OK.save()
 
 
 def cache_home() -> Path:
@@ -445,7 +419,6 @@ def cache_home() -> Path:
 def reset_for_tests() -> dict[str, Plugin]:
     """Forget loaded registries (tests); returns the current plugins to restore later."""
     _LOADED.clear()
-    _CHECKED.clear()
     _forget_caches()
     return dict(_REGISTRY)
 
@@ -454,7 +427,6 @@ def restore_for_tests(saved: dict[str, Plugin]) -> None:
     _REGISTRY.clear()
     _REGISTRY.update(saved)
     _LOADED.clear()
-    _CHECKED.clear()
     _forget_caches()
 
 
