@@ -238,33 +238,71 @@ def torn_writes(short: bool = True) -> Figure:
 
 # -- 3. lock races -------------------------------------------------------------------------------
 
-def _race_worker(i: int, env: dict[str, Any] | None, home: str, rounds: int, barrier: Any, queue: Any) -> None:
-    """One of the racing processes (module level, so `spawn` can start it)."""
+RACE_PROCS = 20
+RACE_PAUSED_LEASE = 1.0     # seconds: the paused holder's lease on the AWS backend (it runs out while stopped)
+
+
+def _race_stopped(pid: int, timeout: float = 30.0) -> bool:
+    """Wait until process ``pid`` is stopped (SIGSTOP: state T in /proc/PID/stat); False when it is not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        if state in (b"T", b"t"):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+
+
+def _race_worker(i: int, env: dict[str, Any] | None, home: str, rounds: int, paused: int, procs: int,
+                 barriers: Any, queue: Any) -> None:
+    """One of the racing processes (module level, so `spawn` can start it).
+
+    A race round: every process tries to take the key at once; the one granted it writes (a fence)
+    straight away; every other one makes a fenced write and releases the key under its own run id (both
+    must be refused); the holder checks the key still names it, tries to unlock it (live: refused),
+    releases it and writes again (refused). A paused-holder round: one process takes the key and stops
+    itself (SIGSTOP; on the AWS backend its lease runs out meanwhile). The others each try to take the key
+    for a new run (a live or stale holder's key is not free: refused), then take it over: on the AWS
+    backend all of them at once resume the stopped run (one may win the next epoch), locally one takes it
+    over (the emergency path). The new holder writes; the stopped one is continued (SIGCONT) and writes
+    with its old epoch: refused, and the key still names the new holder.
+    """
     from runbook.backends import open_store
     from runbook.errors import LockHeld, UsageError
     from runbook.locks import Fenced
 
+    everyone, others = barriers
     store = open_store(env, Path(home))
     locks = store.locks
+
+    def writes(key: str, run: str, epoch: int) -> bool:
+        """A fenced write: True when it was accepted."""
+        try:
+            locks.check(key, run, epoch)
+            return True
+        except Fenced:
+            return False
+
     for r in range(rounds):
         run = f"r{r}-w{i}"
-        barrier.wait(timeout=120)
+        everyone.wait(timeout=120)
         try:
             locks.acquire("race", run, "race", f"w{i}@example.com")
             won = True
         except LockHeld:
             won = False
-        queue.put(("acquire", r, i, won))
-        barrier.wait(timeout=120)
+        wrote = won and writes("race", run, 1)   # the holder's first write, straight after taking the key
+        queue.put(("acquire", r, i, won, wrote))
+        everyone.wait(timeout=120)
         if not won:
-            try:
-                locks.check("race", run, 1)      # a write by a process that does not hold the lock
-                stale = True
-            except Fenced:
-                stale = False
+            stale = writes("race", run, 1)       # a write by a process that does not hold the lock
             locks.release("race", run)           # a wrong-id unlock
             queue.put(("loser", r, i, stale))
-        barrier.wait(timeout=120)
+        everyone.wait(timeout=120)
         if won:
             current = locks.read("race")
             kept = current is not None and current.run_id == run
@@ -274,28 +312,88 @@ def _race_worker(i: int, env: dict[str, Any] | None, home: str, rounds: int, bar
             except UsageError:
                 unlocked = False
             locks.release("race", run)
+            stale = writes("race", run, 1)       # the former holder writes after releasing
+            queue.put(("winner", r, i, kept, unlocked, stale))
+        everyone.wait(timeout=120)
+
+    leased = hasattr(locks, "lease")             # the AWS backend: leases that run out
+    for p in range(paused):
+        holder, waker = p % procs, (p + 1) % procs
+        run = f"p{p}-w{holder}"
+        everyone.wait(timeout=120)
+        if i == holder:
+            default = locks.lease if leased else None
+            if leased:
+                locks.lease = RACE_PAUSED_LEASE
             try:
-                locks.check("race", run, 1)      # the former holder writes after releasing
-                stale = True
-            except Fenced:
-                stale = False
-            queue.put(("winner", r, i, kept and not unlocked, stale))
-        barrier.wait(timeout=120)
+                locks.acquire("paused", run, "race", f"w{i}@example.com")
+                won = True
+            except LockHeld:
+                won = False
+            everyone.wait(timeout=120)
+            if won:
+                os.kill(os.getpid(), signal.SIGSTOP)   # paused, heartbeat and all, until the waker continues it
+            stale = won and writes("paused", run, 1)   # its next write, with the epoch it had
+            after = locks.read("paused")
+            queue.put(("paused", p, i, won, stale, (after.run_id, after.epoch, after.pid) if after else None))
+            if leased:
+                locks.lease = default
+            everyone.wait(timeout=120)
+            everyone.wait(timeout=120)
+            continue
+        everyone.wait(timeout=120)
+        current = locks.read("paused")
+        pid = current.pid if current is not None and current.run_id == run else 0
+        stopped = bool(pid) and _race_stopped(pid)
+        deadline = time.monotonic() + 30
+        while stopped and leased and time.monotonic() < deadline:
+            current = locks.read("paused")
+            if current is None or current.is_stale():  # the stopped holder's lease ran out
+                break
+            time.sleep(0.05)
+        others.wait(timeout=120)
+        try:
+            locks.acquire("paused", f"p{p}-w{i}", "race", f"w{i}@example.com")
+            refused = False
+        except LockHeld:
+            refused = True
+        others.wait(timeout=120)
+        mine: tuple[str, int] | None = None
+        if leased:                                   # AWS: every one resumes the stopped run at once
+            try:
+                mine = (run, locks.reclaim("paused", run, "race", f"w{i}@example.com").epoch)
+            except LockHeld:
+                pass
+        elif i == waker:                             # local: one emergency takeover
+            taken, _ = locks.take_over("paused", f"p{p}-w{i}", "race", f"w{i}@example.com")
+            mine = (taken.run_id, taken.epoch)
+        wrote = mine is not None and writes("paused", *mine)
+        queue.put(("taker", p, i, stopped, refused, mine is not None, wrote, os.getpid()))
+        others.wait(timeout=120)
+        if i == waker and pid:
+            _race_stopped(pid, 10)
+            os.kill(pid, signal.SIGCONT)
+        everyone.wait(timeout=120)                   # the continued holder has made its write by now
+        if mine is not None:
+            locks.release("paused", mine[0])
+        everyone.wait(timeout=120)
 
 
-def _race(backend: str, env: dict[str, Any] | None, home: Path, rounds: int, procs: int, fig: Figure) -> None:
+def _race(backend: str, env: dict[str, Any] | None, home: Path, rounds: int, procs: int, fig: Figure,
+          paused: int = 0) -> None:
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(procs)
+    barriers = (ctx.Barrier(procs), ctx.Barrier(procs - 1))
     queue = ctx.Queue()
-    workers = [ctx.Process(target=_race_worker, args=(i, env, str(home), rounds, barrier, queue), daemon=True)
+    workers = [ctx.Process(target=_race_worker, args=(i, env, str(home), rounds, paused, procs, barriers, queue),
+                           daemon=True)
                for i in range(procs)]
     for w in workers:
         w.start()
     messages: list[tuple[Any, ...]] = []
-    expected = rounds * (procs * 2)          # acquire + (loser or winner) per process per round
-    deadline = time.monotonic() + 60 + rounds * 10
+    expected = rounds * (procs * 2) + paused * procs   # race: acquire + (loser or winner); paused: one each
+    deadline = time.monotonic() + 60 + rounds * 10 + paused * 20
     try:
         while len(messages) < expected and time.monotonic() < deadline:
             try:
@@ -307,44 +405,82 @@ def _race(backend: str, env: dict[str, Any] | None, home: Path, rounds: int, pro
         for w in workers:
             w.join(timeout=10)
             if w.is_alive():
+                os.kill(w.pid, signal.SIGCONT)   # a holder left stopped
                 w.kill()
-    stale_total = wrong_unlock = 0
+    stale_total = live_unlocks = lost = granted_total = 0
     for r in range(rounds):
-        winners = [m for m in messages if m[0] == "acquire" and m[1] == r and m[3]]
         attempts = [m for m in messages if m[0] == "acquire" and m[1] == r]
+        winners = [m for m in attempts if m[3]]
         losers = [m for m in messages if m[0] == "loser" and m[1] == r]
         held = [m for m in messages if m[0] == "winner" and m[1] == r]
-        stale = sum(m[3] for m in losers) + sum(m[4] for m in held)
-        bad_unlock = sum(not m[3] for m in held)
+        stale = sum(m[3] for m in losers) + sum(m[5] for m in held)
+        unlocked = sum(m[4] for m in held)
+        gone = sum(not m[3] for m in held)
         stale_total += stale
-        wrong_unlock += bad_unlock
-        if len(attempts) != procs:
+        live_unlocks += unlocked
+        lost += gone
+        granted_total += len(winners)
+        if len(attempts) != procs or len(losers) + len(held) != procs:
             fig.bad(f"{backend} round {r}: {len(attempts)} of {procs} processes reported")
         elif len(winners) != 1:
-            kept = {m[2]: m[3] for m in held}
             fig.bad(f"{backend} round {r}: {len(winners)} processes were granted the lock (workers "
-                    f"{[m[2] for m in winners]}; still holding it afterwards: {kept}; stale writes accepted: {stale})")
-        elif stale or bad_unlock:
-            fig.bad(f"{backend} round {r}: {stale} stale writes accepted, {bad_unlock} wrong-id unlocks succeeded")
+                    f"{[m[2] for m in winners]}; their first write accepted: {[m[2] for m in winners if m[4]]}; "
+                    f"the key named afterwards: {[m[2] for m in held if m[3]]}; stale writes accepted: {stale})")
+        elif not winners[0][4] or gone:
+            fig.bad(f"{backend} round {r}: the holder's own write was refused or its key was taken "
+                    f"(first write accepted: {winners[0][4]}, key still its own: {not gone})")
+        elif stale or unlocked:
+            fig.bad(f"{backend} round {r}: {stale} stale writes accepted, {unlocked} unlocks of a live key succeeded")
         else:
             fig.ok()
-    fig.notes.append(f"{backend}: {rounds} rounds x {procs} processes on one key, "
-                     f"{stale_total} stale writes accepted, {wrong_unlock} wrong-id unlocks succeeded")
+    note = (f"{backend}: {rounds} rounds x {procs} processes on one key, {granted_total} grants, "
+            f"{stale_total} stale writes accepted, {live_unlocks} wrong-id or live-key unlocks succeeded "
+            f"({lost} holders' keys lost)")
+    if not paused:
+        fig.notes.append(note)
+        return
+    stale_total = 0
+    for p in range(paused):
+        holders = [m for m in messages if m[0] == "paused" and m[1] == p]
+        takers = [m for m in messages if m[0] == "taker" and m[1] == p]
+        new = [m for m in takers if m[5]]
+        if len(holders) != 1 or len(takers) != procs - 1:
+            fig.bad(f"{backend} paused round {p}: {len(holders) + len(takers)} of {procs} processes reported")
+            continue
+        _, _, _, won, stale, after = holders[0]
+        stale_total += stale
+        if not won or not all(m[3] for m in takers):
+            fig.bad(f"{backend} paused round {p}: the holder did not take the free key or was not seen stopped")
+        elif not all(m[4] for m in takers):
+            fig.bad(f"{backend} paused round {p}: {sum(not m[4] for m in takers)} processes took the paused "
+                    "holder's key for a new run")
+        elif len(new) != 1:
+            fig.bad(f"{backend} paused round {p}: {len(new)} processes took the key over (workers "
+                    f"{[m[2] for m in new]}; their write accepted: {[m[2] for m in new if m[6]]})")
+        elif not new[0][6]:
+            fig.bad(f"{backend} paused round {p}: the new holder's write was refused")
+        elif stale:
+            fig.bad(f"{backend} paused round {p}: the paused holder's write was accepted after it continued")
+        elif after is None or after[1:] != (2, new[0][7]):
+            fig.bad(f"{backend} paused round {p}: after the paused holder continued the key names {after}, "
+                    f"not the new holder (epoch 2, pid {new[0][7]})")
+        else:
+            fig.ok()
+    how = f"stopped past its lease, {procs - 1} resume its run at once" if env else "stopped, one takes over"
+    fig.notes.append(f"{note}; {paused} paused-holder rounds (SIGSTOP: {how}), {stale_total} stale writes "
+                     "accepted")
 
 
 def lock_races(short: bool = True) -> Figure:
-    """20 processes race for one key, round after round, on the local and the AWS backend."""
+    """20 processes race for one key, round after round, and take over a paused holder's key;
+    on the local and on the AWS backend (moto on loopback, one request at a time as AWS applies them)."""
     fig = Figure("lock races")
     with timed(fig), tempfile.TemporaryDirectory(prefix="rel-locks-") as tmp:
-        rounds = 3 if short else 20
-        _race("local", None, Path(tmp) / "local", rounds, 20, fig)
-        if not short:
-            # AWS rounds run in the full sweep only: under a loaded CI machine, the moto stand-in's own
-            # conditional writes are the thing measured, not ours (tests/test_backend_aws.py races 20 invocations)
-            from test_backend_contract import endpoint, team_env   # the moto stand-in the contract tests use
+        rounds, paused = (5, 2) if short else (50, 10)
+        _race("local", None, Path(tmp) / "local", rounds, RACE_PROCS, fig, paused)
+        from test_backend_contract import endpoint, team_env   # the moto stand-in the contract tests use
 
-            env = team_env(endpoint())
-            _race("aws", env, Path(tmp) / "aws", 10, 20, fig)
+        _race("aws", team_env(endpoint()), Path(tmp) / "aws", rounds, RACE_PROCS, fig, paused)
     return fig
 
 

@@ -238,3 +238,64 @@ def test_stopped_holder_past_its_lease_writes_nothing_after_it_continues(tmp_pat
     assert epochs == sorted(epochs) and epochs[-1] == 2   # nothing from epoch 1 after the takeover
     report = verify(store)
     assert report.ok, [str(p) for p in report.problems]
+
+
+def test_a_retried_conditional_put_that_was_applied_is_ours(tmp_path: Path) -> None:
+    """The SDK retries a call whose response was lost; a lock put applied the first time is then refused
+    by its own condition: the lease store recognises its own item instead of reporting itself as the holder."""
+    from runbook import aws
+    from runbook.errors import LockHeld
+
+    env = team_env(endpoint())
+    store = aws_store(env, tmp_path / "a")
+    seen: list[int] = []
+
+    def lost_response(attempts: int, **_: Any) -> float | None:
+        seen.append(attempts)
+        return 0 if attempts == 1 else None      # the first attempt's response "lost": botocore retries it
+
+    events = aws.client(store.locks.io.env, "dynamodb").meta.events
+    events.register_first("needs-retry.dynamodb.PutItem", lost_response, unique_id="test-lost-response")
+    try:
+        holder = store.locks.acquire("prod", "r1", "deploy", "alice@example.com")
+        assert seen[:2] == [1, 2]                        # applied, then retried (and refused by its condition)
+        assert store.locks.read("prod") == holder
+        store.locks.check("prod", "r1", holder.epoch)
+        again = store.locks.reclaim("prod", "r1", "deploy", "alice@example.com")
+        assert again.epoch == holder.epoch + 1 and store.locks.read("prod") == again
+        taken, previous = store.locks.take_over("prod", "r2", "rollback", "bob@example.com")
+        assert previous == again and taken.epoch == again.epoch + 1   # taken from r1, not from itself
+    finally:
+        events.unregister("needs-retry.dynamodb.PutItem", unique_id="test-lost-response")
+    with pytest.raises(LockHeld, match="for run r2 of rollback"):       # a real refusal is still one
+        aws_store(env, tmp_path / "b").locks.acquire("prod", "r3", "deploy", "carol@example.com")
+    store.locks.release("prod", "r2")
+
+
+def test_the_stand_in_applies_one_request_at_a_time() -> None:
+    """moto checks a condition and writes the item with no lock between (two racing conditional puts can both
+    succeed, issue #9); the stand-in runs each request whole, one at a time, as DynamoDB applies each write."""
+    import threading
+
+    from runbook.standins.ecs import OneRequestAtATime
+
+    inside: list[int] = []
+    most = [0]
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        inside.append(1)
+        most[0] = max(most[0], len(inside))
+        time.sleep(0.02)
+        start_response("200 OK", [])
+        yield b"re"
+        inside.pop()
+        yield b"ply"
+
+    served = OneRequestAtATime(app)
+    bodies: list[Any] = []
+    threads = [threading.Thread(target=lambda: bodies.append(served({}, lambda *a: None))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1 and bodies == [[b"reply"]] * 8

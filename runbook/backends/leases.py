@@ -76,9 +76,22 @@ class LeaseStore:
                       epoch, time.time() + self.lease)
 
     def _put(self, holder: Holder, condition: str, **names: Any) -> None:
+        """A conditional put of ``holder``; :class:`Refused` (with the item now there) when its condition failed.
+
+        The SDK retries a call whose response was lost (a timeout, a dropped connection) and a
+        conditional put is not idempotent: when the first attempt was applied, the retry is refused by
+        the condition the first attempt made false. Refused, the item is read back (consistently): when
+        it is exactly this holder (same run, process, start time, epoch and lease end), the put was ours.
+        """
         item = to_item({"pk": PK, "sk": holder.key, "heartbeat": time.time(), **asdict(holder)})
-        self.io.call("dynamodb", "put_item", f"lock {holder.key}", TableName=self.table, Item=item,
-                     ConditionExpression=condition, **({"ExpressionAttributeValues": values(**names)} if names else {}))
+        try:
+            self.io.call("dynamodb", "put_item", f"lock {holder.key}", TableName=self.table, Item=item,
+                         ConditionExpression=condition,
+                         **({"ExpressionAttributeValues": values(**names)} if names else {}))
+        except Conflict as exc:
+            current = self.read(holder.key)
+            if current != holder:
+                raise Refused(exc.code, current) from exc
         self._beat(holder)
 
     def acquire(self, key: str, run_id: str, runbook: str, operator: str, wait: float = 0.0,
@@ -90,9 +103,8 @@ class LeaseStore:
             try:
                 self._put(holder, "attribute_not_exists(pk)")
                 return holder
-            except Conflict:
-                pass
-            current = self.read(key)
+            except Refused as refused:
+                current = refused.current
             if current is None:
                 continue
             if time.monotonic() >= deadline:
@@ -223,6 +235,14 @@ class LeaseStore:
         stop = self._beats.pop((key, run_id), None)
         if stop is not None:
             stop.set()
+
+
+class Refused(Conflict):
+    """A conditional put of a lock item was refused; ``current`` is the item read right after (None: gone)."""
+
+    def __init__(self, code: str, current: Holder | None):
+        super().__init__(code)
+        self.current = current
 
 
 def _holder(item: dict[str, Any]) -> Holder:

@@ -2,10 +2,12 @@
 
 moto alone keeps one deployment per service forever, with ``runningCount`` 0 and
 ``rolloutState`` IN_PROGRESS, and ``update_service`` changes the service's task
-definition without starting a deployment (FACTS.md). :class:`AwsStandIn` runs
-``moto.server.ThreadedMotoServer`` in this process and a background thread that watches
-moto's ECS backend and drives each service the way ECS's rolling-update scheduler
-(minimum healthy 100 %, maximum 200 %) would show it through ``describe_services``:
+definition without starting a deployment (FACTS.md); and moto applies concurrent requests
+with no lock, so two conditional writes to one item can both succeed. :class:`AwsStandIn`
+runs moto's server in this process, one request at a time (:class:`MotoServer`), and a
+background thread that watches moto's ECS backend and drives each service the way ECS's
+rolling-update scheduler (minimum healthy 100 %, maximum 200 %) would show it through
+``describe_services``:
 
 * A service seen for the first time is adopted as steady: its one PRIMARY deployment
   runs ``desiredCount`` tasks, ``rolloutState`` COMPLETED. (It was "already running".)
@@ -96,6 +98,65 @@ class _ServiceSim:
     rollout: _Rollout | None = None
 
 
+class OneRequestAtATime:
+    """A WSGI app run one request at a time, each whole: its body read, the backend call, the response built.
+
+    moto's backends take no lock of their own around a request. DynamoDB's conditional put, for one, is
+    ``current = table.get_item(key)``, the condition evaluated on it, then ``table.items[key] = item``: two
+    server threads can both find a key free and both succeed, and the later write silently replaces the
+    earlier (issue #9: two processes granted one lock, in 4 of 300 race rounds, their puts overlapping inside
+    moto). DynamoDB and S3 apply each request atomically, conditional writes included; serialising the
+    requests gives the stand-in that property (moto's request handling is Python under one GIL anyway).
+    """
+
+    def __init__(self, app: Any):
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with self.lock:
+            result = self.app(environ, start_response)
+            try:
+                return [b"".join(result)]
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+
+
+class MotoServer:
+    """``moto.server.ThreadedMotoServer`` (a threaded werkzeug server on loopback over moto's dispatcher
+    app), its requests applied one at a time (:class:`OneRequestAtATime`)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self.host, self.port = host, port
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "MotoServer":
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        app = OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(self.host, self.port, app, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def get_host_and_port(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+
 @dataclass
 class AwsStandIn:
     """A moto server on 127.0.0.1 with the ECS rollout simulation running beside it.
@@ -123,10 +184,8 @@ class AwsStandIn:
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> "AwsStandIn":
         """Start the moto server and the simulation thread; returns self."""
-        from moto.server import ThreadedMotoServer
-
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server = MotoServer(port=self.port)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
@@ -158,10 +217,12 @@ class AwsStandIn:
 
     def reset(self) -> None:
         """Forget every AWS resource (moto's reset) and every simulated rollout; default scenario back."""
+        # the request outside self._lock: a create/update_service request holds the server's request lock
+        # and then takes self._lock (changed()), so holding them the other way round could deadlock
+        req = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", data=b"", method="POST")
+        with urllib.request.urlopen(req, timeout=10):  # nosec B310 - our own loopback server
+            pass
         with self._lock:
-            req = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", data=b"", method="POST")
-            with urllib.request.urlopen(req, timeout=10):  # nosec B310 - our own loopback server
-                pass
             self._sims.clear()
             self._by_service.clear()
             self._by_td.clear()
