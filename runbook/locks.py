@@ -9,13 +9,15 @@ emergency takeover increases. The holder checks the file before every durable wr
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from . import identity
 from .errors import LockHeld, RunbookError, UsageError
@@ -131,8 +133,24 @@ class LockStore:
         return (f"lock {current.key!r} is held: {current.describe()}; wait with --wait-lock 10m, or see "
                 f"`invoke runbook.status`")
 
+    @contextlib.contextmanager
+    def _guarded(self, key: str) -> Iterator[None]:
+        """Read-then-replace of one key under an exclusive file lock (takeovers, reclaims), so
+        two of them cannot both win."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.path(key).with_suffix(".guard"), "a+b") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
     def reclaim(self, key: str, run_id: str, runbook: str, operator: str) -> Holder:
         """A resuming run takes back its own lock (stale, or free again)."""
+        with self._guarded(key):
+            return self._reclaim(key, run_id, runbook, operator)
+
+    def _reclaim(self, key: str, run_id: str, runbook: str, operator: str) -> Holder:
         current = self.read(key)
         if current is None:
             holder = self._new(key, run_id, runbook, operator, 1)
@@ -150,13 +168,14 @@ class LockStore:
 
     def take_over(self, key: str, run_id: str, runbook: str, operator: str) -> tuple[Holder, Holder | None]:
         """Emergency: take the lock from whoever holds it, fencing them (epoch + 1)."""
-        current = self.read(key)
-        epoch = (current.epoch + 1) if current else 1
-        holder = self._new(key, run_id, runbook, operator, epoch)
-        if current is None and self._create(holder):
-            return holder, None
-        self._replace(holder)
-        return holder, current
+        with self._guarded(key):
+            current = self.read(key)
+            epoch = (current.epoch + 1) if current else 1
+            holder = self._new(key, run_id, runbook, operator, epoch)
+            if current is None and self._create(holder):
+                return holder, None
+            self._replace(holder)
+            return holder, current
 
     def check(self, key: str, run_id: str, epoch: int) -> None:
         """Fence: raise Fenced when this run no longer holds the lock at this epoch."""
@@ -165,9 +184,11 @@ class LockStore:
             who = current.describe() if current else "nobody (it was released)"
             raise Fenced(f"this run no longer holds lock {key!r}: now {who}; it stopped and did nothing more")
 
-    def release(self, key: str, run_id: str) -> None:
+    def release(self, key: str, run_id: str, epoch: int | None = None) -> None:
+        """Free the key if RUN_ID still holds it (at EPOCH, when given: a fenced holder never
+        frees its successor's lock)."""
         current = self.read(key)
-        if current is not None and current.run_id == run_id:
+        if current is not None and current.run_id == run_id and (epoch is None or current.epoch == epoch):
             try:
                 self.path(key).unlink()
             except FileNotFoundError:

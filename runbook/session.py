@@ -316,7 +316,7 @@ class Session:
         if not finished:
             return False
         self.complete_anchor(current.run_id)
-        self.store.locks.release(key, current.run_id)
+        self.store.locks.release(key, current.run_id, current.epoch)
         return True
 
     def complete_anchor(self, run_id: str) -> bool:
@@ -342,7 +342,7 @@ class Session:
 
     def finish(self, runner: Runner, status: Status, reason: str = "") -> int:
         if status is Status.SUCCEEDED and runner.lock.key is not None and runner.lock.owner == runner.run_id:
-            self.store.locks.release(runner.lock.key, runner.run_id)
+            self.store.locks.release(runner.lock.key, runner.run_id, runner.lock.epoch)
         if self.console is not None:
             shown = reason or (runner.state.reason if status is not Status.SUCCEEDED else "")
             self.console.summary(runner.run_id, status.value, shown, runner.plan.name)
@@ -443,7 +443,7 @@ class Session:
                          "type": Event.ABANDONED.value, "data": {"reason": self.redactor.text(reason)}}])
         self.store.ledger.append({"type": "run.anchor", "run": run_id, "length": journal.length, "head": journal.head})
         if holder is not None and holder.run_id == run_id:
-            self.store.locks.release(state.lock, run_id)  # type: ignore[arg-type]
+            self.store.locks.release(state.lock, run_id, holder.epoch)  # type: ignore[arg-type]
         return ExitCode.OK
 
     def unlock(self, key: str, reason: str) -> Holder:

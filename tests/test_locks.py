@@ -113,3 +113,44 @@ def test_unlock_frees_a_stale_lock_with_a_reason(tmp_path: Path) -> None:
     assert '"type":"lock.unlock"' in (home / "ledger.jsonl").read_text()
     again = invoke("runbook", "sleeper", "--param", f"dir={tmp_path}", "--param", "seconds=0", root=root, home=home)
     assert again.returncode == 0
+
+
+def test_two_takeovers_at_once_get_different_epochs(tmp_path: Path, monkeypatch) -> None:
+    """Take-overs read and replace the lock file under a file lock: two at once cannot both
+    read epoch N and both write N + 1."""
+    import threading
+
+    from runbook.locks import LockStore
+
+    store = LockStore(tmp_path, durable=False)
+    store.acquire("prod", "run-0", "rb", "op")
+    real_read = LockStore.read
+
+    def slow_read(self, key):
+        found = real_read(self, key)
+        time.sleep(0.2)                    # widen the read-then-replace window
+        return found
+
+    monkeypatch.setattr(LockStore, "read", slow_read)
+    epochs: list[int] = []
+
+    def take(i: int) -> None:
+        epochs.append(store.take_over("prod", f"run-{i}", "rb", "op")[0].epoch)
+    threads = [threading.Thread(target=take, args=(i,)) for i in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(epochs) == [2, 3]
+
+
+def test_a_fenced_holder_never_frees_its_successors_lock(tmp_path: Path) -> None:
+    from runbook.locks import LockStore
+
+    store = LockStore(tmp_path, durable=False)
+    first = store.acquire("prod", "run-1", "rb", "op")
+    store.take_over("prod", "run-1", "rb", "op")          # the same run id, a new epoch (a resumed takeover)
+    store.release("prod", "run-1", first.epoch)           # the fenced one, late
+    assert store.read("prod") is not None and store.read("prod").epoch == first.epoch + 1
+    store.release("prod", "run-1", first.epoch + 1)
+    assert store.read("prod") is None

@@ -189,11 +189,14 @@ class LeaseStore:
                      ExpressionAttributeValues=values(exp=time.time() + self.lease, now=time.time(), run=run_id,
                                                       epoch=epoch))
 
-    def release(self, key: str, run_id: str) -> None:
+    def release(self, key: str, run_id: str, epoch: int | None = None) -> None:
+        """Free the key if RUN_ID still holds it (at EPOCH, when given)."""
         self._stop(key, run_id)
+        condition, given = ("run_id = :run", values(run=run_id)) if epoch is None else \
+            ("run_id = :run AND epoch = :epoch", values(run=run_id, epoch=epoch))
         try:
             self.io.call("dynamodb", "delete_item", f"lock {key}", TableName=self.table, Key=self._key(key),
-                         ConditionExpression="run_id = :run", ExpressionAttributeValues=values(run=run_id))
+                         ConditionExpression=condition, ExpressionAttributeValues=given)
         except Conflict:
             pass
 
