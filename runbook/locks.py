@@ -54,6 +54,20 @@ class Holder:
         return self.host == identity.host() and not identity.alive(self.pid, self.pid_start)
 
 
+def held_message(current: Holder) -> str:
+    """Why a key cannot be taken, and what to do: the same words for both backends."""
+    if current.is_stale():
+        why = (f"its lease from {current.host} pid {current.pid} expired; held since {current.since}"
+               if current.expires_at is not None else
+               f"pid {current.pid} on {current.host} is gone, since {current.since}")
+        return (f"lock {current.key!r} is stale: run {current.run_id} of {current.runbook} by {current.operator} "
+                f"stopped ({why}); resume it with `invoke runbook.resume {current.run_id}`, close it with "
+                f"`invoke runbook.abandon {current.run_id} --reason ...`, or free the key with "
+                f"`invoke runbook.unlock {current.key} --reason ...`")
+    return (f"lock {current.key!r} is held: {current.describe()}; wait with --wait-lock 10m, or see "
+            f"`invoke runbook.status`")
+
+
 class LockStore:
     """Local locks under a state home."""
 
@@ -124,14 +138,7 @@ class LockStore:
             time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
 
     def held_message(self, current: Holder) -> str:
-        if current.is_stale():
-            return (f"lock {current.key!r} is stale: run {current.run_id} of {current.runbook} by {current.operator} "
-                    f"stopped (pid {current.pid} on {current.host} is gone, since {current.since}); resume it with "
-                    f"`invoke runbook.resume {current.run_id}`, close it with `invoke runbook.abandon "
-                    f"{current.run_id} --reason ...`, or free the key with `invoke runbook.unlock "
-                    f"{current.key} --reason ...`")
-        return (f"lock {current.key!r} is held: {current.describe()}; wait with --wait-lock 10m, or see "
-                f"`invoke runbook.status`")
+        return held_message(current)
 
     @contextlib.contextmanager
     def _guarded(self, key: str) -> Iterator[None]:

@@ -22,7 +22,7 @@ from typing import Any
 from .. import identity
 from ..errors import ExternalError, LockHeld, UsageError
 from ..journal import utcnow
-from ..locks import Fenced, Holder
+from ..locks import Fenced, Holder, held_message
 from .awsio import Aws, Conflict, from_item, to_item, values
 
 PK = "lock"
@@ -114,14 +114,7 @@ class LeaseStore:
             time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
 
     def held_message(self, current: Holder) -> str:
-        if current.is_stale():
-            return (f"lock {current.key!r} is stale: run {current.run_id} of {current.runbook} by {current.operator} "
-                    f"stopped (its lease from {current.host} pid {current.pid} expired; held since "
-                    f"{current.since}); resume it with `invoke runbook.resume {current.run_id}`, close it with "
-                    f"`invoke runbook.abandon {current.run_id} --reason ...`, or free the key with "
-                    f"`invoke runbook.unlock {current.key} --reason ...`")
-        return (f"lock {current.key!r} is held: {current.describe()}; wait with --wait-lock 10m, or see "
-                f"`invoke runbook.status`")
+        return held_message(current)
 
     def reclaim(self, key: str, run_id: str, runbook: str, operator: str) -> Holder:
         """A resuming run takes its own lock back (stale, or free) with the next epoch."""
