@@ -5,9 +5,9 @@ chain's newest record:
 
 * a journal's records are covered by the ledger's ``run.anchor`` records (length and head);
 * the ledger's anchors carry nothing but what the journal can confirm (run, length, head),
-  and a journal that ends in a record after which the engine always anchors (a finished
-  step, a run status) must be anchored to its very end, so cutting or editing the
-  ledger's newest anchors is seen;
+  and a journal that ends in a record after which the engine always anchors (a run
+  status) must be anchored to its very end, so cutting or editing the ledger's newest
+  anchors is seen;
 * the ledger's ``run.start`` records are covered by each run's first journal record,
   which holds the start record's number and hash.
 """
@@ -24,9 +24,9 @@ from typing import Any
 from .journal import ZERO, Problem, record_hash_at, verify_chain
 from .store import LocalStore
 
-# Records after which the engine writes an anchor before it does anything else.
-ANCHORED = frozenset({"step.finished", "run.parked", "run.interrupted", "run.failed", "run.succeeded",
-                      "run.abandoned"})
+# Records after which the engine writes an anchor before it does anything else: every run status
+# (a finished step is anchored only when it acted or asked, see engine.Runner.step_done).
+ANCHORED = frozenset({"run.parked", "run.interrupted", "run.failed", "run.succeeded", "run.abandoned"})
 
 
 @dataclass

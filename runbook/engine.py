@@ -68,6 +68,7 @@ class Runner:
     state: RunState = field(default_factory=RunState)
     _buffer: list[dict[str, Any]] = field(default_factory=list)
     _journal: Any = None
+    _acted: bool = False          # since the last anchor: an action, an answer, a child run (see ANCHOR_AFTER)
     _scripted_retries: dict[str, int] = field(default_factory=dict)
 
     # -- journal -----------------------------------------------------------------------
@@ -88,6 +89,7 @@ class Runner:
         rec = {"time": utcnow(), "run": self.run_id, "operator": self.operator, "type": kind.value,
                "data": self.redactor.data(data)}
         self._buffer.append(rec)
+        self._acted = self._acted or kind in ACTED
         if self.console is not None:
             self.console.event(rec)
         if flush:
@@ -104,6 +106,12 @@ class Runner:
         if anchor:
             self.store.ledger.append({"type": "run.anchor", "run": self.run_id, "length": self._journal.length,
                                       "head": self._journal.head})
+            self._acted = False
+
+    def step_done(self) -> None:
+        """A step's end: anchored in the ledger when the step acted or asked (a step of checks
+        only waits for the next anchor; every run status is anchored)."""
+        self.flush(anchor=self._acted)
 
     # -- the run -----------------------------------------------------------------------
     def start(self, parent: dict[str, Any] | None = None, overlay: dict[str, Any] | None = None) -> None:
@@ -169,7 +177,7 @@ class Runner:
         skip = self.skip_reason(step)
         if skip:
             self.emit(Event.STEP_FINISHED, {"step": sid, "status": StepStatus.SKIPPED.value, "reason": skip})
-            self.flush(anchor=True)
+            self.step_done()
             return
         kind = StepKind(step["kind"])
         deadline = time.monotonic() + step["timeout"] if step.get("timeout") else None
@@ -182,19 +190,19 @@ class Runner:
                 self.run_child(step)
         except _Declined as exc:
             self.emit(Event.STEP_FINISHED, {"step": sid, "status": StepStatus.SKIPPED.value, "reason": str(exc)})
-            self.flush(anchor=True)
+            self.step_done()
             return
         except StepFailed as exc:
             if step.get("on_failure") == "continue":
                 self.emit(Event.STEP_FINISHED, {"step": sid, "status": StepStatus.FAILED.value,
                                                 "reason": f"{exc} (on_failure: continue)"})
-                self.flush(anchor=True)
+                self.step_done()
                 return
             self.emit(Event.STEP_FINISHED, {"step": sid, "status": StepStatus.FAILED.value, "reason": str(exc)})
-            self.flush(anchor=True)
+            self.step_done()
             raise
         self.emit(Event.STEP_FINISHED, {"step": sid, "status": StepStatus.SUCCEEDED.value})
-        self.flush(anchor=True)
+        self.step_done()
 
     def skip_reason(self, step: dict[str, Any]) -> str:
         conds = [{k: step[k]} for k in ("when", "unless") if k in step] + list(step.get("parent_conditions", []))
@@ -741,6 +749,11 @@ def argument_problem(plugin: Plugin, args: dict[str, Any]) -> str:
         return ""
     where = format_path(error.absolute_path)
     return f"argument {where or '(all)'}: {error.message}"
+
+
+# Records that make a step worth anchoring at its end: something was done or decided.
+ACTED = frozenset({Event.ITEM_INTENT, Event.PROMPT, Event.CHILD_STARTED, Event.CHILD_FINISHED, Event.TAKEOVER,
+                   Event.FORCED, Event.OFFER})
 
 
 def crash(target: str, point: str) -> None:

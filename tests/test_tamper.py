@@ -223,3 +223,17 @@ def test_a_stop_between_the_last_record_and_its_anchor_is_reported_then_complete
         again = invoke("runbook", "effects", "--param", f"dir={other}", root=root, home=home)
         assert again.returncode == 0, again.stdout + again.stderr     # the finished run's stale lock was freed
     assert verify(root, home, monkeypatch)[0] == ExitCode.OK
+
+
+def test_steps_that_acted_and_every_status_are_anchored(clean_home: tuple[Path, Path]) -> None:
+    """A step that ran an action (or asked someone) is anchored at its end; a step of checks
+    only waits for the next anchor; the run's status is always anchored."""
+    import json
+
+    _, home = clean_home
+    run = sorted((home / "runs").iterdir())[0].name
+    records = [json.loads(line) for line in (home / "runs" / run / "journal.jsonl").read_text().splitlines()]
+    anchored = [records[r["length"] - 1] for r in map(json.loads, (home / "ledger.jsonl").read_text().splitlines())
+                if r["type"] == "run.anchor" and r["run"] == run]
+    assert [(a["type"], a["data"].get("step")) for a in anchored] == [
+        ("step.finished", "probed"), ("step.finished", "plain"), ("run.succeeded", None)]
