@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from runbook.plugins import Context, Outcome, action, check
+from runbook.plugins import Context, Outcome, action, check, probe
 
 
 @check("file.contains",
@@ -112,6 +112,16 @@ def set_version(ctx: Context) -> Outcome:
                       files=changed)
 
 
+@probe("file.set_version")
+def set_version_probe(ctx: Context) -> Outcome | None:
+    """Already done when every version file holds the version."""
+    wanted = _plain(ctx.args["version"])
+    found = _versions(ctx)
+    if found and all(v == wanted for v in found.values()):
+        return Outcome.ok(f"version {wanted} in {', '.join(found)} (already)", files=[])
+    return None
+
+
 def _sections(text: str) -> list[tuple[str, str | None, str]]:
     """(version, date, body) for each `## [...]` section."""
     matches = list(SECTION.finditer(text))
@@ -179,3 +189,13 @@ def changelog_release(ctx: Context) -> Outcome:
         return Outcome.fail(f"{path}: no '## [Unreleased]' section to release as {wanted}")
     path.write_text(new, encoding="utf-8")
     return changelog_section(ctx)
+
+
+@probe("file.changelog_release")
+def changelog_release_probe(ctx: Context) -> Outcome | None:
+    """Already done when the changelog has the version's section."""
+    path = _base(ctx) / ctx.args.get("path", "CHANGELOG.md")
+    wanted = _plain(ctx.args["version"])
+    if path.is_file() and any(v == wanted for v, _, _ in _sections(path.read_text(encoding="utf-8"))):
+        return changelog_section(ctx)
+    return None

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
@@ -100,13 +101,16 @@ def project_copy(dest: Path) -> Path:
     return target
 
 
+_ONE_HOME = threading.Lock()     # state_home sets RUNBOOK_HOME for the process: one verification at a time
+
+
 def verify_home(root: Path, home: Path) -> tuple[int, str]:
     """`audit.verify` in-process: exit code and output."""
     from runbook import cli
     from runbook.errors import RunbookError
 
     out = io.StringIO()
-    with state_home(home):
+    with _ONE_HOME, state_home(home):
         try:
             code = cli.audit_verify(root, None, out=out)
         except RunbookError as exc:
@@ -1112,5 +1116,7 @@ def approvals(short: bool = True, through_pytest: bool = True) -> Figure:
     return fig
 
 
+from .sandbox_kills import sandbox_kills  # noqa: E402  (it imports this module lazily)
+
 FIGURES: list[Callable[[bool], Figure]] = [crash_points, torn_writes, lock_races, hostile_input, tampering,
-                                           secrets_kept_out, approvals]
+                                           secrets_kept_out, approvals, sandbox_kills]

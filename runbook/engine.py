@@ -39,10 +39,6 @@ class _Declined(Exception):
     """An offered linked run was declined: the step is skipped, not failed."""
 
 
-class _VerifiedDone(Exception):
-    """After an interruption, the step's verify checks show its actions took effect."""
-
-
 @dataclass
 class LockRef:
     """The lock a run writes under: key, the run that owns it, and its epoch (for fencing)."""
@@ -143,6 +139,16 @@ class Runner:
     def execute(self) -> Status:
         """Run every unfinished step; returns the final status (raises Interrupted on signals)."""
         try:
+            offer = self.state.offer
+            if offer and offer.get("accepted") and self.plan.on_failure:
+                # the run failed after its `after` step and its on_failure runbook was accepted: a
+                # resume finishes that linked run; the run's own remaining steps never run
+                reason = self.state.reason
+                spec = self.plan.on_failure
+                self.linked_run("run.on_failure", spec["runbook"], self.resolve(spec.get("with") or {}, ""))
+                self.emit(Event.FAILED, {"reason": reason})
+                self.flush(anchor=True)
+                return Status.FAILED
             for step in self.plan.steps:
                 if self.state.finished(step["id"]):
                     continue
@@ -218,17 +224,14 @@ class Runner:
 
     def run_task(self, step: dict[str, Any], deadline: float | None) -> None:
         sid = step["id"]
-        try:
-            self.run_section(step, Section.REQUIRES, deadline)
-            if step.get("confirm") and f"{sid}.confirm" not in self.state.prompts:
-                answer = self.ask(Prompt(f"{sid}.confirm", "confirm", self.render(step["confirm"], sid)))
-                if not answer.get("done"):
-                    raise StepFailed(f"the operator declined: {self.render(step['confirm'], sid)}")
-            elif step.get("confirm") and not self.state.prompts[f"{sid}.confirm"]["answer"].get("done"):
-                raise StepFailed("the operator declined the confirmation")
-            self.run_section(step, Section.DO, deadline)
-        except _VerifiedDone:
-            pass
+        self.run_section(step, Section.REQUIRES, deadline)
+        if step.get("confirm") and f"{sid}.confirm" not in self.state.prompts:
+            answer = self.ask(Prompt(f"{sid}.confirm", "confirm", self.render(step["confirm"], sid)))
+            if not answer.get("done"):
+                raise StepFailed(f"the operator declined: {self.render(step['confirm'], sid)}")
+        elif step.get("confirm") and not self.state.prompts[f"{sid}.confirm"]["answer"].get("done"):
+            raise StepFailed("the operator declined the confirmation")
+        self.run_section(step, Section.DO, deadline)
         self.run_section(step, Section.VERIFY, deadline)
 
     def run_section(self, step: dict[str, Any], section: Section, deadline: float | None) -> None:
@@ -481,7 +484,7 @@ class Runner:
             if all(r.passed for r in results):
                 outcome = Outcome.ok("recovered: interrupted after its intent, and the step's verify checks pass")
                 self.record(sid, key, plugin, outcome, 0.0, flush=True, recovered="verify")
-                raise _VerifiedDone()
+                return outcome                   # the step's later actions have not run: they run now
         if not plugin.side_effect:
             return None
         summary = "was interrupted after its intent; whether it took effect is unknown (no probe, verify not passing)"

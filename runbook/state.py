@@ -100,6 +100,7 @@ class RunState:
     reason: str = ""
     length: int = 0
     plan_file: str = ""
+    offer: dict[str, Any] | None = None    # the run's on_failure offer (run.offer), once made
 
     def step(self, sid: str) -> StepState:
         if sid not in self.steps:
@@ -166,6 +167,8 @@ def apply(st: RunState, rec: dict[str, Any]) -> None:
         st.step(data["step"]).item(data["item"]).result = data
     elif kind == Event.PROMPT:
         st.prompts[data["id"]] = data
+    elif kind == Event.OFFER:
+        st.offer = data
     elif kind == Event.CHILD_STARTED:
         st.children[data["step"]] = {"run": data["run"], "status": "running", "runbook": data.get("runbook")}
     elif kind == Event.CHILD_FINISHED:
