@@ -1,0 +1,44 @@
+"""`invoke bench` prints every figure of issue #10 with its baseline and ratio.
+
+Only the report's shape is checked here (each figure measured, with a baseline from the
+same run and a goal); no timing is asserted: speed targets live in the benchmark itself.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO
+
+FIGURES = {   # name prefix -> has a baseline measured in the same run
+    "startup: invoke --list": True,
+    "startup: invoke runbook.list": True,
+    "startup: invoke runbook.validate": True,
+    "per step (": True,
+    "journal: audit.verify (everything)": True,
+    "journal: rebuild the run index from scratch": False,
+    "journal: audit.list --since (2h window)": False,
+    "journal: audit.show (one run)": False,
+    "journal: audit.timeline (2h window)": False,
+    "rollback-fast: command to first AWS call": True,
+    "rollback-fast: engine's own time": True,
+    "memory: production-release --env sandbox --dry-run": True,
+}
+
+
+def test_bench_reports_every_figure_with_its_baseline() -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--json"], cwd=REPO, capture_output=True,
+                          text=True, timeout=900)
+    rows = json.loads(done.stdout)
+    assert not [r for r in rows if r["goal"] == "(error)"], done.stdout
+    names = [r["name"] for r in rows]
+    for prefix, with_baseline in FIGURES.items():
+        found = [r for r in rows if r["name"].startswith(prefix)]
+        assert found, f"{prefix!r} missing from {names}"
+        for row in found:
+            assert row["value"] is not None and row["value"] > 0 and row["goal"]
+            if with_baseline:
+                assert row["baseline"] and row["ratio"] == row["value"] / row["baseline"]
+    assert all(r["ok"] is not None for r in rows if r["goal"] != "(reported)")
