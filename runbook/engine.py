@@ -64,7 +64,7 @@ class Runner:
     state: RunState = field(default_factory=RunState)
     _buffer: list[dict[str, Any]] = field(default_factory=list)
     _journal: Any = None
-    _acted: bool = False          # since the last anchor: an action, an answer, a child run (see ANCHOR_AFTER)
+    _acted: bool = False          # since the last anchor: an action, an answer, a child run (see ACTED)
     _scripted_retries: dict[str, int] = field(default_factory=dict)
 
     # -- journal -----------------------------------------------------------------------
@@ -144,8 +144,7 @@ class Runner:
                 # the run failed after its `after` step and its on_failure runbook was accepted: a
                 # resume finishes that linked run; the run's own remaining steps never run
                 reason = self.state.reason
-                spec = self.plan.on_failure
-                self.linked_run("run.on_failure", spec["runbook"], self.resolve(spec.get("with") or {}, ""))
+                self.run_on_failure()
                 self.emit(Event.FAILED, {"reason": reason})
                 self.flush(anchor=True)
                 return Status.FAILED
@@ -640,8 +639,12 @@ class Runner:
         accepted = bool(answer.get("done"))
         self.emit(Event.OFFER, {"runbook": spec["runbook"], "accepted": accepted, "source": source}, flush=True)
         if accepted:
-            given = self.resolve(spec.get("with") or {}, "")
-            self.linked_run("run.on_failure", spec["runbook"], given)
+            self.run_on_failure()
+
+    def run_on_failure(self) -> None:
+        """The accepted on_failure runbook, as a linked run (started, or resumed where it stopped)."""
+        spec = self.plan.on_failure
+        self.linked_run("run.on_failure", spec["runbook"], self.resolve(spec.get("with") or {}, ""))
 
     # -- prompts and templates ---------------------------------------------------------
     def ask(self, prompt: Prompt) -> dict[str, Any]:

@@ -29,6 +29,18 @@ def clean_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root, home
 
 
+def crashed_home(tmp_path: Path, point: str) -> tuple[Path, Path, Path]:
+    """The runtime project, and a state home whose `effects` run was killed at POINT."""
+    root = copy_project("runtime", tmp_path)
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    work.mkdir()
+    first = invoke("runbook", "effects", "--param", f"dir={work}", root=root, home=home,
+                   env={"RUNBOOK_CRASH_AT": point})
+    assert first.returncode == -9
+    return root, home, work
+
+
 def verify(root: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
     monkeypatch.setenv("RUNBOOK_HOME", str(home))
     out = io.StringIO()
@@ -140,13 +152,7 @@ def test_the_ledgers_newest_anchors_are_covered(clean_home: tuple[Path, Path], t
 def test_a_newest_run_start_is_covered_by_its_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run killed before its first anchor leaves its start as the ledger's newest record: the
     run's first journal record holds that record's number and hash."""
-    root = copy_project("runtime", tmp_path)
-    home = tmp_path / "home"
-    work = tmp_path / "work"
-    work.mkdir()
-    first = invoke("runbook", "effects", "--param", f"dir={work}", root=root, home=home,
-                   env={"RUNBOOK_CRASH_AT": "probed.write:before-intent"})
-    assert first.returncode == -9
+    root, home, work = crashed_home(tmp_path, "probed.write:before-intent")
     assert verify(root, home, monkeypatch)[0] == ExitCode.OK
     ledger = home / "ledger.jsonl"
     lines = ledger.read_bytes().splitlines(keepends=True)
@@ -174,13 +180,7 @@ def test_torn_tail_is_reported_precisely(clean_home: tuple[Path, Path], tmp_path
 
 
 def test_torn_tail_resumes_from_the_last_complete_record(tmp_path: Path) -> None:
-    root = copy_project("runtime", tmp_path)
-    home = tmp_path / "home"
-    work = tmp_path / "work"
-    work.mkdir()
-    first = invoke("runbook", "effects", "--param", f"dir={work}", root=root, home=home,
-                   env={"RUNBOOK_CRASH_AT": "plain.write:before-intent"})
-    assert first.returncode == -9
+    root, home, work = crashed_home(tmp_path, "plain.write:before-intent")
     run = next((home / "runs").iterdir())
     path = run / "journal.jsonl"
     complete = path.read_bytes()
@@ -200,13 +200,7 @@ def test_a_stop_between_the_last_record_and_its_anchor_is_reported_then_complete
         tmp_path: Path, then: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Killed after writing run.succeeded but before anchoring it: audit.verify says so (and how
     to complete it); resuming the run, or the next run finding its stale lock, writes the anchor."""
-    root = copy_project("runtime", tmp_path)
-    home = tmp_path / "home"
-    work = tmp_path / "work"
-    work.mkdir()
-    first = invoke("runbook", "effects", "--param", f"dir={work}", root=root, home=home,
-                   env={"RUNBOOK_CRASH_AT": "anchor:run.succeeded"})
-    assert first.returncode == -9
+    root, home, work = crashed_home(tmp_path, "anchor:run.succeeded")
     run = next((home / "runs").iterdir()).name
     code, out = verify(root, home, monkeypatch)
     assert code == ExitCode.FAILED
