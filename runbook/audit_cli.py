@@ -16,21 +16,28 @@ def audit_list(root: Path, runbook: str | None = None, env: str | None = None, s
                operator: str | None = None, since: str | None = None, until: str | None = None,
                as_json: bool = False, out: TextIO = sys.stdout) -> int:
     """`invoke audit.list`: runs newest first, a line each (``--env`` also selects its team backend)."""
-    from .review import Index, parse_since, select
+    from .review import Index, parse_since, select, shown_status
+    from .state import outcome_text
 
     store = store_of(root, env)
-    rows = select(Index(store).summaries(), runbook, env, status, operator, parse_since(since),
-                  parse_since(until, "--until"))
+    holders = {h.run_id: h for h in store.locks.all()}
+    rows = []
+    for r in Index(store).summaries():
+        shown = shown_status(r["status"], r["run"], r.get("parent"), holders)
+        rows.append(dict(r, status=shown, outcome=outcome_text(shown, r["deviations"])))
+    rows = select(rows, runbook, env, status, operator, parse_since(since), parse_since(until, "--until"))
     if as_json:
         out.write(json.dumps(rows, indent=2) + "\n")
         return ExitCode.OK
     if not rows:
         out.write("No runs match.\n")
         return ExitCode.OK
+    out.write(f"{'RUN':<30}  {'RUNBOOK':<22} {'ENV':<11} {'OPERATOR':<28} {'STARTED':<19}  {'TOOK':>7}  "
+              f"{'DEV':>3}  {'OUTCOME':<30} VERSION\n")
     for r in rows:
         dur = "-" if r["duration_s"] is None else f"{r['duration_s']:.0f}s"
-        out.write(f"{r['run']}  {r['runbook']:<22} {r['environment'] or '-':<11} {r['operator']:<28} "
-                  f"{r['started'][:19]}  {dur:>7}  {r['status']:<11} {r['version']}\n")
+        out.write(f"{r['run']:<30}  {r['runbook']:<22} {r['environment'] or '-':<11} {r['operator']:<28} "
+                  f"{r['started'][:19]}  {dur:>7}  {r['deviations']:>3}  {r['outcome']:<30} {r['version']}\n")
     return ExitCode.OK
 
 

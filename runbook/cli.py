@@ -410,17 +410,13 @@ def resume(root: Path, run_id: str | None, answers_file: str | None = None, yes:
 
 def status(root: Path, out: TextIO = sys.stdout, as_json: bool = False, env: str | None = None) -> int:
     """`invoke runbook.status [--env E]`: active, parked and interrupted runs, and the locks they hold."""
-    from .review import unfinished_states
-    from .state import Status
+    from .review import shown_status, unfinished_states
 
     store = store_of(root, env)
     locks = {h.run_id: h for h in store.locks.all()}
     rows = []
     for st in unfinished_states(store):
-        shown = st.status.value
-        holder = locks.get(st.run_id) or locks.get((st.parent or {}).get("run", ""))
-        if st.status is Status.RUNNING and (holder is None or holder.is_stale()):
-            shown = "interrupted (process gone)"
+        shown = shown_status(st.status.value, st.run_id, st.parent, locks)
         rows.append({"run": st.run_id, "runbook": st.runbook, "environment": st.env, "status": shown,
                      "operators": st.operators, "started": st.started, "updated": st.updated, "reason": st.reason})
     held = [{"key": h.key, "run": h.run_id, "runbook": h.runbook, "operator": h.operator, "host": h.host,

@@ -103,10 +103,12 @@ class Console:
         self.line(f"  took over lock {data.get('key')!r} from run {data.get('from_run')} "
                   f"({data.get('from_operator')}): {data.get('reason')}", "bold red")
 
-    def summary(self, run_id: str, status: str, reason: str = "", runbook: str = "") -> None:
+    def summary(self, run_id: str, status: str, reason: str = "", runbook: str = "", deviations: int = 0) -> None:
+        from .state import outcome_text
+
         self.line("")
         tail = f" ({reason})" if reason else ""
-        self.line(f"Run {run_id} {status}{tail}.", "bold")
+        self.line(f"Run {run_id} {outcome_text(status, deviations)}{tail}.", "bold")
         if status in ("parked", "interrupted", "failed"):
             self.line(f"  resume:  invoke runbook.resume {run_id}")
         if status == "failed":

@@ -18,7 +18,8 @@ from typing import Any, Callable
 from . import templates
 from .errors import CheckFailed, Interrupted, Parked, RunbookError
 from .journal import utcnow
-from .model import PluginKind, Section, StepKind
+from .locks import Fenced
+from .model import OnFailure, PluginKind, Section, StepKind
 from .plan import Plan, item_key, merge
 from .plugins import Context, Outcome, Plugin, Registry
 from .prompts import Chain, Prompt
@@ -32,7 +33,17 @@ MAX_SCRIPTED_RETRIES = 3
 
 
 class StepFailed(RunbookError):
-    """A step could not complete; the run fails unless the step says ``on_failure: continue``."""
+    """A step could not complete; the run fails unless the step says ``on_failure: continue``.
+
+    ``offer``: the failure was a gate, an action or a linked run, so the operator is offered
+    ``STEP.on_fail`` (retry / skip with a reason / abort); a failed check was offered its own
+    ``STEP.ITEM.on_fail`` already. ``park``: with nobody to ask, park (exit 4) instead of failing.
+    """
+
+    def __init__(self, message: str, offer: bool = False, park: bool = False):
+        super().__init__(message)
+        self.offer = offer
+        self.park = park
 
 
 class _Declined(Exception):
@@ -142,16 +153,15 @@ class Runner:
             offer = self.state.offer
             if offer and offer.get("accepted") and self.plan.on_failure:
                 # the run failed after its `after` step and its on_failure runbook was accepted: a
-                # resume finishes that linked run; the run's own remaining steps never run
-                reason = self.state.reason
-                self.run_on_failure()
-                self.emit(Event.FAILED, {"reason": reason})
-                self.flush(anchor=True)
-                return Status.FAILED
+                # resume finishes that linked run; the run's own failed step is never run again
+                return self.rolled_back(self.state.reason, self.run_on_failure())
             for step in self.plan.steps:
                 if self.state.finished(step["id"]):
                     continue
                 self.run_step(step)
+        except Fenced as exc:
+            self.stop_fenced(exc)
+            raise
         except Parked as exc:
             self.emit(Event.PARKED, {"reason": str(exc)})
             self.flush(anchor=True)
@@ -166,48 +176,116 @@ class Runner:
         except (StepFailed, CheckFailed) as exc:
             self.emit(Event.FAILED, {"reason": str(exc)})
             self.flush(anchor=True)
-            self.offer_on_failure()
-            return Status.FAILED
-        self.emit(Event.SUCCEEDED, {})
+            return self.offer_on_failure(str(exc))
+        self.emit(Event.SUCCEEDED, {"deviations": len(self.state.deviations)})
         self.flush(anchor=True)
         return Status.SUCCEEDED
 
+    def rolled_back(self, reason: str, child: Status | None) -> Status:
+        """After the accepted on_failure runbook: ``rolled-back`` when it succeeded (final, the
+        lock is released), else the run stays failed and the linked run resumable."""
+        if child is Status.SUCCEEDED:
+            link = self.state.children.get("run.on_failure") or {}
+            self.emit(Event.ROLLED_BACK, {"reason": reason, "by_run": link.get("run"),
+                                          "runbook": (self.plan.on_failure or {}).get("runbook")})
+            self.flush(anchor=True)
+            return Status.ROLLED_BACK
+        if self.state.status is not Status.FAILED:
+            self.emit(Event.FAILED, {"reason": reason})
+            self.flush(anchor=True)
+        return Status.FAILED
+
+    def stop_fenced(self, exc: Fenced) -> None:
+        """This run's lock was taken over: record that it stopped (its own journal, the one write
+        a fenced run still makes; no action, no anchor of a lock it lost), and stop."""
+        from . import signals
+
+        signals.ignore_during_cleanup()
+        self._buffer = []
+        self._journal.before_write = None
+        self.emit(Event.INTERRUPTED, {"reason": f"fenced: {exc}", "fenced": True}, flush=True)
+
     # -- steps -------------------------------------------------------------------------
     def run_step(self, step: dict[str, Any]) -> None:
+        """Run one step to its end: succeeded, skipped, failed-and-continued, or StepFailed.
+
+        A step that did not finish (a crash, Ctrl-C, a failed check, gate, action or linked run,
+        an abort) starts again: its checks, gate and confirm run or are asked again, what it did
+        stays done. The only way past a failure is a typed skip, journaled as a deviation."""
         sid = step["id"]
-        started = sid in self.state.steps
-        if not started:
-            self.emit(Event.STEP_STARTED, {"step": sid, "title": step.get("title", ""),
-                                           "instructions": self.render(step.get("instructions", ""), sid)})
+        restart = sid in self.state.steps
+        self.emit(Event.STEP_STARTED, {"step": sid, "title": step.get("title", ""),
+                                       "instructions": self.render(step.get("instructions", ""), sid),
+                                       **({"restart": True} if restart else {})}, flush=restart)
         skip = self.skip_reason(step)
         if skip:
-            self.emit(Event.STEP_FINISHED, {"step": sid, "status": StepStatus.SKIPPED.value, "reason": skip})
-            self.step_done()
+            self.finish_step(sid, StepStatus.SKIPPED, reason=skip)
             return
-        kind = StepKind(step["kind"])
         deadline = time.monotonic() + step["timeout"] if step.get("timeout") else None
-        try:
-            if kind is StepKind.TASK:
-                self.run_task(step, deadline)
-            elif kind is StepKind.APPROVAL:
-                self.run_approval(step)
-            elif kind is StepKind.RUN:
-                self.run_child(step)
-        except _Declined as exc:
-            self.emit(Event.STEP_FINISHED, {"step": sid, "status": StepStatus.SKIPPED.value, "reason": str(exc)})
-            self.step_done()
-            return
-        except StepFailed as exc:
-            if step.get("on_failure") == "continue":
-                self.emit(Event.STEP_FINISHED, {"step": sid, "status": StepStatus.FAILED.value,
-                                                "reason": f"{exc} (on_failure: continue)"})
-                self.step_done()
+        while True:
+            try:
+                RUN_KIND[StepKind(step["kind"])](self, step, deadline)
+            except _Declined as exc:
+                self.finish_step(sid, StepStatus.SKIPPED, reason=str(exc))
                 return
-            self.emit(Event.STEP_FINISHED, {"step": sid, "status": StepStatus.FAILED.value, "reason": str(exc)})
-            self.step_done()
-            raise
-        self.emit(Event.STEP_FINISHED, {"step": sid, "status": StepStatus.SUCCEEDED.value})
+            except StepFailed as exc:
+                if step.get("on_failure") == OnFailure.CONTINUE.value:
+                    self.finish_step(sid, StepStatus.FAILED, reason=f"{exc} (on_failure: continue)", continued=True)
+                    return
+                choice = self.decide_step(step, exc)
+                if choice == "retry":
+                    self.emit(Event.STEP_STARTED, {"step": sid, "title": step.get("title", ""), "restart": True},
+                              flush=True)      # the state forgets the step's checks, gate and confirm
+                    continue
+                if choice == "skip":
+                    return
+                self.finish_step(sid, StepStatus.FAILED, reason=str(exc))
+                raise
+            self.finish_step(sid, StepStatus.SUCCEEDED)
+            return
+
+    def finish_step(self, sid: str, status: StepStatus, **data: Any) -> None:
+        self.emit(Event.STEP_FINISHED, {"step": sid, "status": status.value,
+                                        **{k: v for k, v in data.items() if v not in ("", None, False)}})
         self.step_done()
+
+    def decide_step(self, step: dict[str, Any], exc: StepFailed) -> str:
+        """After a failed gate, action or linked run: ``STEP.on_fail`` (retry / skip with a typed
+        reason / abort). Returns "retry" or "skip" (the skip is journaled); "abort" otherwise.
+        With nobody to ask: abort, or park when the failure needs a person (a refused approval)."""
+        if not exc.offer:
+            return "abort"
+        sid = step["id"]
+        prompt = Prompt(f"{sid}.on_fail", "on_fail", f"Step {sid} failed: {exc}. Retry, skip (with a reason) or abort?")
+        try:
+            answer, source = self.ask_with_source(prompt)
+        except Parked:
+            if exc.park:
+                raise Parked(f"{sid}: {exc}") from None
+            return "abort"
+        choice = answer.get("choice")
+        if choice == "retry" and not self.scripted_retry_allowed(prompt.id, source):
+            exc.args = (f"{exc} (still failing after {MAX_SCRIPTED_RETRIES} retries from {source})",)
+            return "abort"
+        if choice == "skip":
+            reason = str(answer.get("reason") or "").strip()
+            if not reason:
+                return "abort"
+            if step.get("kind") == StepKind.APPROVAL.value and self.plan.env is not None and self.plan.env.protected:
+                exc.args = (f"{exc} (an approval gate cannot be skipped on protected environment "
+                            f"{self.plan.env.name!r})",)
+                return "abort"
+            self.finish_step(sid, StepStatus.SKIPPED, reason=f"skipped after: {exc}; {reason}", decision="skip",
+                             by=self.operator if source == "interactive" else source)
+        return choice if choice in ("retry", "skip") else "abort"
+
+    def scripted_retry_allowed(self, pid: str, source: str) -> bool:
+        """An answers file that says retry would loop forever: allow a few, then stop."""
+        if source == "interactive":
+            return True
+        count = self._scripted_retries.get(pid, 0) + 1
+        self._scripted_retries[pid] = count
+        return count <= MAX_SCRIPTED_RETRIES
 
     def skip_reason(self, step: dict[str, Any]) -> str:
         conds = [{k: step[k]} for k in ("when", "unless") if k in step] + list(step.get("parent_conditions", []))
@@ -222,18 +300,28 @@ class Runner:
         return ""
 
     def run_task(self, step: dict[str, Any], deadline: float | None) -> None:
+        """requires -> confirm -> do -> verify. Under ``on_failure: continue`` a failed check does
+        not end the step: the section's other checks and manual items still run or are asked
+        (but nothing acts after a failed guard); a failed action always ends the step."""
         sid = step["id"]
-        self.run_section(step, Section.REQUIRES, deadline)
-        if step.get("confirm") and f"{sid}.confirm" not in self.state.prompts:
-            answer = self.ask(Prompt(f"{sid}.confirm", "confirm", self.render(step["confirm"], sid)))
+        failed: list[str] = []
+        self.run_section(step, Section.REQUIRES, deadline, failed)
+        if failed:
+            raise StepFailed("; ".join(failed))
+        if step.get("confirm"):
+            answered = self.state.prompts.get(f"{sid}.confirm")
+            text = self.render(step["confirm"], sid)
+            answer = answered["answer"] if answered else self.ask(Prompt(f"{sid}.confirm", "confirm", text))
             if not answer.get("done"):
-                raise StepFailed(f"the operator declined: {self.render(step['confirm'], sid)}")
-        elif step.get("confirm") and not self.state.prompts[f"{sid}.confirm"]["answer"].get("done"):
-            raise StepFailed("the operator declined the confirmation")
-        self.run_section(step, Section.DO, deadline)
-        self.run_section(step, Section.VERIFY, deadline)
+                raise StepFailed(f"the operator declined: {text}")
+        self.run_section(step, Section.DO, deadline, failed)
+        self.run_section(step, Section.VERIFY, deadline, failed)
+        if failed:
+            raise StepFailed("; ".join(failed))
 
-    def run_section(self, step: dict[str, Any], section: Section, deadline: float | None) -> None:
+    def run_section(self, step: dict[str, Any], section: Section, deadline: float | None,
+                    failed: list[str]) -> None:
+        """A section's items in order; consecutive manual items are asked as one checklist."""
         entries = [(i, item) for s, i, item in items_of(step) if s is section]
         pending_manual: list[tuple[int, dict[str, Any]]] = []
         for index, item in entries:
@@ -243,7 +331,9 @@ class Runner:
             if pending_manual:
                 self.run_manual(step, section, pending_manual)
                 pending_manual = []
-            self.run_automated(step, section, index, item, deadline)
+            problem = self.run_automated(step, section, index, item, deadline)
+            if problem:
+                failed.append(problem)
         if pending_manual:
             self.run_manual(step, section, pending_manual)
 
@@ -298,38 +388,46 @@ class Runner:
 
     # -- automated items ---------------------------------------------------------------
     def run_automated(self, step: dict[str, Any], section: Section, index: int, item: dict[str, Any],
-                      deadline: float | None) -> None:
+                      deadline: float | None) -> str:
+        """Run a check or an action (with the step's automatic retries). Returns '' when it passed
+        or was skipped by a decision, the failure when a check failed under ``on_failure:
+        continue``; raises StepFailed when the step must end."""
         sid = step["id"]
         key = item_key(step, section, index, item)
         current = self.state.steps.get(sid)
         if current and key in current.items and current.items[key].done:
-            return
+            return ""
         plugin = self.registry[item["uses"]]
         retry = step.get("retry") or {}
-        attempts = int(retry.get("attempts", 3)) if step.get("on_failure") == "retry" else 1
+        attempts = int(retry.get("attempts", 3)) if step.get("on_failure") == OnFailure.RETRY.value else 1
         tries = 0
         while True:
             tries += 1
             outcome = self.call(step, key, plugin, item, deadline)
             if outcome.passed:
-                return
+                return ""
             if outcome.outputs.get("park"):
                 raise Parked(f"{sid}.{key}: {outcome.summary}")
             if deadline is not None and time.monotonic() > deadline:
-                raise StepFailed(f"step {sid} timed out after {step['timeout']} s ({key}: {outcome.summary})")
+                raise StepFailed(f"step {sid} timed out after {step['timeout']} s ({key}: {outcome.summary})",
+                                 offer=True)
             if tries < attempts:
                 time.sleep(float(retry.get("delay", 0)))
                 continue
-            if step.get("on_failure") == "continue":
-                raise StepFailed(f"{key}: {outcome.summary}")
+            if plugin.kind is PluginKind.ACTION:
+                raise StepFailed(f"{key}: {outcome.summary}", offer=True)
+            if step.get("on_failure") == OnFailure.CONTINUE.value:
+                return f"{key}: {outcome.summary}"
             if not self.decide(step, key, outcome.summary):
-                return
+                return ""
+            tries = 0
 
     def decide(self, step: dict[str, Any], key: str, summary: str, park: bool = False,
                question: str = "Retry, skip or abort?") -> bool:
-        """After a failure: True to retry, False when skipped; raises StepFailed on abort.
+        """After a failed check (or an action whose effect is unknown, ``park``): ``STEP.ITEM.on_fail``.
+        True to retry, False when skipped (journaled); raises StepFailed on abort.
 
-        With nobody to ask, a failed check fails the run; an unknown effect (``park``) parks it.
+        With nobody to ask, a failed check fails the step; an unknown effect parks the run.
         """
         sid = step["id"]
         pid = f"{sid}.{key}.on_fail"
@@ -342,17 +440,15 @@ class Runner:
             raise StepFailed(f"{key}: {summary}") from None
         choice = answer.get("choice")
         if choice == "retry":
-            if source != "interactive":
-                count = self._scripted_retries.get(pid, 0) + 1
-                self._scripted_retries[pid] = count
-                if count > MAX_SCRIPTED_RETRIES:
-                    raise StepFailed(f"{key}: {summary} (still failing after {MAX_SCRIPTED_RETRIES} retries "
-                                     f"from {source})")
+            if not self.scripted_retry_allowed(pid, source):
+                raise StepFailed(f"{key}: {summary} (still failing after {MAX_SCRIPTED_RETRIES} retries "
+                                 f"from {source})")
             return True
         if choice == "skip":
             self.emit(Event.ITEM_RESULT, {"step": sid, "item": key, "passed": False, "skipped": True,
                                           "reason": answer.get("reason", ""), "summary": f"skipped after: {summary}",
-                                          "outputs": {}})
+                                          "outputs": {}, "kind": PluginKind.ACTION.value if park else "check",
+                                          **({"recovered": "operator"} if park else {})})
             self.flush()
             return False
         raise StepFailed(f"{key}: {summary} (aborted by {self.operator if source == 'interactive' else source})")
@@ -399,12 +495,12 @@ class Runner:
             crash(target, "before-intent")
             self.emit(Event.ITEM_INTENT, {"step": sid, "item": key, "uses": plugin.name, "args": args}, flush=True)
             crash(target, "after-intent")
-            outcome = self.invoke(plugin, ctx)
+            outcome = failing(target) or self.invoke(plugin, ctx)
             crash(target, "after-effect")
         elif item.get("wait"):
-            outcome = self.poll(plugin, item, ctx, target)
+            outcome = failing(target) or self.poll(plugin, item, ctx, target)
         else:
-            outcome = self.invoke(plugin, ctx)
+            outcome = failing(target) or self.invoke(plugin, ctx)
         self.record(sid, key, plugin, outcome, time.monotonic() - started, flush=plugin.kind is PluginKind.ACTION)
         return outcome
 
@@ -426,7 +522,7 @@ class Runner:
             with waiting as update:
                 ctx.progress = update
                 result = fn(ctx)
-        except (Interrupted, Parked, KeyboardInterrupt):
+        except (Interrupted, Parked, Fenced, KeyboardInterrupt):
             raise
         except RunbookError as exc:
             return Outcome.fail(f"{plugin.name}: {exc}")
@@ -506,7 +602,7 @@ class Runner:
             wait = spec.get("wait") or {}
             end = time.monotonic() + float(wait.get("timeout", 0))
             started = time.monotonic()
-            outcome = self.invoke(gate, ctx)
+            outcome = failing(f"{sid}.approval") or self.invoke(gate, ctx)
             while not outcome.passed and outcome.outputs.get("park") and time.monotonic() < end:
                 time.sleep(float(wait.get("interval", 10)))
                 outcome = self.invoke(gate, ctx)
@@ -514,7 +610,7 @@ class Runner:
             if not outcome.passed:
                 if outcome.outputs.get("park"):
                     raise Parked(f"{sid}: {outcome.summary}")
-                raise StepFailed(f"approval: {outcome.summary}")
+                raise StepFailed(f"approval refused: {outcome.summary}", offer=True, park=True)
             return
         if self.verified_approvals(sid, spec):
             return
@@ -530,12 +626,14 @@ class Runner:
         approvers = [str(a) for a in answer.get("approvers") or []]
         problem = approval_problem(approvers, self.operator, int(spec.get("min", 1)), list(spec.get("roles") or []),
                                    (self.plan.env.data.get("approvers") if self.plan.env else None) or {})
+        forced = failing(f"{sid}.approval")
+        problem = problem or (forced.summary if forced else "")
         self.emit(Event.PROMPT, {"id": prompt.id, "kind": "approval", "answer": {"approvers": approvers},
                                  "source": source, "by": self.operator, "verified": False,
                                  **({"refused": problem} if problem else {})})
         if problem:
             self.flush()
-            raise StepFailed(f"approval refused: {problem}")
+            raise StepFailed(f"approval refused: {problem}", offer=True, park=True)
         roles = assign_roles(approvers, list(spec.get("roles") or []),
                              (self.plan.env.data.get("approvers") if self.plan.env else None) or {})
         self.emit(Event.ITEM_RESULT, {"step": sid, "item": "approval", "passed": True, "verified": False,
@@ -594,7 +692,7 @@ class Runner:
         if status is Status.PARKED:
             raise Parked(f"linked run for step {sid} is parked")
         if status is not Status.SUCCEEDED:
-            raise StepFailed(f"linked run of {spec['runbook']} {status.value}")
+            raise StepFailed(f"linked run of {spec['runbook']} {status.value}", offer=True)
 
     def linked_run(self, sid: str, runbook: str, given: dict[str, Any]) -> Status:
         from .store import new_run_id
@@ -622,29 +720,29 @@ class Runner:
         return Runner(plan, self.store, self.registry, self.prompter.scoped(link), self.operator, run_id,
                       self.redactor, self.lock, self.root, self.console, self.make_plan)
 
-    def offer_on_failure(self) -> None:
-        """Offer the runbook's on_failure runbook when the failure came after its ``after`` step."""
+    def offer_on_failure(self, reason: str) -> Status:
+        """Offer the runbook's on_failure runbook when the failure came after its ``after`` step;
+        the run ends ``rolled-back`` when it is accepted and succeeds, else ``failed``."""
         spec = self.plan.on_failure
         if not spec:
-            return
+            return Status.FAILED
         after = spec.get("after")
         if after and not (after in self.state.steps and self.state.steps[after].status is StepStatus.SUCCEEDED):
-            return
+            return Status.FAILED
         prompt = Prompt("run.on_failure", "run", f"Start {spec['runbook']} now?")
         try:
             answer, source = self.ask_with_source(prompt)
         except Parked:
             self.emit(Event.OFFER, {"runbook": spec["runbook"], "accepted": False, "reason": "nobody to ask"}, flush=True)
-            return
+            return Status.FAILED
         accepted = bool(answer.get("done"))
         self.emit(Event.OFFER, {"runbook": spec["runbook"], "accepted": accepted, "source": source}, flush=True)
-        if accepted:
-            self.run_on_failure()
+        return self.rolled_back(reason, self.run_on_failure()) if accepted else Status.FAILED
 
-    def run_on_failure(self) -> None:
+    def run_on_failure(self) -> Status:
         """The accepted on_failure runbook, as a linked run (started, or resumed where it stopped)."""
-        spec = self.plan.on_failure
-        self.linked_run("run.on_failure", spec["runbook"], self.resolve(spec.get("with") or {}, ""))
+        spec = self.plan.on_failure or {}
+        return self.linked_run("run.on_failure", spec["runbook"], self.resolve(spec.get("with") or {}, ""))
 
     # -- prompts and templates ---------------------------------------------------------
     def ask(self, prompt: Prompt) -> dict[str, Any]:
@@ -757,9 +855,24 @@ def argument_problem(plugin: Plugin, args: dict[str, Any]) -> str:
     return f"argument {where or '(all)'}: {error.message}"
 
 
+RUN_KIND: dict[StepKind, Callable[[Runner, dict[str, Any], float | None], None]] = {
+    StepKind.TASK: Runner.run_task,
+    StepKind.APPROVAL: lambda runner, step, deadline: runner.run_approval(step),
+    StepKind.RUN: lambda runner, step, deadline: runner.run_child(step),
+}
+
 # Records that make a step worth anchoring at its end: something was done or decided.
 ACTED = frozenset({Event.ITEM_INTENT, Event.PROMPT, Event.CHILD_STARTED, Event.CHILD_FINISHED, Event.TAKEOVER,
                    Event.FORCED, Event.OFFER})
+
+
+def failing(target: str) -> Outcome | None:
+    """The failure hook: ``RUNBOOK_FAIL_AT=STEP.ITEM[,STEP.ITEM...]`` makes those items fail
+    (an action fails before its effect; ``STEP.approval`` refuses a gate). Off unless set."""
+    spec = os.environ.get("RUNBOOK_FAIL_AT")
+    if spec and target in spec.split(","):
+        return Outcome.fail(f"failed by RUNBOOK_FAIL_AT={target} (test hook)", {"fail_at": target})
+    return None
 
 
 def crash(target: str, point: str) -> None:

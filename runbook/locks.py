@@ -68,6 +68,43 @@ def held_message(current: Holder) -> str:
             f"`invoke runbook.status`")
 
 
+HEARTBEAT_S = 1.0     # how often a running holder looks whether its lock was taken over
+
+
+@contextlib.contextmanager
+def watch(locks: Any, key: str | None, owner: str, epoch: int) -> Iterator[None]:
+    """While a run executes: every heartbeat, check that it still holds its lock; when it was
+    taken over, raise Fenced in the main thread at once (a fenced holder stops within one
+    heartbeat, not at its next write)."""
+    import threading
+
+    from . import signals
+
+    if key is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stop = threading.Event()
+    interval = float(os.environ.get("RUNBOOK_HEARTBEAT_S") or getattr(locks, "heartbeat_s", HEARTBEAT_S))
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            try:
+                locks.check(key, owner, epoch)
+            except Fenced as exc:
+                if not stop.is_set():
+                    signals.tell_main(exc)
+                return
+            except Exception:   # noqa: BLE001 - a transient read error: the next beat looks again
+                continue
+
+    thread = threading.Thread(target=loop, name=f"fence-watch {key}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+
+
 class LockStore:
     """Local locks under a state home."""
 

@@ -91,26 +91,7 @@ class Plan:
         if self.env is not None and self.env.protected:
             out.append(PromptId("run.environment", "run", f"type the environment name ({self.env.name}) to start"))
         for step in self.steps:
-            sid = step["id"]
-            kind = step_kind(step)
-            if kind is StepKind.APPROVAL:
-                out.append(PromptId(f"{sid}.approval", "approval", step.get("title") or "approval"))
-                continue
-            if kind is StepKind.RUN and "confirm" in step:
-                out.append(PromptId(f"{sid}.confirm", "confirm", str(step["confirm"])))
-            if kind is not StepKind.TASK:
-                continue
-            for section, _, item in items_of(step):
-                if section is Section.DO and "confirm" in step and not any(p.id == f"{sid}.confirm" for p in out):
-                    out.append(PromptId(f"{sid}.confirm", "confirm", str(step["confirm"])))
-                if "manual" in item:
-                    out.append(PromptId(f"{sid}.{item['id']}", "manual", str(item["manual"])))
-                else:
-                    iid = item.get("id") or f"{section.value}-{_index(step, section, item)}"
-                    out.append(PromptId(f"{sid}.{iid}.on_fail", "on_fail",
-                                        f"{item['uses']} failed: retry, skip with a reason, or abort"))
-            if "confirm" in step and not any(p.id == f"{sid}.confirm" for p in out):
-                out.append(PromptId(f"{sid}.confirm", "confirm", str(step["confirm"])))
+            out.extend(step_prompts(step))
         for link, prompts in self.linked.items():
             out.extend(PromptId(f"{link}/{p.id}", p.kind, p.text) for p in prompts if p.id != "run.takeover")
         out.append(PromptId("run.force", "run", "resume although the plan changed (with a reason)"))
@@ -130,6 +111,37 @@ class Plan:
             "includes": {k: str(v) for k, v in self.includes.items()},
             "steps": self.steps, "prompts": [p.__dict__ for p in self.prompts()],
         }
+
+
+def step_prompts(step: dict[str, Any]) -> list[PromptId]:
+    """A step's prompt ids, in the order they would be asked: ``STEP.confirm``, ``STEP.ITEM`` (manual
+    items), ``STEP.ITEM.on_fail`` (a failed check), ``STEP.approval``, and ``STEP.on_fail`` (retry /
+    skip / abort after a failed gate, action or linked run)."""
+    sid = step["id"]
+    kind = step_kind(step)
+    out: list[PromptId] = []
+    fail = PromptId(f"{sid}.on_fail", "on_fail", "the step failed: retry, skip with a reason, or abort")
+    if kind is StepKind.APPROVAL:
+        return [PromptId(f"{sid}.approval", "approval", step.get("title") or "approval"), fail]
+    if kind is StepKind.RUN:
+        return ([PromptId(f"{sid}.confirm", "confirm", str(step["confirm"]))] if "confirm" in step else []) + [fail]
+    if kind is not StepKind.TASK:
+        return out
+    acts = False
+    for section, _, item in items_of(step):
+        if section is Section.DO and "confirm" in step and not any(p.id == f"{sid}.confirm" for p in out):
+            out.append(PromptId(f"{sid}.confirm", "confirm", str(step["confirm"])))
+        if "manual" in item:
+            out.append(PromptId(f"{sid}.{item['id']}", "manual", str(item["manual"])))
+        elif section is Section.DO:
+            acts = True
+        else:
+            iid = item.get("id") or f"{section.value}-{_index(step, section, item)}"
+            out.append(PromptId(f"{sid}.{iid}.on_fail", "on_fail",
+                                f"{item['uses']} failed: retry, skip with a reason, or abort"))
+    if "confirm" in step and not any(p.id == f"{sid}.confirm" for p in out):
+        out.append(PromptId(f"{sid}.confirm", "confirm", str(step["confirm"])))
+    return out + ([fail] if acts else [])
 
 
 def _index(step: dict[str, Any], section: Section, item: dict[str, Any]) -> int:

@@ -27,7 +27,7 @@ def _params(run: RunView) -> dict[str, Any]:
 def text(run: RunView, verified: str) -> str:
     """What `invoke audit.show RUN_ID` prints."""
     out = [f"Run {run.run_id}: {run.runbook} ({run.title})",
-           f"  environment: {run.environment or '-'}    status: {run.status}"
+           f"  environment: {run.environment or '-'}    status: {run.outcome}"
            + (f" ({run.reason})" if run.reason else ""),
            f"  started: {run.started}    ended: {run.ended or '-'}    duration: {_dur(run.duration)}",
            f"  operators: {', '.join(run.operators)}    sessions: {len(run.sessions)}",
@@ -71,16 +71,20 @@ def text(run: RunView, verified: str) -> str:
         out.append("  deviations from the runbook:")
         for d in run.deviations:
             out.append(f"    {d['time'][11:19]} {d['kind']}{' in ' + d['step'] if d['step'] else ''}: {d['detail']}")
+    if run.notes:
+        out.append("  notes (retries, recoveries, offers; not deviations):")
+        for d in run.notes:
+            out.append(f"    {d['time'][11:19]} {d['kind']}{' in ' + d['step'] if d['step'] else ''}: {d['detail']}")
     return "\n".join(out) + "\n"
 
 
 def markdown(run: RunView, verified: str, events: list[str], links: dict[str, Any]) -> str:
     """A report that reads well as a GitHub issue."""
-    md = [f"# {run.runbook} run `{run.run_id}`: {run.status}", ""]
+    md = [f"# {run.runbook} run `{run.run_id}`: {run.outcome}", ""]
     md += ["| | |", "|---|---|",
            f"| Runbook | {run.runbook}: {run.title} |",
            f"| Environment | {run.environment or '-'} |",
-           f"| Status | **{run.status}**" + (f" ({_esc(run.reason)})" if run.reason else "") + " |",
+           f"| Status | **{run.outcome}**" + (f" ({_esc(run.reason)})" if run.reason else "") + " |",
            f"| Started / ended | {run.started} / {run.ended or '-'} ({_dur(run.duration)}) |",
            f"| Operators | {', '.join(run.operators)} |",
            f"| Plan digest | `{run.digest[:16]}` |",
@@ -119,6 +123,11 @@ def markdown(run: RunView, verified: str, events: list[str], links: dict[str, An
         md += ["## Deviations from the runbook", ""]
         md += [f"- {d['time'][11:19]} **{d['kind']}**{' in ' + d['step'] if d['step'] else ''}: {_esc(d['detail'])}"
                for d in run.deviations]
+        md.append("")
+    if run.notes:
+        md += ["## Notes (retries, recoveries, offers)", ""]
+        md += [f"- {d['time'][11:19]} **{d['kind']}**{' in ' + d['step'] if d['step'] else ''}: {_esc(d['detail'])}"
+               for d in run.notes]
         md.append("")
     if run.prompts:
         md += ["## Answers", ""]

@@ -21,7 +21,7 @@ from .errors import InputError
 from .journal import atomic_write, read_records
 from .store import LocalStore
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 
 
 def parse_time(text: str) -> datetime:
@@ -96,7 +96,8 @@ class RunView:
     steps: list[StepView] = field(default_factory=list)
     prompts: list[dict[str, Any]] = field(default_factory=list)
     approvals: list[dict[str, Any]] = field(default_factory=list)
-    deviations: list[dict[str, Any]] = field(default_factory=list)
+    deviations: list[dict[str, Any]] = field(default_factory=list)   # state.deviation: decisions to go on without
+    notes: list[dict[str, Any]] = field(default_factory=list)        # retries, recoveries, offers: not deviations
     sessions: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     records: int = 0
@@ -111,16 +112,24 @@ class RunView:
             return (parse_time(self.ended) - parse_time(self.started)).total_seconds()
         return None
 
+    @property
+    def outcome(self) -> str:
+        from .state import outcome_text
+
+        return outcome_text(self.status, len(self.deviations))
+
     def summary(self) -> dict[str, Any]:
         return {"run": self.run_id, "runbook": self.runbook, "environment": self.environment,
                 "operator": self.operators[0] if self.operators else "", "operators": self.operators,
                 "started": self.started, "ended": self.ended, "duration_s": self.duration, "status": self.status,
+                "deviations": len(self.deviations), "outcome": self.outcome,
                 "version": self.version, "reason": self.reason, "parent": self.parent,
                 "children": [c["run"] for c in self.children]}
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["version"] = self.version
+        data["outcome"] = self.outcome
         data["duration_s"] = self.duration
         for step, view in zip(data["steps"], self.steps):
             step["duration_s"] = view.duration
@@ -130,13 +139,17 @@ class RunView:
 
 def view(records: Iterable[dict[str, Any]]) -> RunView:
     """Read a run's records into a RunView."""
+    from .state import STATUS_OF, Event, deviation
+
     run = RunView("")
     steps: dict[str, StepView] = {}
-    terminal = {"run.succeeded": "succeeded", "run.failed": "failed", "run.parked": "parked",
-                "run.interrupted": "interrupted", "run.abandoned": "abandoned"}
+    terminal = {k.value: v.value for k, v in STATUS_OF.items() if k not in (Event.SESSION, Event.RUN_STARTED)}
     for rec in records:
         run.records += 1
         kind, data, when = rec.get("type", ""), rec.get("data") or {}, rec.get("time", "")
+        dev = deviation(rec)
+        if dev is not None:
+            run.deviations.append(dev)
         run.events.append(rec)
         op = rec.get("operator")
         if op and op not in run.operators:
@@ -164,9 +177,6 @@ def view(records: Iterable[dict[str, Any]]) -> RunView:
             step.status, step.finished, step.reason = data["status"], when, data.get("reason", "")
             if step not in run.steps:
                 run.steps.append(step)
-            if data["status"] == "skipped" or "on_failure: continue" in data.get("reason", ""):
-                run.deviations.append({"time": when, "kind": "step " + data["status"], "step": data["step"],
-                                       "detail": data.get("reason", "")})
         elif kind == "item.result":
             _item(run, steps, data, when)
         elif kind == "prompt.answered":
@@ -175,7 +185,7 @@ def view(records: Iterable[dict[str, Any]]) -> RunView:
                                 "source": data.get("source"), "by": data.get("by", op),
                                 **({"refused": data["refused"]} if data.get("refused") else {})})
             if data.get("kind") == "approval" and data.get("refused"):
-                run.deviations.append({"time": when, "kind": "approval refused", "step": data["id"].rsplit(".", 1)[0],
+                run.notes.append({"time": when, "kind": "approval refused", "step": data["id"].rsplit(".", 1)[0],
                                        "detail": data["refused"]})
         elif kind in ("child.started", "child.finished"):
             found = next((c for c in run.children if c["run"] == data.get("run")), None)
@@ -185,19 +195,11 @@ def view(records: Iterable[dict[str, Any]]) -> RunView:
                 run.children.append(found)
             if kind == "child.finished":
                 found["status"] = data.get("status")
-        elif kind == "run.forced":
-            run.deviations.append({"time": when, "kind": "forced resume", "step": "",
-                                   "detail": f"{data.get('reason')} (digest {str(data.get('old_digest'))[:12]} -> "
-                                             f"{str(data.get('digest'))[:12]})"})
-        elif kind == "lock.takeover":
-            run.deviations.append({"time": when, "kind": "lock takeover", "step": "",
-                                   "detail": f"took {data.get('key')!r} from run {data.get('from_run')} "
-                                             f"({data.get('from_operator')}): {data.get('reason')}"})
         elif kind == "run.offer":
-            run.deviations.append({"time": when, "kind": "on_failure offered", "step": "",
+            run.notes.append({"time": when, "kind": "on_failure offered", "step": "",
                                    "detail": f"{data.get('runbook')}: {'accepted' if data.get('accepted') else 'declined'}"})
         elif kind == "journal.repaired":
-            run.deviations.append({"time": when, "kind": "torn journal tail cut", "step": "",
+            run.notes.append({"time": when, "kind": "torn journal tail cut", "step": "",
                                    "detail": f"{data.get('bytes')} bytes at {data.get('offset')} kept in {data.get('kept_in')}"})
     return run
 
@@ -212,18 +214,15 @@ def _item(run: RunView, steps: dict[str, StepView], data: dict[str, Any], when: 
         item = ItemView(data["item"], kind, data.get("uses", ""))
         step.items.append(item)
     elif not data.get("skipped"):
-        run.deviations.append({"time": when, "kind": "retry", "step": data["step"],
+        run.notes.append({"time": when, "kind": "retry", "step": data["step"],
                                "detail": f"{data['item']} ran again after: {item.summary}"})
     item.attempts += 0 if data.get("skipped") else 1
     item.passed, item.skipped = data.get("passed"), bool(data.get("skipped"))
     item.summary, item.reason = data.get("summary", ""), data.get("reason", "")
     item.evidence, item.outputs, item.time = data.get("evidence") or {}, data.get("outputs") or {}, when
     item.recovered = data.get("recovered", "")
-    if item.skipped:
-        run.deviations.append({"time": when, "kind": "skipped" if data.get("manual") else "overridden failure",
-                               "step": data["step"], "detail": f"{data['item']}: {item.reason}"})
     if item.recovered:
-        run.deviations.append({"time": when, "kind": "recovered after interruption", "step": data["step"],
+        run.notes.append({"time": when, "kind": "recovered after interruption", "step": data["step"],
                                "detail": f"{data['item']} ({item.recovered}): {item.summary}"})
     if data["item"] == "approval" and data.get("passed"):
         outputs = item.outputs
@@ -275,6 +274,16 @@ class Index:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(self.path, json.dumps({"version": INDEX_VERSION, "runs": fresh}).encode(), durable=False)
         return [fresh[r]["summary"] for r in sorted(fresh, reverse=True)]
+
+
+def shown_status(status: str, run_id: str, parent: dict[str, Any] | None, holders: dict[str, Any]) -> str:
+    """The status every command shows: the journal's, except that a run whose journal says
+    ``running`` while neither it nor its parent holds a live lock is ``interrupted`` (its
+    process is gone: killed, or its machine lost)."""
+    if status != "running":
+        return status
+    holder = holders.get(run_id) or holders.get((parent or {}).get("run", ""))
+    return "interrupted" if holder is None or holder.is_stale() else status
 
 
 def unfinished_states(store: LocalStore) -> list[Any]:

@@ -26,8 +26,9 @@ from .state import Event, RunState, Status, TERMINAL
 from .store import LocalStore, check_salted, new_run_id
 from .validate import param_problem
 
-EXIT = {Status.SUCCEEDED: ExitCode.OK, Status.FAILED: ExitCode.FAILED, Status.PARKED: ExitCode.PARKED,
-        Status.INTERRUPTED: ExitCode.INTERRUPTED}
+EXIT = {Status.SUCCEEDED: ExitCode.OK, Status.FAILED: ExitCode.FAILED, Status.ROLLED_BACK: ExitCode.FAILED,
+        Status.PARKED: ExitCode.PARKED, Status.INTERRUPTED: ExitCode.INTERRUPTED}
+RELEASES_LOCK = {Status.SUCCEEDED, Status.ROLLED_BACK}
 
 
 @dataclass
@@ -189,7 +190,8 @@ class Session:
             self.redactor.add(os.environ.get(name))
 
     def guard_protected(self, plan: Plan, chain: Chain) -> None:
-        """Protected environments: no --yes, no prompt approvals, the name typed before starting."""
+        """Protected environments: no --yes, no prompt approvals, the name typed before starting
+        or resuming (both paths call this one guard)."""
         env = plan.env
         if env is None or not env.protected:
             return
@@ -267,8 +269,9 @@ class Session:
         """Write the session's first records (``begin``), execute, and finish: the part a new
         run and a resumed one share, under the signal handlers."""
         from . import signals
+        from .locks import watch
 
-        with signals.handled():
+        with signals.handled(), watch(self.store.locks, runner.lock.key, runner.lock.owner, runner.lock.epoch):
             try:
                 begin()
                 status = runner.execute()
@@ -341,14 +344,44 @@ class Session:
         self.store.ledger.append({"type": "lock.takeover", "run": runner.run_id, **data})
 
     def finish(self, runner: Runner, status: Status, reason: str = "") -> int:
-        if status is Status.SUCCEEDED and runner.lock.key is not None and runner.lock.owner == runner.run_id:
+        if status in RELEASES_LOCK and runner.lock.key is not None and runner.lock.owner == runner.run_id:
             self.store.locks.release(runner.lock.key, runner.run_id, runner.lock.epoch)
+        if status is Status.SUCCEEDED:
+            self.close_taken_over(runner)
         if self.console is not None:
             shown = reason or (runner.state.reason if status is not Status.SUCCEEDED else "")
-            self.console.summary(runner.run_id, status.value, shown, runner.plan.name)
+            self.console.summary(runner.run_id, status.value, shown, runner.plan.name,
+                                 deviations=len(runner.state.deviations))
         if status is Status.INTERRUPTED:
             raise Interrupted(f"run {runner.run_id} saved; resume with `invoke runbook.resume {runner.run_id}`")
         return EXIT[status]
+
+    def close_taken_over(self, runner: Runner) -> None:
+        """A run whose lock this run took over in an emergency ends ``rolled-back`` (naming this
+        run) once this run has succeeded: final, and nothing stale left behind."""
+        for rec in self.store.records(runner.run_id):
+            if rec["type"] != Event.TAKEOVER.value or not (rec["data"] or {}).get("from_run"):
+                continue
+            fenced = rec["data"]["from_run"]
+            try:
+                state = self.store.state(fenced)
+            except RunbookError:
+                continue
+            if state.status in TERMINAL:
+                continue
+            self.append_final(fenced, Event.ROLLED_BACK, {
+                "reason": f"its lock was taken over by run {runner.run_id} ({runner.plan.name}), which succeeded",
+                "by_run": runner.run_id, "runbook": runner.plan.name})
+
+    def append_final(self, run_id: str, event: Event, data: dict[str, Any]) -> None:
+        """A run's final record written from outside the run (abandon, a takeover that succeeded),
+        anchored in the ledger."""
+        from .journal import utcnow
+
+        journal = self.store.journal(run_id)
+        journal.append([{"time": utcnow(), "run": run_id, "operator": self.operator, "type": event.value,
+                         "data": self.redactor.data(data)}])
+        self.store.ledger.append({"type": "run.anchor", "run": run_id, "length": journal.length, "head": journal.head})
 
     def unfinished(self, name: str) -> str:
         env = self.options.env
@@ -389,6 +422,7 @@ class Session:
         if self.answers is not None:
             answers_mod.check_against(self.answers, plan.name, plan.prompts())
         self.add_token_secrets(env)
+        self.guard_protected(plan, chain)
         forced = self.check_digest(plan, state, chain)
         lock = self.reclaim(state, started, run_id)
         runner = self.runner(plan, run_id, lock, chain)
@@ -436,12 +470,7 @@ class Session:
         holder = self.store.locks.read(state.lock) if state.lock else None
         if holder is not None and holder.run_id == run_id and not holder.is_stale():
             raise UsageError(f"<command line>: run {run_id} is live ({holder.describe()}); stop it first")
-        journal = self.store.journal(run_id)
-        from .journal import utcnow
-
-        journal.append([{"time": utcnow(), "run": run_id, "operator": self.operator,
-                         "type": Event.ABANDONED.value, "data": {"reason": self.redactor.text(reason)}}])
-        self.store.ledger.append({"type": "run.anchor", "run": run_id, "length": journal.length, "head": journal.head})
+        self.append_final(run_id, Event.ABANDONED, {"reason": reason})
         if holder is not None and holder.run_id == run_id:
             self.store.locks.release(state.lock, run_id, holder.epoch)  # type: ignore[arg-type]
         return ExitCode.OK

@@ -16,7 +16,9 @@ from .errors import Interrupted
 
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+WAKE = signal.SIGUSR1          # another thread's news for the main thread (a lost lock)
 _state = threading.local()
+_news: list[BaseException] = []
 
 
 def _depth() -> int:
@@ -34,16 +36,29 @@ def deferred() -> Iterator[None]:
         pending = getattr(_state, "pending", None)
         if _depth() == 0 and pending is not None:
             _state.pending = None
-            raise Interrupted(f"interrupted by {NAMES.get(pending, pending)}")
+            raise pending
 
 
 def _handler(signum: int, frame: Any) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
+    if signum == WAKE:
+        if not _news:
+            return
+        exc: BaseException = _news.pop(0)
+    else:
+        exc = Interrupted(f"interrupted by {NAMES.get(signum, signum)}")
     if _depth() > 0:
-        _state.pending = signum
+        _state.pending = exc
         return
-    raise Interrupted(f"interrupted by {NAMES.get(signum, signum)}")
+    raise exc
+
+
+def tell_main(exc: BaseException) -> None:
+    """From another thread: raise ``exc`` in the main thread at once (or right after the durable
+    write in progress), even while it sleeps or waits in plugin code."""
+    _news.append(exc)
+    signal.pthread_kill(threading.main_thread().ident or 0, WAKE)
 
 
 @contextlib.contextmanager
@@ -52,8 +67,8 @@ def handled() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.getsignal(s) for s in HANDLED}
-    for s in HANDLED:
+    previous = {s: signal.getsignal(s) for s in HANDLED + (WAKE,)}
+    for s in HANDLED + (WAKE,):
         signal.signal(s, _handler)
     try:
         yield

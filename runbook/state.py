@@ -27,6 +27,7 @@ class Event(StrEnum):
     INTERRUPTED = "run.interrupted"
     FAILED = "run.failed"
     SUCCEEDED = "run.succeeded"
+    ROLLED_BACK = "run.rolled-back"
     ABANDONED = "run.abandoned"
     REPAIRED = "journal.repaired"
 
@@ -37,6 +38,7 @@ class Status(StrEnum):
     INTERRUPTED = "interrupted"
     FAILED = "failed"
     SUCCEEDED = "succeeded"
+    ROLLED_BACK = "rolled-back"
     ABANDONED = "abandoned"
 
 
@@ -47,10 +49,11 @@ class StepStatus(StrEnum):
     SKIPPED = "skipped"
 
 
-TERMINAL = {Status.SUCCEEDED, Status.ABANDONED}
+TERMINAL = {Status.SUCCEEDED, Status.ROLLED_BACK, Status.ABANDONED}
 UNFINISHED = {Status.RUNNING, Status.PARKED, Status.INTERRUPTED, Status.FAILED}
 STATUS_OF = {Event.PARKED: Status.PARKED, Event.INTERRUPTED: Status.INTERRUPTED, Event.FAILED: Status.FAILED,
-             Event.SUCCEEDED: Status.SUCCEEDED, Event.ABANDONED: Status.ABANDONED,
+             Event.SUCCEEDED: Status.SUCCEEDED, Event.ROLLED_BACK: Status.ROLLED_BACK,
+             Event.ABANDONED: Status.ABANDONED,
              Event.SESSION: Status.RUNNING, Event.RUN_STARTED: Status.RUNNING}
 
 
@@ -62,7 +65,17 @@ class ItemState:
 
     @property
     def done(self) -> bool:
-        return self.result is not None and (self.result.get("passed") or self.result.get("skipped"))
+        return self.result is not None and bool(self.result.get("passed") or self.result.get("skipped"))
+
+    def kept_on_restart(self) -> bool:
+        """What a restarted step keeps: an action that succeeded (or was skipped by a decision),
+        an action interrupted after its intent (to be probed), a manual item's answer. Checks,
+        gates and failed actions run again."""
+        if self.result is None:
+            return self.intent is not None
+        if self.result.get("manual"):
+            return True
+        return self.result.get("kind") == "action" and bool(self.result.get("passed") or self.result.get("skipped"))
 
 
 @dataclass
@@ -73,6 +86,14 @@ class StepState:
     started: str = ""
     finished: str = ""
     reason: str = ""
+    continued: bool = False       # failed under on_failure: continue (the run went on)
+
+    @property
+    def done(self) -> bool:
+        """Never repeated: succeeded, skipped (by its condition or a recorded decision), or failed
+        under ``on_failure: continue``. A step that did not finish starts again on resume."""
+        return self.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED) or (
+            self.status is StepStatus.FAILED and self.continued)
 
     def item(self, key: str) -> ItemState:
         if key not in self.items:
@@ -101,6 +122,7 @@ class RunState:
     length: int = 0
     plan_file: str = ""
     offer: dict[str, Any] | None = None    # the run's on_failure offer (run.offer), once made
+    deviations: list[dict[str, Any]] = field(default_factory=list)
 
     def step(self, sid: str) -> StepState:
         if sid not in self.steps:
@@ -109,13 +131,56 @@ class RunState:
 
     def finished(self, sid: str) -> bool:
         s = self.steps.get(sid)
-        return s is not None and s.status is not StepStatus.RUNNING
+        return s is not None and s.done
 
     def outputs(self, sid: str, key: str) -> dict[str, Any] | None:
         s = self.steps.get(sid)
         if s is None or key not in s.items or s.items[key].result is None:
             return None
         return s.items[key].result.get("outputs")
+
+
+def outcome_text(status: str, deviations: int) -> str:
+    """A run's outcome in words: "succeeded with 2 deviation(s)" when it went on without what
+    the runbook asked for."""
+    if status == Status.SUCCEEDED.value and deviations:
+        return f"succeeded with {deviations} deviation(s)"
+    return status
+
+
+def restart(st: RunState, step: StepState) -> None:
+    """A step that did not finish starts again: its checks, gate, confirm and failed actions
+    are forgotten (they run or are asked again); what it did and what was answered stay."""
+    step.items = {k: it for k, it in step.items.items() if it.kept_on_restart()}
+    for pid in [p for p in st.prompts if p.startswith(step.id + ".") and (
+            p.endswith(".on_fail") or p in (f"{step.id}.confirm", f"{step.id}.approval"))]:
+        del st.prompts[pid]
+
+
+def deviation(rec: dict[str, Any]) -> dict[str, Any] | None:
+    """The deviation a record states, or None: an operator's decision to go on without what
+    the runbook asked for. Retries, condition skips, recoveries and accepted rollback offers
+    are not deviations."""
+    kind, data, when = rec.get("type"), rec.get("data") or {}, rec.get("time", "")
+    if kind == Event.ITEM_RESULT and data.get("skipped") and not data.get("recovered"):
+        what = "item not done" if data.get("manual") else "failed check skipped"
+        return {"time": when, "kind": what, "step": data.get("step", ""),
+                "detail": f"{data.get('item')}: {data.get('reason', '')}"}
+    if kind == Event.STEP_FINISHED and data.get("decision") == "skip":
+        return {"time": when, "kind": "failed step skipped", "step": data.get("step", ""),
+                "detail": data.get("reason", "")}
+    if kind == Event.STEP_FINISHED and data.get("continued"):
+        return {"time": when, "kind": "step failed (on_failure: continue)", "step": data.get("step", ""),
+                "detail": data.get("reason", "")}
+    if kind == Event.FORCED:
+        return {"time": when, "kind": "forced resume", "step": "",
+                "detail": f"{data.get('reason')} (digest {str(data.get('old_digest'))[:12]} -> "
+                          f"{str(data.get('digest'))[:12]})"}
+    if kind == Event.TAKEOVER:
+        return {"time": when, "kind": "emergency lock takeover", "step": "",
+                "detail": f"took {data.get('key')!r} from run {data.get('from_run')} "
+                          f"({data.get('from_operator')}): {data.get('reason')}"}
+    return None
 
 
 def derive(records: Iterable[dict[str, Any]]) -> RunState:
@@ -132,6 +197,9 @@ def apply(st: RunState, rec: dict[str, Any]) -> None:
     data = rec.get("data") or {}
     st.length += 1
     st.updated = rec.get("time", st.updated)
+    dev = deviation(rec)
+    if dev is not None:
+        st.deviations.append(dev)
     op = rec.get("operator")
     if op and op not in st.operators:
         st.operators.append(op)
@@ -156,11 +224,14 @@ def apply(st: RunState, rec: dict[str, Any]) -> None:
         step = st.step(data["step"])
         step.status = StepStatus.RUNNING
         step.started = step.started or rec.get("time", "")
+        if data.get("restart"):
+            restart(st, step)
     elif kind == Event.STEP_FINISHED:
         step = st.step(data["step"])
         step.status = StepStatus(data["status"])
         step.finished = rec.get("time", "")
         step.reason = data.get("reason", "")
+        step.continued = bool(data.get("continued"))
     elif kind == Event.ITEM_INTENT:
         st.step(data["step"]).item(data["item"]).intent = data
     elif kind == Event.ITEM_RESULT:

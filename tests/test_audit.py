@@ -20,7 +20,8 @@ from helpers import copy_project, invoke, write_answers
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Four runs made by the engine: a failed flow with its linked cleanup, a parked gate, a refused approval."""
+    """Four runs made by the engine: a failed flow rolled back by its linked cleanup, a gate parked twice (a
+    refused approval parks too: nobody to name another approver), a run with a secret."""
     base = tmp_path_factory.mktemp("audit")
     root = copy_project("runtime", base)
     home = base / "home"
@@ -38,7 +39,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "approve.approval": {"approvers": ["carol@example.com", "carol@example.com"]}})
     bad = invoke("runbook", "gates", "--resume", "--answers", str(refused), root=root, home=home,
                  env={"RUNBOOK_OPERATOR": "bob@example.com"})
-    assert bad.returncode == 1
+    assert bad.returncode == 4
     secret = invoke("runbook", "secretive", "--param", f"dir={work}", root=root, home=home,
                     env={"RUNBOOK_OPERATOR": "dana@example.com", "RUNBOOK_PARAM_TOKEN": "hunter2-topsecret"})
     assert secret.returncode == 0, secret.stdout + secret.stderr
@@ -64,19 +65,22 @@ def listed(world: dict, **filters) -> list[str]:
 def test_list_filters(world: dict) -> None:
     assert listed(world) == ["secretive", "gates", "cleanup", "flow"]          # newest first
     assert listed(world, runbook="flow") == ["flow"]
-    assert listed(world, status="failed") == ["gates", "flow"]
+    assert listed(world, status="failed") == []
+    assert listed(world, status="rolled-back") == ["flow"]
+    assert listed(world, status="parked") == ["gates"]
     assert listed(world, status="succeeded") == ["secretive", "cleanup"]
     assert listed(world, operator="bob@example.com") == ["gates"]
     assert listed(world, env="nowhere") == []
     assert listed(world, since="2h") == ["secretive", "gates", "cleanup", "flow"]
     assert listed(world, until="2000-01-01T00:00:00Z") == []
     text = call(world, audit_cli.audit_list)
-    assert world["runs"]["flow"] in text and "failed" in text and "alice@example.com" in text
+    assert world["runs"]["flow"] in text and "rolled-back" in text and "alice@example.com" in text
+    assert text.splitlines()[0].split()[:3] == ["RUN", "RUNBOOK", "ENV"]
 
 
 def test_show_has_everything_a_review_needs(world: dict) -> None:
     flow = call(world, audit_cli.audit_show, world["runs"]["flow"][:22])
-    for expected in ("status: failed", "soft: failed", "tolerated: expected 2, found 1 (on_failure: continue)",
+    for expected in ("status: rolled-back", "soft: failed", "tolerated: expected 2, found 1 (on_failure: continue)",
                      "late-fail: failed", "early-fail: skipped", "when: ${params.fail_before} is false",
                      f"linked run: {world['runs']['cleanup']} cleanup (succeeded) from step run.on_failure",
                      "digest: ", "journal: chain verified", "[2 attempts]", "on_failure offered: cleanup: accepted"):
@@ -88,7 +92,7 @@ def test_show_has_everything_a_review_needs(world: dict) -> None:
     secret = call(world, audit_cli.audit_show, world["runs"]["secretive"])
     assert "token=******** (secret)" in secret and "hunter2" not in secret
     data = json.loads(call(world, audit_cli.audit_show, world["runs"]["flow"], as_json=True))
-    assert data["status"] == "failed" and data["children"][0]["run"] == world["runs"]["cleanup"]
+    assert data["status"] == "rolled-back" and data["children"][0]["run"] == world["runs"]["cleanup"]
     assert [s["id"] for s in data["steps"]][:3] == ["soft", "eventually", "retrying"]
 
 
@@ -204,7 +208,7 @@ def test_index_is_rebuilt_and_never_trusted_over_the_journals(world: dict, tmp_p
     data["runs"][flow_id]["summary"]["status"] = "succeeded"
     data["runs"][flow_id]["stamp"] = [0, 0]
     index.write_text(json.dumps(data))
-    assert "flow" in listed(copy, status="failed")
+    assert "flow" in listed(copy, status="rolled-back")
     journal = home / "runs" / flow_id / "journal.jsonl"           # tampered journal, index left looking fine
     lines = journal.read_bytes().splitlines(keepends=True)
     assert b"alice@example.com" in lines[3]

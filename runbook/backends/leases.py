@@ -44,6 +44,7 @@ class LeaseStore:
         self.io = io
         self.table = table
         self.lease = lease_seconds(lease)
+        self.heartbeat_s = self.lease / 3        # the fence watcher looks as often as the lease renews
         self._beats: dict[tuple[str, str], threading.Event] = {}
         self.fenced_epoch = 0      # the epoch of the last successful fence (journal segment keys)
         self.fence: tuple[str, str, int] | None = None   # (key, run id, epoch) of that fence
