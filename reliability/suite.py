@@ -1064,11 +1064,11 @@ def approvals(short: bool = True, through_pytest: bool = True) -> Figure:
     with timed(fig), tempfile.TemporaryDirectory(prefix="rel-approve-") as tmp:
         base = Path(tmp)
         root = project_copy(base)
-        forged = [  # label, runbook, environment, approvers, exit code, refusal journaled
-            ("self-approval", "gated", "team", [OPERATOR, "bob@example.com"], 1, True),
-            ("duplicate reviewer", "gated", "team", ["bob@example.com", "bob@example.com"], 1, True),
-            ("missing role", "gated", "team", ["alice@example.com", "carol@example.com"], 1, True),
-            ("too few approvers", "gated", "team", ["alice@example.com"], 1, True),
+        forged = [  # label, runbook, environment, approvers, exit code (4: refused, parked), refusal journaled
+            ("self-approval", "gated", "team", [OPERATOR, "bob@example.com"], 4, True),
+            ("duplicate reviewer", "gated", "team", ["bob@example.com", "bob@example.com"], 4, True),
+            ("missing role", "gated", "team", ["alice@example.com", "carol@example.com"], 4, True),
+            ("too few approvers", "gated", "team", ["alice@example.com"], 4, True),
             ("prompt approval on a protected environment", "gated", "guarded",
              ["alice@example.com", "bob@example.com"], 2, False),
         ]
@@ -1118,5 +1118,7 @@ def approvals(short: bool = True, through_pytest: bool = True) -> Figure:
 
 from .sandbox_kills import sandbox_kills  # noqa: E402  (it imports this module lazily)
 
+# reliability.fail_resume's two figures (fail, then resume) import this module and sandbox_kills, so
+# `python -m reliability` lists them beside crash_points and sandbox_kills, not this list
 FIGURES: list[Callable[[bool], Figure]] = [crash_points, torn_writes, lock_races, hostile_input, tampering,
                                            secrets_kept_out, approvals, sandbox_kills]

@@ -196,14 +196,13 @@ class Runner:
         return Status.FAILED
 
     def stop_fenced(self, exc: Fenced) -> None:
-        """This run's lock was taken over: record that it stopped (its own journal, the one write
-        a fenced run still makes; no action, no anchor of a lock it lost), and stop."""
+        """This run's lock was taken over: stop at once and write nothing more (not even to its own
+        journal: the run that took over closes it, ``rolled-back``, once it has succeeded; until
+        then every command shows it ``interrupted``, as its journal is open and its lock gone)."""
         from . import signals
 
         signals.ignore_during_cleanup()
         self._buffer = []
-        self._journal.before_write = None
-        self.emit(Event.INTERRUPTED, {"reason": f"fenced: {exc}", "fenced": True}, flush=True)
 
     # -- steps -------------------------------------------------------------------------
     def run_step(self, step: dict[str, Any]) -> None:

@@ -115,8 +115,9 @@ class Plan:
 
 def step_prompts(step: dict[str, Any]) -> list[PromptId]:
     """A step's prompt ids, in the order they would be asked: ``STEP.confirm``, ``STEP.ITEM`` (manual
-    items), ``STEP.ITEM.on_fail`` (a failed check), ``STEP.approval``, and ``STEP.on_fail`` (retry /
-    skip / abort after a failed gate, action or linked run)."""
+    items), ``STEP.ITEM.on_fail`` (a failed check; for an action, its effect unknown after an
+    interruption), ``STEP.approval``, and ``STEP.on_fail`` (retry / skip / abort after a failed gate,
+    action or linked run)."""
     sid = step["id"]
     kind = step_kind(step)
     out: list[PromptId] = []
@@ -133,12 +134,12 @@ def step_prompts(step: dict[str, Any]) -> list[PromptId]:
             out.append(PromptId(f"{sid}.confirm", "confirm", str(step["confirm"])))
         if "manual" in item:
             out.append(PromptId(f"{sid}.{item['id']}", "manual", str(item["manual"])))
-        elif section is Section.DO:
-            acts = True
         else:
+            acts = acts or section is Section.DO
             iid = item.get("id") or f"{section.value}-{_index(step, section, item)}"
-            out.append(PromptId(f"{sid}.{iid}.on_fail", "on_fail",
-                                f"{item['uses']} failed: retry, skip with a reason, or abort"))
+            out.append(PromptId(f"{sid}.{iid}.on_fail", "on_fail", (
+                f"{item['uses']} was interrupted and its effect is unknown: retry, skip (it took effect) or abort"
+                if section is Section.DO else f"{item['uses']} failed: retry, skip with a reason, or abort")))
     if "confirm" in step and not any(p.id == f"{sid}.confirm" for p in out):
         out.append(PromptId(f"{sid}.confirm", "confirm", str(step["confirm"])))
     return out + ([fail] if acts else [])

@@ -154,3 +154,38 @@ def test_a_fenced_holder_never_frees_its_successors_lock(tmp_path: Path) -> None
     assert store.read("prod") is not None and store.read("prod").epoch == first.epoch + 1
     store.release("prod", "run-1", first.epoch + 1)
     assert store.read("prod") is None
+
+
+def test_a_fenced_holder_stops_within_a_heartbeat_and_ends_rolled_back(tmp_path: Path) -> None:
+    """rollback-immediate during a rollout: the release it fenced notices within one heartbeat (not at
+    its next write, 60 s later), stops, and ends rolled-back (naming the run that took over) once that
+    run succeeded; every command agrees on both runs' status and nothing stale is left."""
+    import json
+
+    root = copy_project("runtime", tmp_path)
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    work.mkdir()
+    holder = spawn("runbook", "sleeper", "--env", "local", "--param", f"dir={work}", "--param", "seconds=60",
+                   root=root, home=home)
+    wait_for(lambda: lines(work / "marker.txt") == ["started"])
+    answers = write_answers(tmp_path / "a.yaml", "emergency", {"run.takeover": {"reason": "prod is down"}})
+    taken = invoke("runbook", "emergency", "--env", "local", "--param", f"dir={work}", "--answers", str(answers),
+                   "--non-interactive", root=root, home=home)
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    started = time.monotonic()
+    out, err = holder.communicate(timeout=30)
+    assert time.monotonic() - started < 15                  # within a heartbeat or so, not after its 60 s sleep
+    assert holder.returncode == 3 and "no longer holds lock 'local'" in err, out + err
+    assert lines(work / "after.txt") == []
+    listing = json.loads(invoke("audit.list", "--json", root=root, home=home).stdout)
+    status = {r["runbook"]: r["status"] for r in listing}
+    assert status == {"sleeper": "rolled-back", "emergency": "succeeded"}
+    sleeper = next(r["run"] for r in listing if r["runbook"] == "sleeper")
+    emergency = next(r["run"] for r in listing if r["runbook"] == "emergency")
+    shown = invoke("audit.show", sleeper, root=root, home=home).stdout
+    assert "status: rolled-back" in shown and emergency in shown
+    assert invoke("runbook.status", root=root, home=home).stdout.strip() == "No unfinished runs and no locks held."
+    assert invoke("audit.verify", root=root, home=home).returncode == 0
+    again = invoke("runbook", "effects", "--env", "local", "--param", f"dir={work}", root=root, home=home)
+    assert again.returncode == 0, again.stdout + again.stderr     # the next run needs no cleanup

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import of_type, world
+from core.harness import of_type, world
 from runbook.errors import ExitCode, InputError
 from runbook.state import Status
 
@@ -272,3 +272,68 @@ steps:
     assert w.lines("changed.txt") == []
     assert w.run(resume=run_id, answers={**typed, "change.confirm": True}) == ExitCode.OK
     assert w.lines("changed.txt") == ["changed"]
+
+
+LINKED = """\
+name: parent
+title: A linked run that fails, and an included step
+params: {dir: {type: string}}
+steps:
+  - id: inc
+    include: child
+    with: {dir: "${params.dir}"}
+  - id: linked
+    title: Run the child as its own run
+    run: {runbook: child, with: {dir: "${params.dir}"}}
+  - id: after
+    title: Afterwards
+    do:
+      - id: write
+        uses: effects.append
+        with: {file: "${params.dir}/after.txt", line: after}
+"""
+CHILD = """\
+name: child
+title: One action that may fail
+params: {dir: {type: string}}
+steps:
+  - id: act
+    title: Act
+    do:
+      - id: write
+        uses: effects.append
+        with: {file: "${params.dir}/child.txt", line: "child-${run.id}"}
+"""
+
+
+def test_a_failed_linked_run_is_resumed_by_its_parent_and_never_walked_past(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    w = world(tmp_path)
+    (w.root / "runbooks" / "parent.yaml").write_text(LINKED)
+    (w.root / "runbooks" / "child.yaml").write_text(CHILD)
+    monkeypatch.setenv("RUNBOOK_FAIL_AT", "act.write")          # the linked run's action fails
+    assert w.run("parent") == ExitCode.FAILED
+    parent_id, child_id = w.runs()
+    assert w.state(child_id).status is Status.FAILED
+    assert w.run(resume=parent_id) == ExitCode.FAILED                   # without the fix: fails again
+    assert w.lines("after.txt") == []
+    assert len(of_type(w.records(child_id), "item.intent", step="act", item="write")) == 2
+    monkeypatch.delenv("RUNBOOK_FAIL_AT")
+    assert w.run(resume=parent_id) == ExitCode.OK
+    assert w.runs() == [parent_id, child_id]                            # the same linked run, resumed
+    assert w.lines("child.txt") == [f"child-{parent_id}", f"child-{child_id}"] and w.lines("after.txt") == ["after"]
+    assert w.state(child_id).status is Status.SUCCEEDED
+
+
+def test_a_failed_included_step_starts_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    w = world(tmp_path)
+    (w.root / "runbooks" / "parent.yaml").write_text(LINKED)
+    (w.root / "runbooks" / "child.yaml").write_text(CHILD)
+    monkeypatch.setenv("RUNBOOK_FAIL_AT", "inc.act.write")
+    assert w.run("parent") == ExitCode.FAILED
+    run_id = w.last()
+    assert w.run(resume=run_id) == ExitCode.FAILED
+    assert w.lines("child.txt") == [] and len(w.runs()) == 1
+    monkeypatch.delenv("RUNBOOK_FAIL_AT")
+    assert w.run(resume=run_id) == ExitCode.OK
+    assert w.lines("child.txt")[0] == f"child-{run_id}" and w.lines("after.txt") == ["after"]
