@@ -131,6 +131,18 @@ def test_bad_release_is_rolled_back_to_what_was_live_before(home: Path) -> None:
     assert issue["passed"] and issue["outputs"]["number"]
     verified = run(home, "audit.verify")
     assert verified.returncode == 0 and "ok: 3 run(s)" in verified.stdout
+    # the release ends rolled-back: final, its lock released, nothing stale, and the next release starts
+    assert release[-1]["type"] == "run.rolled-back" and release[-1]["data"]["by_run"] == rollback[0]["run"]
+    listed = json.loads(run(home, "audit.list", "--json").stdout)
+    assert {r["runbook"]: r["status"] for r in listed} == {
+        "production-release": "rolled-back", "rollback-fast": "succeeded", "post-rollback": "succeeded"}
+    assert run(home, "runbook.status").stdout.strip() == "No unfinished runs and no locks held."
+    again = run(home, "runbook.resume", "--run-id", release[0]["run"])
+    assert again.returncode == 2 and "rolled-back; there is nothing to resume" in again.stderr
+    nxt = run(home, "runbook", "production-release", "--env", "sandbox", "--param", "version=v1.2.1",
+              "--non-interactive", scenario="bad-release")
+    assert nxt.returncode == 4, nxt.stdout[-2000:] + nxt.stderr        # started (no abandon, no unlock): it parks
+    assert "needs a person" in nxt.stdout                               # at the first checklist, as any release
 
 
 def test_rollback_immediate_during_a_slow_rollout(home: Path) -> None:
@@ -156,6 +168,16 @@ def test_rollback_immediate_during_a_slow_rollout(home: Path) -> None:
             release.communicate()
     assert release.returncode == 3, out[-2000:] + err        # the release was fenced by the takeover
     assert "no longer holds lock 'sandbox'" in err
+    runs = journals(home)
+    fenced, immediate = runs["production-release"], runs["rollback-immediate"]
+    taken = next(r["time"] for r in immediate if r["type"] == "lock.takeover")
+    # it noticed within a heartbeat: nothing after the takeover but the record closing it
+    assert [r["type"] for r in fenced if r["time"] > taken] == ["run.rolled-back"]
+    assert fenced[-1]["data"]["by_run"] == immediate[0]["run"]
+    listed = json.loads(run(home, "audit.list", "--json").stdout)
+    assert {r["runbook"]: r["status"] for r in listed} == {"production-release": "rolled-back",
+                                                           "rollback-immediate": "succeeded"}
+    assert run(home, "runbook.status").stdout.strip() == "No unfinished runs and no locks held."
     assert service_revision(home) == "menotime-api-prod:2"
     assert app_version(home) == "v1.1.0"
     found = results(journals(home)["rollback-immediate"])
@@ -254,6 +276,11 @@ def test_on_call_takes_over_a_failed_release_and_rolls_back(home: Path, tmp_path
     incident, rollback = runs["on-call-incident"], runs["rollback-fast"]
     assert any(r["type"] == "lock.takeover" for r in incident)
     assert finished(incident)["assess"] == "failed"                  # recorded, tolerated (on_failure: continue)
+    severity = results(incident)["assess.severity"]                  # and still asked after the failing check
+    assert severity["passed"] and "SEV2" in severity["outputs"]["note"]
+    release_after = journals(home)["production-release"]
+    assert release_after[-1]["type"] == "run.rolled-back"            # the taken-over release is closed
+    assert release_after[-1]["data"]["by_run"] == incident[0]["run"]
     errors = results(incident)["logs.errors"]
     assert errors["evidence"]["excerpts"] and "v1.2.0" in json.dumps(errors["evidence"]["excerpts"])
     assert rollback[0]["data"]["parent"]["run"] == incident[0]["run"]

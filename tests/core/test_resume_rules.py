@@ -337,3 +337,52 @@ def test_a_failed_included_step_starts_again(tmp_path: Path, monkeypatch: pytest
     monkeypatch.delenv("RUNBOOK_FAIL_AT")
     assert w.run(resume=run_id) == ExitCode.OK
     assert w.lines("child.txt")[0] == f"child-{run_id}" and w.lines("after.txt") == ["after"]
+
+
+def test_recovery_by_verify_needs_every_verify_check_to_pass(tmp_path: Path) -> None:
+    """An action cut off after its intent, without a probe: one verify check passing is not enough."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from helpers import invoke
+
+    w = world(tmp_path)
+    (w.root / "runbooks" / "half.yaml").write_text("""\
+name: half
+title: An action whose verify checks only half pass
+params: {dir: {type: string}}
+steps:
+  - id: act
+    title: Act
+    do:
+      - id: write
+        uses: shell.run
+        with: {argv: [python3, -c, "import sys; open(sys.argv[1], 'a').write('written\\\\n')", "${params.dir}/w.txt"]}
+    verify:
+      - id: written
+        uses: file.contains
+        with: {path: "${params.dir}/w.txt", pattern: written}
+      - id: other
+        uses: core.equals
+        with: {actual: 1, expected: 2}
+""")
+    crashed = invoke("runbook", "half", "--param", f"dir={w.work}", root=w.root, home=w.home,
+                     env={"RUNBOOK_CRASH_AT": "act.write:after-effect"})
+    assert crashed.returncode == -9, crashed.stdout + crashed.stderr
+    assert w.lines("w.txt") == ["written"]
+    assert w.run(resume=w.last()) == ExitCode.PARKED          # unknown effect: a person must look
+    recs = w.records()
+    assert not of_type(recs, "item.result", step="act", item="write", recovered="verify")
+    assert w.lines("w.txt") == ["written"]
+
+
+def test_a_guard_that_passed_before_is_checked_again_on_resume(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    (w.work / "volume.txt").write_text("ready\n")
+    assert w.run("guarded", answers=ANSWERS) == ExitCode.FAILED        # the guard passed, attach failed
+    run_id = w.last()
+    (w.work / "volume.txt").unlink()                                     # the world changed since
+    (w.work / "attach-ok").write_text("")
+    assert w.run(resume=run_id, answers=ANSWERS) == ExitCode.FAILED     # the guard is checked again: fails
+    assert w.lines("attached.txt") == [] and w.lines("started.txt") == []
+    assert len(of_type(w.records(run_id), "item.result", step="swap", item="volume-ready")) == 2
