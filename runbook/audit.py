@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .journal import ZERO, Problem, record_hash_at, verify_chain
+from .model import LedgerRecord
 from .store import LocalStore
 
 # Records after which the engine writes an anchor before it does anything else: every run status
@@ -238,14 +239,14 @@ def _marks_careful(complete: bytes, length: int, seq0: int, run_id: str | None) 
         except (ValueError, AttributeError):
             marks.problems.append(Problem(f"ledger record {seq0 + n + 1}", "edited: not a JSON record"))
             continue
-        if kind in ("run.start", "run.anchor") and not isinstance(run, str):
+        if kind in (LedgerRecord.START, LedgerRecord.ANCHOR) and not isinstance(run, str):
             marks.problems.append(Problem(f"ledger record {seq0 + n + 1}", f"edited: a {kind} without its run"))
             continue
         if key is not None and run != run_id:
             continue
-        if kind == "run.start":
+        if kind == LedgerRecord.START:
             marks.starts[run] = {"time": rec.get("time"), "seq": seq0 + n, "hash": hashlib.sha256(line).hexdigest()}
-        elif kind == "run.anchor":
+        elif kind == LedgerRecord.ANCHOR:
             if not isinstance(rec.get("length"), int) or not isinstance(rec.get("head"), str):
                 marks.problems.append(Problem(f"ledger record {seq0 + n + 1}", "edited: an anchor without its "
                                                                                "length and head"))

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from .cli import store_of
-from .errors import ExitCode, InputError, RunbookError
+from .backends import store_of
+from .errors import ExitCode, InputError
+from .report import export_data, verified_text
 
 
 def audit_list(root: Path, runbook: str | None = None, env: str | None = None, status: str | None = None,
@@ -41,13 +42,6 @@ def audit_list(root: Path, runbook: str | None = None, env: str | None = None, s
     return ExitCode.OK
 
 
-def _verified(store: Any, run_id: str) -> str:
-    from .audit import verify
-
-    report = verify(store, run_id, whole_ledger=False)
-    return "chain verified" if report.ok else "VERIFICATION FAILED: " + "; ".join(map(str, report.problems[:3]))
-
-
 def audit_show(root: Path, run_id: str, as_json: bool = False, out: TextIO = sys.stdout,
                env: str | None = None) -> int:
     """`invoke audit.show RUN_ID`: everything a review needs about one run."""
@@ -56,7 +50,7 @@ def audit_show(root: Path, run_id: str, as_json: bool = False, out: TextIO = sys
 
     store = store_of(root, env)
     run = load_view(store, run_id)
-    verified = _verified(store, run.run_id)
+    verified = verified_text(store, run.run_id)
     if as_json:
         data = run.to_dict()
         data["params"] = report._params(run)
@@ -82,48 +76,6 @@ def audit_timeline(root: Path, since: str | None = "2h", until: str | None = Non
         out.write(f"{e['time'][:19]}Z  {e['environment'] or '-':<11} {e['runbook']:<20} {e['run'][-6:]}  "
                   f"{e['operator']}: {e['text']}\n")
     return ExitCode.OK
-
-
-def export_data(store: Any, run_id: str) -> tuple[Any, str, dict[str, Any], list[Any], list[tuple[str, str]]]:
-    """A run, its verification, its links (parent, children, the release it rolled back) and related runs."""
-    from .review import load_view
-
-    run = load_view(store, run_id)
-    verified = _verified(store, run.run_id)
-    links: dict[str, Any] = {"children": run.children}
-    related, edges = [], []
-    if run.parent:
-        parent = load_view(store, run.parent["run"])
-        links["parent"] = {**run.parent, "runbook": parent.runbook}
-        related.append(parent)
-        edges.append((parent.run_id, run.run_id))
-    release = run.params.get("release_run")
-    if release:
-        try:
-            undone = load_view(store, str(release))
-            links["rolled_back"] = [{"run": undone.run_id, "runbook": undone.runbook, "version": undone.version}]
-            if undone.run_id not in [r.run_id for r in related]:
-                related.append(undone)
-            edges.append((undone.run_id, run.run_id))
-        except RunbookError:
-            links["rolled_back"] = [{"run": release, "runbook": "(not in this state home)", "version": ""}]
-    for child in run.children:
-        try:
-            related.append(load_view(store, child["run"]))
-            edges.append((run.run_id, child["run"]))
-        except RunbookError:
-            continue
-    return run, verified, links, related, edges
-
-
-def export_markdown(store: Any, run_id: str) -> str:
-    """A run's Markdown report."""
-    from . import report
-    from .review import describe
-
-    run, verified, links, _, _ = export_data(store, run_id)
-    events = [f"{e['time'][11:19]} {e.get('operator', '')}: {describe(e)}" for e in run.events]
-    return report.markdown(run, verified, events, links)
 
 
 def audit_export(root: Path, run_id: str, fmt: str = "md", output: str | None = None,

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Sequence, TextIO
 
+from .backends import store_of
 from .errors import Diagnostic, ExitCode, InputError, RunbookError, UsageError
 
 
@@ -266,8 +267,6 @@ def dry_run(root: Path, name: str, env_name: str | None, params: Sequence[str], 
 
 
 def write_plan(plan: Any, out: TextIO, show_prompts: bool) -> None:
-    from .model import Section
-    from .validate import items_of
 
     out.write(f"{plan.name}: {plan.title}\n")
     out.write(f"  file:        {plan.file}\n")
@@ -292,30 +291,23 @@ def write_plan(plan: Any, out: TextIO, show_prompts: bool) -> None:
         out.write(f"  on failure:  offer {plan.on_failure['runbook']}{after}\n")
     out.write("  steps:\n")
     for n, step in enumerate(plan.steps, 1):
-        cond = []
-        for key in ("when", "unless"):
-            if key in step:
-                cond.append(f"{key} {step[key]}")
-        for pc in step.get("parent_conditions", []):
-            cond.extend(f"{k} {v}" for k, v in pc.items())
+        cond = [f"{c.key} {c.value}" for c in step.conditions]
         extra = f"  [{'; '.join(cond)}]" if cond else ""
-        out.write(f"  {n:>3}. {step['id']}: {step.get('title', '')}{extra}\n")
-        kind = step["kind"]
-        if kind == "approval":
-            a = step["approval"]
+        out.write(f"  {n:>3}. {step.id}: {step.title}{extra}\n")
+        if step.approval is not None:
+            a = step.approval
             roles = f", roles {', '.join(a['roles'])}" if a.get("roles") else ""
             pr = f" on PR {a['pr']}" if "pr" in a else ""
             out.write(f"         approval ({a['source']}{pr}): at least {a.get('min', 1)}{roles}\n")
-        elif kind == "run":
-            out.write(f"         runs {step['run']['runbook']} as a linked run with {step['run'].get('with', {})}\n")
-        for section, _, item in items_of(step):
-            if section is Section.DO and step.get("confirm"):
-                pass
-            label = f"manual: {item['manual']}" if "manual" in item else f"{item['uses']} {json.dumps(item.get('with', {}), default=str)}"
-            iid = f"{item['id']}: " if item.get("id") else ""
-            out.write(f"         {section.value:<8} {iid}{label}\n")
-        if step.get("confirm"):
-            out.write(f"         confirm  {step['confirm']}\n")
+        elif step.run is not None:
+            out.write(f"         runs {step.run['runbook']} as a linked run with {step.run.get('with', {})}\n")
+        for item in step.items:
+            label = f"manual: {item.manual}" if item.manual is not None else \
+                f"{item.uses} {json.dumps(item.data.get('with', {}), default=str)}"
+            iid = f"{item.data['id']}: " if item.data.get("id") else ""
+            out.write(f"         {item.section.value:<8} {iid}{label}\n")
+        if step.confirm:
+            out.write(f"         confirm  {step.confirm}\n")
     if show_prompts:
         out.write("  prompt ids (for an answers file):\n")
         for p in plan.prompts():
@@ -472,19 +464,6 @@ def audit_verify(root: Path, run_id: str | None = None, out: TextIO = sys.stdout
 
 
 # -- stores ------------------------------------------------------------------------------
-
-def store_of(root: Path, env: str | None = None) -> Any:
-    """The store the environment names (its team backend), else the local state home.
-
-    An environment without a file (a name only found in old runs) filters, it selects nothing.
-    """
-    from .backends import store_for
-    from .project import Project
-
-    if env and env not in Project(root).environment_names():
-        env = None
-    return store_for(root, env)
-
 
 def docs(root: Path, name: str | None = None, check: bool = False, out: TextIO = sys.stdout) -> int:
     """`invoke runbook.docs [--name NAME]`: write docs/NAME.md for every runbook (or one)."""

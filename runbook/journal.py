@@ -25,6 +25,7 @@ from itertools import chain
 from typing import Any, Callable, Iterable, Iterator
 
 from .errors import RunbookError
+from .model import LedgerRecord
 
 ZERO = "0" * 64
 PREFIX = b'{"prev":"'
@@ -205,7 +206,7 @@ class ChainedFile:
 def ledger_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """A ledger record's fields as written: timed, except an anchor, which holds only what
     its journal confirms (run, length, head), so no byte of it escapes verification."""
-    return fields if fields.get("type") == "run.anchor" else {"time": utcnow(), **fields}
+    return fields if fields.get("type") == LedgerRecord.ANCHOR.value else {"time": utcnow(), **fields}
 
 
 class Ledger:

@@ -49,6 +49,16 @@ class StepKind(StrEnum):
     RUN = "run"
 
 
+class LedgerRecord(StrEnum):
+    """Every kind of ledger record."""
+
+    START = "run.start"
+    ANCHOR = "run.anchor"
+    TAKEOVER = "lock.takeover"
+    UNLOCK = "lock.unlock"
+    APPROVAL = "run.approval"
+
+
 class PluginKind(StrEnum):
     CHECK = "check"
     ACTION = "action"

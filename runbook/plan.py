@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 from . import templates
 from .errors import Diagnostic, InputError
 from .model import Section, StepKind, step_kind
+from .steps import PromptId, Step
 from .params import Params
 from .plugins import Registry, save_caches
 from .project import Project
@@ -59,13 +60,6 @@ def merge(base: Any, overlay: Any) -> Any:
 
 
 @dataclass
-class PromptId:
-    id: str
-    kind: str          # confirm | manual | on_fail | approval | run
-    text: str
-
-
-@dataclass
 class Plan:
     """A resolved runbook, ready to show, dry-run or execute."""
 
@@ -76,7 +70,7 @@ class Plan:
     env: Environment | None
     params: Params
     param_specs: dict[str, dict[str, Any]]
-    steps: list[dict[str, Any]]
+    steps: list[Step]
     lock: str | None
     emergency: bool
     on_failure: dict[str, Any] | None
@@ -91,7 +85,7 @@ class Plan:
         if self.env is not None and self.env.protected:
             out.append(PromptId("run.environment", "run", f"type the environment name ({self.env.name}) to start"))
         for step in self.steps:
-            out.extend(step_prompts(step))
+            out.extend(step.prompts())
         for link, prompts in self.linked.items():
             out.extend(PromptId(f"{link}/{p.id}", p.kind, p.text) for p in prompts if p.id != "run.takeover")
         out.append(PromptId("run.force", "run", "resume although the plan changed (with a reason)"))
@@ -109,50 +103,8 @@ class Plan:
             "missing_params": list(self.params.missing), "lock": self.lock, "emergency": self.emergency,
             "on_failure": self.on_failure, "digest": self.digest, "plugins": self.plugins,
             "includes": {k: str(v) for k, v in self.includes.items()},
-            "steps": self.steps, "prompts": [p.__dict__ for p in self.prompts()],
+            "steps": [s.data for s in self.steps], "prompts": [p.__dict__ for p in self.prompts()],
         }
-
-
-def step_prompts(step: dict[str, Any]) -> list[PromptId]:
-    """A step's prompt ids, in the order they would be asked: ``STEP.confirm``, ``STEP.ITEM`` (manual
-    items), ``STEP.ITEM.on_fail`` (a failed check; for an action, its effect unknown after an
-    interruption), ``STEP.approval``, and ``STEP.on_fail`` (retry / skip / abort after a failed gate,
-    action or linked run)."""
-    sid = step["id"]
-    kind = step_kind(step)
-    out: list[PromptId] = []
-    fail = PromptId(f"{sid}.on_fail", "on_fail", "the step failed: retry, skip with a reason, or abort")
-    if kind is StepKind.APPROVAL:
-        return [PromptId(f"{sid}.approval", "approval", step.get("title") or "approval"), fail]
-    if kind is StepKind.RUN:
-        return ([PromptId(f"{sid}.confirm", "confirm", str(step["confirm"]))] if "confirm" in step else []) + [fail]
-    if kind is not StepKind.TASK:
-        return out
-    acts = False
-    for section, _, item in items_of(step):
-        if section is Section.DO and "confirm" in step and not any(p.id == f"{sid}.confirm" for p in out):
-            out.append(PromptId(f"{sid}.confirm", "confirm", str(step["confirm"])))
-        if "manual" in item:
-            out.append(PromptId(f"{sid}.{item['id']}", "manual", str(item["manual"])))
-        else:
-            acts = acts or section is Section.DO
-            iid = item.get("id") or f"{section.value}-{_index(step, section, item)}"
-            out.append(PromptId(f"{sid}.{iid}.on_fail", "on_fail", (
-                f"{item['uses']} was interrupted and its effect is unknown: retry, skip (it took effect) or abort"
-                if section is Section.DO else f"{item['uses']} failed: retry, skip with a reason, or abort")))
-    if "confirm" in step and not any(p.id == f"{sid}.confirm" for p in out):
-        out.append(PromptId(f"{sid}.confirm", "confirm", str(step["confirm"])))
-    return out + ([fail] if acts else [])
-
-
-def _index(step: dict[str, Any], section: Section, item: dict[str, Any]) -> int:
-    seq = step.get(section.value) or []
-    return next(i for i, x in enumerate(seq) if x is item)
-
-
-def item_key(step: dict[str, Any], section: Section, index: int, item: dict[str, Any]) -> str:
-    """An item's id within its step: its own id, else SECTION-INDEX."""
-    return str(item.get("id") or f"{section.value}-{index}")
 
 
 class Resolver:
@@ -197,7 +149,7 @@ class Resolver:
         used = sorted({item["uses"] for step in steps for _, _, item in items_of(step) if "uses" in item})
         plan = Plan(
             name=data["name"], title=data["title"], file=checked.path, description=data.get("description", ""),
-            env=env, params=params, param_specs=dict(data.get("params") or {}), steps=steps,
+            env=env, params=params, param_specs=dict(data.get("params") or {}), steps=[Step.of(s) for s in steps],
             lock=None if lock == "none" else str(lock), emergency=bool(data.get("emergency")),
             on_failure=on_failure, includes=dict(checked.includes),
             plugins={name: self.registry[name].version for name in used},
@@ -211,7 +163,7 @@ class Resolver:
         """The prompts of the runbooks this plan may start (run: steps, on_failure), a few levels deep."""
         if depth >= 3:
             return {}
-        links = {s["id"]: s["run"]["runbook"] for s in plan.steps if s.get("kind") == StepKind.RUN.value}
+        links = {s.id: (s.run or {})["runbook"] for s in plan.steps if s.kind is StepKind.RUN}
         if plan.on_failure:
             links["run.on_failure"] = plan.on_failure["runbook"]
         out: dict[str, list[PromptId]] = {}
@@ -340,7 +292,7 @@ def canonical(value: Any) -> bytes:
 def digest(plan: Plan) -> str:
     """One SHA-256 over everything that decides what a run does."""
     h = hashlib.sha256()
-    steps = [{k: v for k, v in s.items() if k != "source"} for s in plan.steps]
+    steps = [{k: v for k, v in s.data.items() if k != "source"} for s in plan.steps]
     h.update(canonical({
         "format": 1, "runbook": plan.name, "steps": steps, "lock": plan.lock, "emergency": plan.emergency,
         "on_failure": plan.on_failure, "params": plan.params.public(), "secret_params": sorted(plan.params.secrets),
@@ -354,7 +306,7 @@ def digest(plan: Plan) -> str:
 
 def env_paths(plan: Plan) -> Sequence[str]:
     """Every environment path the resolved plan still needs (none once an env is given)."""
-    return sorted({r.dotted for _, s in templates.walk_strings(plan.steps) if "${env." in s
+    return sorted({r.dotted for _, s in templates.walk_strings([s.data for s in plan.steps]) if "${env." in s
                    for r in templates.refs(s) if r.root == "env"})
 
 

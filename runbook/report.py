@@ -6,6 +6,7 @@ import html
 import json
 from typing import Any
 
+from .errors import RunbookError
 from .review import RunView, parse_time
 
 
@@ -210,3 +211,55 @@ h1 {{ font-size: 1.4em; }} pre {{ background: #f6f8fa; padding: 1em; overflow-x:
 <pre>{body}</pre>
 </body></html>
 """
+
+
+# -- what the exports gather -----------------------------------------------------------
+
+def verified_text(store: Any, run_id: str) -> str:
+    """One line: the run's chain (and its ledger marks) verified, or the first problems."""
+    from .audit import verify
+
+    report = verify(store, run_id, whole_ledger=False)
+    return "chain verified" if report.ok else "VERIFICATION FAILED: " + "; ".join(map(str, report.problems[:3]))
+
+
+def export_data(store: Any, run_id: str) -> tuple[Any, str, dict[str, Any], list[Any], list[tuple[str, str]]]:
+    """A run, its verification, its links (parent, children, the release it rolled back) and related runs."""
+    from .review import load_view
+
+    run = load_view(store, run_id)
+    verified = verified_text(store, run.run_id)
+    links: dict[str, Any] = {"children": run.children}
+    related, edges = [], []
+    if run.parent:
+        parent = load_view(store, run.parent["run"])
+        links["parent"] = {**run.parent, "runbook": parent.runbook}
+        related.append(parent)
+        edges.append((parent.run_id, run.run_id))
+    release = run.params.get("release_run")
+    if release:
+        try:
+            undone = load_view(store, str(release))
+            links["rolled_back"] = [{"run": undone.run_id, "runbook": undone.runbook, "version": undone.version}]
+            if undone.run_id not in [r.run_id for r in related]:
+                related.append(undone)
+            edges.append((undone.run_id, run.run_id))
+        except RunbookError:
+            links["rolled_back"] = [{"run": release, "runbook": "(not in this state home)", "version": ""}]
+    for child in run.children:
+        try:
+            related.append(load_view(store, child["run"]))
+            edges.append((run.run_id, child["run"]))
+        except RunbookError:
+            continue
+    return run, verified, links, related, edges
+
+
+def export_markdown(store: Any, run_id: str) -> str:
+    """A run's Markdown report."""
+    from . import report
+    from .review import describe
+
+    run, verified, links, _, _ = export_data(store, run_id)
+    events = [f"{e['time'][11:19]} {e.get('operator', '')}: {describe(e)}" for e in run.events]
+    return report.markdown(run, verified, events, links)

@@ -21,6 +21,8 @@ from .plan import Environment, Plan, Resolver, load_environment, merge
 from .plugins import Registry, load as load_plugins
 from .project import Project, state_home
 from .prompts import AnswersPrompter, Chain, Prompt, YesPrompter
+from .model import LedgerRecord
+from .recorder import anchor, append_final, ledger_event
 from .redact import Redactor
 from .state import Event, RunState, Status, TERMINAL
 from .store import LocalStore, check_salted, new_run_id
@@ -197,11 +199,12 @@ class Session:
             return
         if self.options.yes:
             raise InputError([f"<command line>: --yes is refused on protected environment {env.name!r} (at --yes)"])
-        prompt_gates = [s["id"] for s in plan.steps if s.get("kind") == "approval"
-                        and s["approval"].get("source") == "prompt"]
-        if prompt_gates and getattr(self.store, "kind", "local") == "local":   # the team backend verifies them
+        prompt_gates = [s.id for s in plan.steps if s.approval is not None and s.approval.get("source") == "prompt"]
+        if prompt_gates and not self.store.verifies_approvals:
             raise InputError([f"{plan.file}: prompt approvals are refused on protected environment {env.name!r} "
-                              f"(steps {', '.join(prompt_gates)}); use a github-pr approval"])
+                              f"(steps {', '.join(prompt_gates)}); use a github-pr approval, or (for teams "
+                              "without GitHub) the team backend (`backend: {kind: aws}`), where each approver "
+                              "runs `invoke runbook.approve RUN_ID --env ENV` under their own AWS identity"])
         prompt = Prompt("run.environment", "run", f"Type the environment name ({env.name}) to start:")
         try:
             answer, _ = chain.ask(prompt)
@@ -329,10 +332,10 @@ class Session:
 
         journal = self.store.journal(run_id)
         data = b"".join(self.store.ledger.lines())
-        anchor = ledger_marks(data, data.count(b"\n"), 0, run_id).anchors.get(run_id)
-        if anchor is not None and anchor["length"] >= journal.length:
+        newest = ledger_marks(data, data.count(b"\n"), 0, run_id).anchors.get(run_id)
+        if newest is not None and newest["length"] >= journal.length:
             return False
-        self.store.ledger.append({"type": "run.anchor", "run": run_id, "length": journal.length, "head": journal.head})
+        anchor(self.store, run_id, journal)
         return True
 
     def record_takeover(self, runner: Runner, takeover: tuple[Holder, str]) -> None:
@@ -341,7 +344,7 @@ class Session:
                 "from_run": previous.run_id if previous else None,
                 "from_operator": previous.operator if previous else None}
         runner.emit(Event.TAKEOVER, data, flush=True)
-        self.store.ledger.append({"type": "lock.takeover", "run": runner.run_id, **data})
+        ledger_event(self.store, LedgerRecord.TAKEOVER, run=runner.run_id, **data)
 
     def finish(self, runner: Runner, status: Status, reason: str = "") -> int:
         if status in RELEASES_LOCK and runner.lock.key is not None and runner.lock.owner == runner.run_id:
@@ -369,19 +372,9 @@ class Session:
                 continue
             if state.status in TERMINAL:
                 continue
-            self.append_final(fenced, Event.ROLLED_BACK, {
+            append_final(self.store, fenced, self.operator, self.redactor, Event.ROLLED_BACK, {
                 "reason": f"its lock was taken over by run {runner.run_id} ({runner.plan.name}), which succeeded",
                 "by_run": runner.run_id, "runbook": runner.plan.name})
-
-    def append_final(self, run_id: str, event: Event, data: dict[str, Any]) -> None:
-        """A run's final record written from outside the run (abandon, a takeover that succeeded),
-        anchored in the ledger."""
-        from .journal import utcnow
-
-        journal = self.store.journal(run_id)
-        journal.append([{"time": utcnow(), "run": run_id, "operator": self.operator, "type": event.value,
-                         "data": self.redactor.data(data)}])
-        self.store.ledger.append({"type": "run.anchor", "run": run_id, "length": journal.length, "head": journal.head})
 
     def unfinished(self, name: str) -> str:
         env = self.options.env
@@ -470,7 +463,7 @@ class Session:
         holder = self.store.locks.read(state.lock) if state.lock else None
         if holder is not None and holder.run_id == run_id and not holder.is_stale():
             raise UsageError(f"<command line>: run {run_id} is live ({holder.describe()}); stop it first")
-        self.append_final(run_id, Event.ABANDONED, {"reason": reason})
+        append_final(self.store, run_id, self.operator, self.redactor, Event.ABANDONED, {"reason": reason})
         if holder is not None and holder.run_id == run_id:
             self.store.locks.release(state.lock, run_id, holder.epoch)  # type: ignore[arg-type]
         return ExitCode.OK
@@ -479,6 +472,6 @@ class Session:
         if not reason.strip():
             raise InputError(["<command line>: --reason is required (at --reason)"])
         holder = self.store.locks.unlock(key)
-        self.store.ledger.append({"type": "lock.unlock", "key": key, "reason": reason, "by": self.operator,
-                                  "holder_run": holder.run_id, "holder_operator": holder.operator})
+        ledger_event(self.store, LedgerRecord.UNLOCK, key=key, reason=reason, by=self.operator, holder_run=holder.run_id,
+                     holder_operator=holder.operator)
         return holder

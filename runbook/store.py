@@ -78,6 +78,13 @@ class LocalStore:
         for run_id in self.run_ids():
             yield self.state(run_id)
 
+    verifies_approvals = False      # prompt gates on protected environments need the team backend
+
+    def verified_approvals(self, run_id: str, digest: str, params: dict[str, Any],
+                           environment: str | None) -> tuple[list[Any], list[str]]:
+        """Approvals recorded under the approvers' own identities (``runbook.approve``): none locally."""
+        return [], []
+
     def store_blob(self, run_id: str, data: bytes) -> str:
         """Content-addressed evidence; returns the SHA-256 it is stored under."""
         digest = hashlib.sha256(data).hexdigest()

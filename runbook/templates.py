@@ -152,3 +152,72 @@ def render(value: Any, lookup: Callable[[Ref], Any], partial: bool = False) -> A
 def has_templates(value: Any) -> bool:
     """True when any string inside holds a ``${``."""
     return any("${" in s for _, s in walk_strings(value))
+
+
+class Scope:
+    """What ``${...}`` sees while a run executes: parameters (secrets too), the environment (with
+    its overlay), the run, and the outputs of earlier items. A reference that has no value is a
+    ``CheckFailed`` naming it (the item using it fails, as any failed check does)."""
+
+    def __init__(self, params: dict[str, Any], env: dict[str, Any], run: dict[str, Any], step_ids: set[str],
+                 outputs: Callable[[str, str], dict[str, Any] | None], known: Callable[[str], bool]):
+        self.params = params
+        self.env = env
+        self.run = run
+        self.step_ids = step_ids
+        self.outputs = outputs
+        self.known = known
+
+    def lookup(self, ref: Ref) -> Any:
+        from .errors import CheckFailed
+
+        if ref.root == "params":
+            if ref.parts[0] in self.params:
+                return self.params[ref.parts[0]]
+            raise CheckFailed(f"{ref.text}: parameter has no value")
+        if ref.root == "env":
+            cur: Any = self.env
+            for part in ref.parts:
+                if not isinstance(cur, dict) or part not in cur:
+                    raise CheckFailed(f"{ref.text}: not in the environment")
+                cur = cur[part]
+            return cur
+        if ref.root == "run":
+            return self.run[ref.parts[0]]
+        return self._output(ref)
+
+    def _output(self, ref: Ref) -> Any:
+        from .errors import CheckFailed
+
+        parts = ref.parts
+        for n in range(len(parts), 0, -1):
+            candidate = ".".join(parts[:n])
+            if candidate not in self.step_ids and not self.known(candidate):
+                continue
+            outputs = self.outputs(candidate, parts[n]) if n < len(parts) else None
+            if outputs is None:
+                raise CheckFailed(f"{ref.text}: {candidate}.{parts[n] if n < len(parts) else ''} has no "
+                                  "outputs (it did not run, or was skipped)")
+            cur: Any = outputs
+            for part in parts[n + 1:]:
+                if isinstance(cur, dict) and part in cur:
+                    cur = cur[part]
+                elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+                    cur = cur[int(part)]
+                else:
+                    raise CheckFailed(f"{ref.text}: no output {part!r}")
+            return cur
+        raise CheckFailed(f"{ref.text}: no such step")
+
+    def resolve(self, value: Any) -> Any:
+        """Every template in ``value`` looked up (CheckFailed when one has no value)."""
+        return render(value, self.lookup)
+
+    def text(self, value: str) -> str:
+        """For people: rendered where every reference has a value, else as written."""
+        from .errors import CheckFailed
+
+        try:
+            return str(render(value, self.lookup))
+        except CheckFailed:
+            return str(value)

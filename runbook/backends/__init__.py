@@ -125,3 +125,15 @@ def store_for(root: Path, env_name: str | None) -> Any:
 
     env = load_environment(Project(Path(root)), env_name)
     return open_store(env.data, state_home(root))
+
+
+def store_of(root: Path, env: str | None = None) -> Any:
+    """The store the environment names (its team backend), else the local state home.
+
+    An environment without a file (a name only found in old runs) filters, it selects nothing.
+    """
+    from ..project import Project
+
+    if env and env not in Project(root).environment_names():
+        env = None
+    return store_for(root, env)

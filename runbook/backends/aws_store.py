@@ -177,6 +177,16 @@ class AwsStore:
                            ChecksumAlgorithm="SHA256", **extra)
         return str(got.get("VersionId") or "")
 
+    verifies_approvals = True
+
+    def verified_approvals(self, run_id: str, digest: str, params: dict[str, Any],
+                           environment: str | None) -> tuple[list[Any], list[str]]:
+        """Approvals given with ``runbook.approve`` under the approvers' own AWS principals that are
+        still bound to this run's digest, parameters and environment; and why the others are void."""
+        from .approvals import valid_approvals
+
+        return valid_approvals(self, run_id, digest, params, environment)
+
     def store_blob(self, run_id: str, data: bytes) -> str:
         """Content-addressed evidence in S3 (and a local copy); returns its SHA-256."""
         digest = hashlib.sha256(data).hexdigest()

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from ..cli import store_of
+from ..backends import store_of
 from ..errors import ExitCode
 
 

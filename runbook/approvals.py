@@ -1,0 +1,166 @@
+"""Approval gates: a plugin's (``approval.SOURCE``, e.g. github-pr) or a prompt's.
+
+A gate never trusts what it is told: prompt approvers must differ from the operator and
+from each other and cover every role; on the team backend, approvals given with
+``runbook.approve`` under the approvers' own principals open a prompt gate (the store
+says which still count). A refused approval is a ``StepFailed`` that offers ``STEP.on_fail``
+(retry names other approvers) and parks with nobody to ask.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from .errors import Parked, StepFailed
+from .prompts import Prompt
+from .recorder import failing
+from .state import Event
+from .steps import Step
+
+
+class Host(Protocol):
+    """What a gate needs of the run executing it (the Runner)."""
+
+    plan: Any
+    store: Any
+    registry: Any
+    operator: str
+    run_id: str
+    state: Any
+
+    def resolve(self, value: Any, sid: str) -> Any: ...
+    def context(self, step: Step, item: dict[str, Any], args: dict[str, Any], deadline: float | None) -> Any: ...
+    def invoke(self, plugin: Any, ctx: Any, probe: bool = False) -> Any: ...
+    def record(self, sid: str, key: str, plugin: Any, outcome: Any, duration: float, flush: bool,
+               recovered: str = "") -> None: ...
+    def ask_with_source(self, prompt: Prompt) -> tuple[dict[str, Any], str]: ...
+    def emit(self, kind: Event, data: dict[str, Any], flush: bool = False) -> None: ...
+    def flush(self, anchor: bool = False) -> None: ...
+
+
+def run_gate(runner: Host, step: Step) -> None:
+    """Open the step's gate, or raise (Parked while approvals are missing, StepFailed when refused)."""
+    spec = runner.resolve(step.approval or {}, step.id)
+    if spec["source"] != "prompt":
+        gate = runner.registry.get("approval." + spec["source"])
+        if gate is None:
+            raise StepFailed(f"approval source {spec['source']!r} needs its plugin (approval.{spec['source']})")
+        args = {k: v for k, v in spec.items() if k not in ("source", "wait", "message")}
+        ctx = runner.context(step, {"uses": gate.name}, args, None)
+        wait = spec.get("wait") or {}
+        end = time.monotonic() + float(wait.get("timeout", 0))
+        started = time.monotonic()
+        outcome = failing(f"{step.id}.approval") or runner.invoke(gate, ctx)
+        while not outcome.passed and outcome.outputs.get("park") and time.monotonic() < end:
+            time.sleep(float(wait.get("interval", 10)))
+            outcome = runner.invoke(gate, ctx)
+        runner.record(step.id, "approval", gate, outcome, time.monotonic() - started, flush=True)
+        if not outcome.passed:
+            if outcome.outputs.get("park"):
+                raise Parked(f"{step.id}: {outcome.summary}")
+            raise StepFailed(f"approval refused: {outcome.summary}", offer=True, park=True)
+        return
+    if verified_approvals(runner, step, spec):
+        return
+    env = runner.plan.env
+    if env is not None and env.protected:
+        raise StepFailed(f"prompt approvals are refused on protected environment {env.name!r}: use a github-pr "
+                         "approval, or (for teams without GitHub) the team backend, where each approver runs "
+                         f"`invoke runbook.approve {runner.run_id} --env {env.name}` under their own AWS identity")
+    prompt = Prompt(f"{step.id}.approval", "approval",
+                    f"Approvers for '{step.title or step.id}' (at least {spec.get('min', 1)}, space-separated):",
+                    details=results_so_far(runner))
+    answer, source = runner.ask_with_source(prompt)
+    approvers = [str(a) for a in answer.get("approvers") or []]
+    members = members_of(runner)
+    problem = approval_problem(approvers, runner.operator, int(spec.get("min", 1)), list(spec.get("roles") or []),
+                               members)
+    forced = failing(f"{step.id}.approval")
+    problem = problem or (forced.summary if forced else "")
+    runner.emit(Event.PROMPT, {"id": prompt.id, "kind": "approval", "answer": {"approvers": approvers},
+                               "source": source, "by": runner.operator, "verified": False,
+                               **({"refused": problem} if problem else {})})
+    if problem:
+        runner.flush()
+        raise StepFailed(f"approval refused: {problem}", offer=True, park=True)
+    roles = assign_roles(approvers, list(spec.get("roles") or []), members)
+    runner.emit(Event.ITEM_RESULT, {"step": step.id, "item": "approval", "passed": True, "verified": False,
+                                    "summary": f"approved by {', '.join(approvers)} (unverified prompt approval)",
+                                    "outputs": {"approvers": approvers, "count": len(approvers), "head_sha": "",
+                                                "verified": False},
+                                    "evidence": {"roles": roles, "source": source}}, flush=True)
+
+
+def members_of(runner: Host) -> dict[str, list[str]]:
+    env = runner.plan.env
+    return dict((env.data.get("approvers") if env else None) or {})
+
+
+def verified_approvals(runner: Host, step: Step, spec: dict[str, Any]) -> bool:
+    """Approvals recorded with ``runbook.approve`` (team backend), still bound to this run's digest,
+    parameters and environment, open the gate; the store says which count (a local store has none)."""
+    env_name = runner.plan.env.name if runner.plan.env else None
+    valid, void = runner.store.verified_approvals(runner.run_id, runner.plan.digest, runner.plan.params.public(),
+                                                  env_name)
+    if not valid and not void:
+        return False
+    arns = [a.approver for a in valid]
+    problem = approval_problem(arns, runner.operator, int(spec.get("min", 1)), list(spec.get("roles") or []),
+                               members_of(runner)) if arns else "no approvals yet"
+    if problem:
+        if void:
+            runner.emit(Event.PROMPT, {"id": f"{step.id}.approval", "kind": "approval", "answer": {"approvers": arns},
+                                       "source": "runbook.approve", "by": runner.operator, "verified": True,
+                                       "refused": f"{problem}; void: {void}"}, flush=True)
+        return False
+    runner.emit(Event.ITEM_RESULT, {"step": step.id, "item": "approval", "passed": True, "verified": True,
+                                    "summary": f"approved by {', '.join(arns)} (AWS principals, runbook.approve)",
+                                    "outputs": {"approvers": arns, "count": len(arns), "head_sha": "",
+                                                "verified": True},
+                                    "evidence": {"void": void, "source": "runbook.approve"}}, flush=True)
+    return True
+
+
+def results_so_far(runner: Host) -> str:
+    """What an approver sees before approving: every step and item result so far."""
+    lines = ["Results so far:"]
+    for sid, st in runner.state.steps.items():
+        lines.append(f"  {sid}: {st.status.value}")
+        for key, it in st.items.items():
+            if it.result is not None:
+                mark = "skipped" if it.result.get("skipped") else "ok" if it.result.get("passed") else "FAILED"
+                lines.append(f"    {mark} {key}: {it.result.get('summary', '')}")
+    return "\n".join(lines)
+
+
+def assign_roles(approvers: list[str], roles: list[str], members: dict[str, list[str]]) -> dict[str, str] | None:
+    """A distinct approver for each role (role members from the environment), or None."""
+    def eligible(role: str) -> list[str]:
+        return [a for a in approvers if role not in members or a in members[role]]
+
+    def search(i: int, used: set[str]) -> dict[str, str] | None:
+        if i == len(roles):
+            return {}
+        for person in eligible(roles[i]):
+            if person not in used:
+                rest = search(i + 1, used | {person})
+                if rest is not None:
+                    return {roles[i]: person, **rest}
+        return None
+    return search(0, set())
+
+
+def approval_problem(approvers: list[str], operator: str, minimum: int, roles: list[str],
+                     members: dict[str, list[str]]) -> str:
+    """Why a prompt approval is refused, or ''."""
+    if len(set(approvers)) != len(approvers):
+        return "the same person is named twice"
+    if operator in approvers:
+        return f"the operator ({operator}) cannot approve their own run"
+    if len(approvers) < minimum:
+        return f"{len(approvers)} approver(s) named, {minimum} needed"
+    if roles and assign_roles(approvers, roles, members) is None:
+        return f"each role ({', '.join(roles)}) needs its own approver" + (
+            " from the environment's approvers" if members else "")
+    return ""
