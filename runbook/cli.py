@@ -7,7 +7,6 @@ exits. All printing happens here (and in the console module), never in the engin
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Sequence, TextIO
@@ -222,25 +221,15 @@ def _schema_label(schema: Any) -> str:
 
 def build_plan(root: Path, name: str, env_name: str | None, cli_params: Sequence[str],
                answers_file: str | None, require_env: bool) -> Any:
-    """Load, validate and resolve a runbook into a plan (nothing written)."""
-    from . import answers as answers_mod
-    from .params import resolve
-    from .plan import Resolver, load_environment
+    """Load, validate and resolve a runbook into a plan: the preparation's first stages, with
+    nothing brought up, locked, asked or written."""
+    from .prepare import PLAN_ONLY, Prepared, prepare
+    from .session import Options, Session
 
-    project = _project(root)
-    registry = _registry(root)
-    resolver = Resolver(project, registry)
-    path = project.runbook_path(name)
-    checked = resolver.check(path)
-    env = load_environment(project, env_name) if env_name else None
-    answers = answers_mod.load(answers_file, root) if answers_file else None
-    specs = checked.data.get("params") or {}
-    params = resolve(specs, cli_params, os.environ, answers.params if answers else None,
-                     answers.doc if answers else None)
-    plan = resolver.plan(path, env, params, require_env=require_env)
-    if answers is not None:
-        answers_mod.check_against(answers, plan.name, plan.prompts())
-    return plan
+    session = Session(root, Options(env=env_name, params=list(cli_params), answers_file=answers_file,
+                                    non_interactive=True))
+    p = prepare(session, Prepared(name=name, env_name=env_name, sandbox=False, require_env=require_env), PLAN_ONLY)
+    return p.plan
 
 
 def show(root: Path, name: str, env_name: str | None = None, params: Sequence[str] = (),

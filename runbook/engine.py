@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from . import approvals, templates
 from .errors import CheckFailed, Interrupted, Parked, RunbookError, StepFailed
-from .locks import Fenced
+from .locks import Fenced, LockRef
 from .model import PluginKind, Section, StepKind
 from .plan import Plan, merge
 from .plugins import Context, Outcome, Plugin, Registry
@@ -35,15 +35,6 @@ __all__ = ["CRASH_POINTS", "LockRef", "Runner", "StepFailed"]
 
 class _Declined(Exception):
     """An offered linked run was declined: the step is skipped, not failed."""
-
-
-@dataclass
-class LockRef:
-    """The lock a run writes under: key, the run that owns it, and its epoch (for fencing)."""
-
-    key: str | None
-    owner: str
-    epoch: int
 
 
 @dataclass

@@ -24,6 +24,15 @@ from .errors import LockHeld, RunbookError, UsageError
 from .journal import atomic_write, utcnow
 
 
+@dataclass
+class LockRef:
+    """The lock a run writes under: key, the run that owns it, and its epoch (for fencing)."""
+
+    key: str | None
+    owner: str
+    epoch: int
+
+
 class Fenced(RunbookError):
     """This run's lock was taken over: it must not write or act any more."""
 

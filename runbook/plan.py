@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from . import templates
 from .errors import Diagnostic, InputError
-from .model import Section, StepKind, step_kind
+from .model import StepKind, step_kind
 from .steps import PromptId, Step
 from .params import Params
 from .plugins import Registry, save_caches

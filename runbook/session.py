@@ -1,7 +1,10 @@
-"""Starting, resuming and closing runs: load → validate → plan → lock → execute → report.
+"""Starting, resuming and closing runs: prepare (``prepare.py``) → execute → report.
 
-Each stage is a small function; the CLI passes in the console and the interactive
-prompter (if there is a person), so tests can drive the same path with scripted ones.
+A Session is what every run of one command shares: project, plugins, store, prompters,
+console. It prepares a run through the stages of ``prepare``, drives the Runner under the
+signal handlers and the fence watcher, and closes runs (finish, abandon, unlock, and the
+run a successful emergency takeover fenced). The CLI passes in the console and the
+interactive prompter (if there is a person), so tests drive the same path with scripted ones.
 """
 
 from __future__ import annotations
@@ -13,20 +16,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import answers as answers_mod
-from .engine import LockRef, Runner
-from .errors import CheckFailed, ExitCode, InputError, Interrupted, LockHeld, Parked, RunbookError, UsageError
-from .locks import Holder
-from .params import Params, check_value, env_var, resolve
-from .plan import Environment, Plan, Resolver, load_environment, merge
+from .engine import Runner
+from .errors import ExitCode, InputError, Interrupted, LockHeld, Parked, RunbookError, UsageError
+from .locks import Holder, LockRef
+from .model import LedgerRecord
+from .params import check_value
+from .plan import Environment, Plan, Resolver, load_environment
 from .plugins import Registry, load as load_plugins
 from .project import Project, state_home
 from .prompts import AnswersPrompter, Chain, Prompt, YesPrompter
-from .model import LedgerRecord
 from .recorder import anchor, append_final, ledger_event
 from .redact import Redactor
-from .state import Event, RunState, Status, TERMINAL
-from .store import LocalStore, check_salted, new_run_id
-from .validate import param_problem
+from .state import TERMINAL, Event, Status
+from .store import LocalStore
 
 EXIT = {Status.SUCCEEDED: ExitCode.OK, Status.FAILED: ExitCode.FAILED, Status.ROLLED_BACK: ExitCode.FAILED,
         Status.PARKED: ExitCode.PARKED, Status.INTERRUPTED: ExitCode.INTERRUPTED}
@@ -73,7 +75,6 @@ class Session:
 
         self.operator = operator()
         self.redactor = Redactor()
-        self._env: Environment | None = None
 
     # -- stages ------------------------------------------------------------------------
     def chain(self, env: Environment | None) -> Chain:
@@ -91,7 +92,6 @@ class Session:
             self.use_backend(env.data)
         if env is not None and isinstance(env.data.get("sandbox"), dict):
             self.sandbox(env)
-        self._env = env
         return env
 
     def use_backend(self, env_data: dict[str, Any]) -> None:
@@ -124,59 +124,16 @@ class Session:
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 
-    def params(self, specs: dict[str, Any], chain: Chain, stored: dict[str, Any] | None = None,
-               secret_hashes: dict[str, str] | None = None) -> Params:
-        """Parameters from their sources; missing ones asked for, or exit 2 with nobody to ask."""
-        answers = self.answers.params if self.answers else None
-        params = resolve(specs, self.options.params, os.environ, answers, self.answers.doc if self.answers else None)
-        if stored is not None:
-            problems = [f"<command line>: {k} was {stored[k]!r} when the run started, not {params.values[k]!r}; "
-                        f"omit it or give the same value (at params.{k})"
-                        for k in stored if k in params.values and params.sources.get(k) not in ("default",)
-                        and params.values[k] != stored[k]]
-            if problems:
-                raise InputError(problems)
-            params.values.update(stored)
-            params.missing = [m for m in params.missing if m not in stored]
-        for name in list(params.missing):
-            spec = specs[name]
-            if chain.has_person:
-                value = self.ask_param(chain, name, spec)
-            else:
-                how = (f"set {env_var(name)}" if spec.get("secret") else
-                       f"--param {name}=VALUE, {env_var(name)}, or params: in the answers file")
-                raise InputError([f"<command line>: parameter {name!r} is needed and nobody can be asked: {how} "
-                                  f"(at params.{name})"])
-            (params.secrets if spec.get("secret") else params.values)[name] = value
-            params.sources[name] = "prompt"
-            params.missing.remove(name)
-        for name, stored_hash in (secret_hashes or {}).items():
-            value = params.secrets.get(name)
-            if value is None:
-                raise InputError([f"<command line>: secret parameter {name!r} is needed to resume: set "
-                                  f"{env_var(name)} (at params.{name})"])
-            if not check_salted(value, stored_hash):
-                raise InputError([f"<command line>: secret parameter {name!r} is not the value the run started "
-                                  f"with (at params.{name})"])
-        for value in params.secrets.values():
-            self.redactor.add(value)
-        return params
+    def ask_param(self, chain: Chain, name: str, spec: dict[str, Any], env: Environment | None) -> Any:
+        """Ask a person for one parameter (checked as they type)."""
+        from .prepare import ask_value, next_release_default
 
-    def ask_param(self, chain: Chain, name: str, spec: dict[str, Any]) -> Any:
-        def validate(raw: str) -> str | None:
-            try:
-                check_value(spec, raw)
-            except ValueError as exc:
-                return str(exc)
-            return None
-        desc = spec.get("description") or name
         default = spec.get("default")
-        if spec.get("suggest") == "next-release" and self._env is not None:
-            from .suggest import next_release
-
-            default = next_release(merge(self._env.data, self._env.overlay)) or default
-        prompt = Prompt(f"params.{name}", "param", f"{desc} ({name}):", secret=bool(spec.get("secret")),
-                        default=default, validate=validate)
+        if spec.get("suggest") == "next-release":
+            default = next_release_default(env, default)
+        prompt = Prompt(f"params.{name}", "param", f"{spec.get('description') or name} ({name}):",
+                        secret=bool(spec.get("secret")), default=default,
+                        validate=lambda raw: ask_value(spec, raw))
         answer = chain.interactive.answer(prompt) or {}
         return check_value(spec, answer.get("value"))
 
@@ -191,76 +148,34 @@ class Session:
         for name in names:
             self.redactor.add(os.environ.get(name))
 
-    def guard_protected(self, plan: Plan, chain: Chain) -> None:
-        """Protected environments: no --yes, no prompt approvals, the name typed before starting
-        or resuming (both paths call this one guard)."""
-        env = plan.env
-        if env is None or not env.protected:
-            return
-        if self.options.yes:
-            raise InputError([f"<command line>: --yes is refused on protected environment {env.name!r} (at --yes)"])
-        prompt_gates = [s.id for s in plan.steps if s.approval is not None and s.approval.get("source") == "prompt"]
-        if prompt_gates and not self.store.verifies_approvals:
-            raise InputError([f"{plan.file}: prompt approvals are refused on protected environment {env.name!r} "
-                              f"(steps {', '.join(prompt_gates)}); use a github-pr approval, or (for teams "
-                              "without GitHub) the team backend (`backend: {kind: aws}`), where each approver "
-                              "runs `invoke runbook.approve RUN_ID --env ENV` under their own AWS identity"])
-        prompt = Prompt("run.environment", "run", f"Type the environment name ({env.name}) to start:")
-        try:
-            answer, _ = chain.ask(prompt)
-        except Parked:
-            raise InputError([f"<command line>: protected environment {env.name!r} needs its name typed "
-                              "(run.environment in an answers file, or a terminal)"]) from None
-        typed = answer.get("choice", answer.get("value"))
-        if typed != env.name:
-            raise CheckFailed(f"typed {typed!r}, not {env.name!r}: nothing was started")
+    def child_plan(self, env: Environment | None) -> Callable[[str, dict[str, Any]], Plan]:
+        """How a run makes the plan of a linked run (``run:`` steps, the on_failure runbook)."""
+        from .prepare import Prepared, linked_params, load_runbook, make_plan, prepare
 
-    def child_plan(self, env: Environment | None, chain: Chain) -> Any:
         def make(runbook: str, given: dict[str, Any]) -> Plan:
-            path = self.project.runbook_path(runbook)
-            checked = self.resolver.check(path)
-            specs = checked.data.get("params") or {}
-            params = Params()
-            for name, spec in specs.items():
-                if name in given:
-                    problem = param_problem(spec, given[name])
-                    if problem:
-                        raise CheckFailed(f"linked run {runbook}: {name} {problem}")
-                    params.values[name] = given[name]
-                elif spec.get("secret") and os.environ.get(env_var(name)):
-                    params.secrets[name] = os.environ[env_var(name)]
-                    self.redactor.add(params.secrets[name])
-                elif "default" in spec:
-                    params.values[name] = spec["default"]
-                else:
-                    raise CheckFailed(f"linked run {runbook}: parameter {name!r} has no value")
-            return self.resolver.plan(path, env, params)
+            p = Prepared(name=runbook, env=env)
+            prepare(self, p, (load_runbook, linked_params(given), make_plan))
+            assert p.plan is not None
+            return p.plan
         return make
 
     def runner(self, plan: Plan, run_id: str, lock: LockRef, chain: Chain) -> Runner:
         return Runner(plan, self.store, self.registry, chain, self.operator, run_id, self.redactor, lock,
-                      self.root, self.console, self.child_plan(plan.env, chain))
+                      self.root, self.console, self.child_plan(plan.env))
 
     # -- commands ----------------------------------------------------------------------
     def start(self, name: str) -> int:
         """`invoke runbook NAME`: a new run (or, with --resume, the unfinished one)."""
+        from .prepare import START, Prepared, prepare
+
         if self.options.resume:
             if self.options.env:
                 self.use_backend(load_environment(self.project, self.options.env).data)
             return self.resume(self.unfinished(name))
-        path = self.project.runbook_path(name)
-        checked = self.resolver.check(path)
-        env = self.environment(self.options.env)
-        chain = self.chain(env)
-        params = self.params(dict(checked.data.get("params") or {}), chain)
-        plan = self.resolver.plan(path, env, params)
-        if self.answers is not None:
-            answers_mod.check_against(self.answers, plan.name, plan.prompts())
-        self.add_token_secrets(env)
-        self.guard_protected(plan, chain)
-        run_id = new_run_id()
-        lock, takeover = self.acquire(plan, run_id, chain)
-        runner = self.runner(plan, run_id, lock, chain)
+        p = prepare(self, Prepared(name=name, env_name=self.options.env), START)
+        assert p.plan is not None and p.chain is not None and p.lock is not None
+        runner = self.runner(p.plan, p.run_id, p.lock, p.chain)
+        env, takeover = p.env, p.takeover
 
         def begin() -> None:
             runner.start(overlay=env.overlay if env else None)
@@ -391,66 +306,22 @@ class Session:
         return found[0].run_id
 
     def resume(self, prefix: str) -> int:
-        """`invoke runbook.resume RUN_ID`: continue exactly where the run stopped."""
-        run_id = self.store.find(prefix)
-        records = self.store.records(run_id)
-        from .state import derive
+        """`invoke runbook.resume --run-id ID`: continue exactly where the run stopped, through the
+        same guards as a start."""
+        from .prepare import RESUME, Prepared, prepare
 
-        state = derive(records)
-        if state.status in TERMINAL:
-            done = " (the ledger anchor the engine was stopped before writing is written now)" \
-                if self.complete_anchor(run_id) else ""
-            if state.lock:
-                self.release_finished(state.lock)
-            raise UsageError(f"<command line>: run {run_id} has {state.status.value}; there is nothing to resume{done}")
-        started = next(r for r in records if r["type"] == Event.RUN_STARTED.value)["data"]
-        path = Path(state.plan_file) if state.plan_file and Path(state.plan_file).is_file() \
-            else self.project.runbook_path(state.runbook)
-        checked = self.resolver.check(path)
-        env = self.environment(state.env)
-        chain = self.chain(env)
-        params = self.params(dict(checked.data.get("params") or {}), chain, stored=state.params,
-                             secret_hashes=state.secret_hashes)
-        plan = self.resolver.plan(path, env, params)
-        if self.answers is not None:
-            answers_mod.check_against(self.answers, plan.name, plan.prompts())
-        self.add_token_secrets(env)
-        self.guard_protected(plan, chain)
-        forced = self.check_digest(plan, state, chain)
-        lock = self.reclaim(state, started, run_id)
-        runner = self.runner(plan, run_id, lock, chain)
+        p = prepare(self, Prepared(run_ref=prefix), RESUME)
+        assert p.plan is not None and p.chain is not None and p.lock is not None and p.state is not None
+        runner = self.runner(p.plan, p.run_id, p.lock, p.chain)
+        records, forced, old_digest = p.records, p.forced, p.state.digest
 
         def begin() -> None:
             runner.open(create=False, records=records)
             runner.session(resume=True)
             if forced:
-                runner.emit(Event.FORCED, {"reason": forced, "old_digest": state.digest, "digest": plan.digest},
+                runner.emit(Event.FORCED, {"reason": forced, "old_digest": old_digest, "digest": runner.plan.digest},
                             flush=True)
         return self.drive(runner, begin)
-
-    def check_digest(self, plan: Plan, state: RunState, chain: Chain) -> str:
-        if plan.digest == state.digest:
-            return ""
-        message = (f"the plan changed since run {state.run_id} started (runbook, includes, environment or plugins; "
-                   f"digest {state.digest[:12]} -> {plan.digest[:12]})")
-        prompt = Prompt("run.force", "run", f"{message}. Type a reason to resume anyway:")
-        try:
-            answer, _ = chain.ask(prompt)
-        except Parked:
-            raise InputError([f"<command line>: {message}; resume anyway with a reason (run.force: {{reason: ...}} "
-                              "in an answers file, or interactively)"]) from None
-        reason = str(answer.get("reason") or answer.get("value") or "").strip()
-        if not reason:
-            raise InputError([f"<command line>: {message}; a forced resume needs a reason"])
-        return reason
-
-    def reclaim(self, state: RunState, started: dict[str, Any], run_id: str) -> LockRef:
-        key = started.get("lock")
-        if key is None:
-            return LockRef(None, run_id, 0)
-        owner = started.get("lock_owner") or run_id
-        holder = self.store.locks.reclaim(key, owner, state.runbook, self.operator)
-        return LockRef(key, owner, holder.epoch)
 
     def abandon(self, prefix: str, reason: str) -> int:
         """`invoke runbook.abandon RUN_ID --reason`: close a run that will never finish."""
