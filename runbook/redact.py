@@ -98,8 +98,13 @@ def _variants(secret: str) -> set[str]:
         out.add(stable.replace("+", "-").replace("/", "_"))
     out.add(urllib.parse.quote(secret, safe=""))
     out.add(urllib.parse.quote_plus(secret, safe=""))
-    out.add(json.dumps(secret)[1:-1])
-    out.add(json.dumps(json.dumps(secret)[1:-1])[1:-1])
+    # JSON-escaped as tools print it: ASCII-only or not, "/" kept or escaped as "\/", and once more for
+    # JSON inside a JSON string.
+    for ascii_only in (True, False):
+        escaped = json.dumps(secret, ensure_ascii=ascii_only)[1:-1]
+        for form in (escaped, escaped.replace("/", "\\/")):
+            out.add(form)
+            out.add(json.dumps(form, ensure_ascii=ascii_only)[1:-1])
     return {v for v in out if len(v) >= MIN_SECRET}
 
 

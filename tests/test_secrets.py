@@ -166,6 +166,21 @@ def test_evidence_is_never_redacted_for_looking_random(name: str) -> None:
     assert redactor.data({"summary": text, "values": [text], text: 1}) == {"summary": text, "values": [text], text: 1}
 
 
+@pytest.mark.parametrize("secret", ['pa"ss\\word-42', 'pässwörd"1\\', "s3c/r3t/with/slashes"])
+def test_a_known_secret_with_quotes_or_backslashes_printed_inside_json(secret: str) -> None:
+    """A known secret (Redactor.add) is found in its JSON-escaped forms, as tools print them."""
+    redactor = Redactor()
+    redactor.add(secret)
+    printed = [json.dumps({"k": secret}), json.dumps({"k": secret}, ensure_ascii=False),
+               json.dumps({"k": secret}).replace("/", "\\/"), json.dumps({"log": json.dumps({"k": secret})})]
+    for text in printed:
+        out = redactor.text(text)
+        assert out in ('{"k": "[REDACTED]"}', '{"log": "{\\"k\\": \\"[REDACTED]\\"}"}'), (text, out)
+    assert redactor.data({"stdout": printed[0], "lines": printed[1:]}) == {
+        "stdout": '{"k": "[REDACTED]"}', "lines": ['{"k": "[REDACTED]"}', '{"k": "[REDACTED]"}',
+                                                    '{"log": "{\\"k\\": \\"[REDACTED]\\"}"}']}
+
+
 def test_tool_output_is_redacted_in_journal_console_and_exports(tmp_path: Path) -> None:
     """End to end: a command prints assume-role JSON, a credentials file, a password, client secrets and
     private keys (no value declared anywhere); the evidence after them stays readable."""
