@@ -228,12 +228,13 @@ def _latest(reviews: Iterable[Review]) -> tuple[dict[str, Review], dict[str, int
     for review in reviews:
         key = _fold(review.login)
         if review.state in ("COMMENTED", "PENDING"):
-            if key not in latest and review.login not in commenters:
+            if key not in latest and key not in {_fold(c) for c in commenters}:
                 commenters.append(review.login)
             continue
         latest[key] = review
         if review.state == "APPROVED":
-            approvals[review.login] = approvals.get(review.login, 0) + 1
+            name = next((n for n in approvals if _fold(n) == key), review.login)   # as first seen
+            approvals[name] = approvals.get(name, 0) + 1
     return latest, approvals, [c for c in commenters if _fold(c) not in latest]
 
 

@@ -289,6 +289,22 @@ def test_rollback_target_without_a_release_lists_candidates(world: MenoTimeWorld
     assert listed[0]["family_revision"] == f"{FAMILY}:5" and listed[0]["same_digest_as_current"]
 
 
+def test_a_chosen_rollback_target_of_another_family_or_inactive_is_refused(world: MenoTimeWorld,
+                                                                           tmp_path: Path) -> None:
+    """The rollback-target check itself refuses the operator's choice (not only the later update)."""
+    history = History(LocalStore(tmp_path / "empty-home"))
+    other = register_revision(world.endpoint_url, "billing-worker", world.image("v1.0.0"))
+    wrong = run("aws.ecs_rollback_target", world, {"target": other}, history=history)
+    assert not wrong.passed, wrong.summary
+    assert wrong.summary == "rollback target refused: billing-worker:1 is not of family menotime-api-prod"
+    ecs(world).deregister_task_definition(taskDefinition=f"{FAMILY}:1")
+    gone = run("aws.ecs_rollback_target", world, {"target": f"{FAMILY}:1"}, history=history)
+    assert not gone.passed, gone.summary
+    assert gone.summary == f"rollback target refused: {FAMILY}:1 is INACTIVE (deregistered): ECS cannot deploy it"
+    assert run("aws.ecs_rollback_target", world, {"target": f"{FAMILY}:3"}, history=history).passed
+    assert service(world)["taskDefinition"].endswith(f"{FAMILY}:2")   # a check: nothing was deployed
+
+
 # -- CloudWatch ---------------------------------------------------------------------------------
 
 def test_5xx_rate_under_and_over_threshold_and_n_of_m(world: MenoTimeWorld) -> None:

@@ -314,6 +314,29 @@ def test_a_role_nobody_is_listed_for_fails_without_parking(standin: GitHubStandI
     assert "lists nobody for role product" in outcome.summary
 
 
+def test_logins_compare_without_case_as_on_github(standin: GitHubStandIn, registry: plugins.Registry) -> None:
+    """GitHub logins are case-insensitive: alice and Alice are one reviewer, Author is the author,
+    Releaser the operator, and the environment's approvers may be written in any case."""
+    number = open_as_author(standin)
+    for login in ("alice", "Alice", "Author", "Releaser"):
+        standin.review(number, login, "APPROVED")
+    once = call(registry, "approval.github-pr", standin, {"pr": number, "min": 2})
+    assert not once.passed and "1 of 2 approvals" in once.summary, once.summary
+    assert once.outputs["count"] == 1 and [a.casefold() for a in once.outputs["approvers"]] == ["alice"]
+    reasons = {nc["login"]: nc["reason"] for nc in once.evidence["not_counted"]}
+    assert "author of the pull request" in reasons["Author"] and "operator of this run" in reasons["Releaser"]
+    assert once.evidence["repeated_approvals"] == {"alice": 2}
+    standin.review(number, "BOB", "APPROVED")
+    roles = {"pr": number, "min": 2, "roles": ["engineering-lead", "devops"]}
+    filled = call(registry, "approval.github-pr", standin, roles,
+                  approvers={"engineering-lead": ["ALICE"], "devops": ["bob"]})
+    assert filled.passed, filled.summary
+    assert filled.outputs["roles"] == {"engineering-lead": "Alice", "devops": "BOB"}
+    shared = call(registry, "approval.github-pr", standin, roles,
+                  approvers={"engineering-lead": ["alice"], "devops": ["Alice"]})
+    assert not shared.passed and "each role needs its own approver" in shared.summary
+
+
 def test_evaluate_rules_without_a_server() -> None:
     head = "a" * 40
     reviews = [Review("Alice", "APPROVED", head), Review("bob", "APPROVED", head), Review("bob", "DISMISSED", head),

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from runbook import cli
+from runbook import cli, params
 from runbook.errors import ExitCode, InputError, PluginError, UsageError
 from runbook.model import ApprovalSource, Evidence, OnFailure, ParamType
 from runbook.plugins import load
 from runbook.schemas import load_schema
+from runbook.validate import param_problem
 
 from conftest import PROJECT, REPO
 
@@ -150,3 +151,38 @@ def test_invoke_dry_run_and_secret_refusal() -> None:
     assert bad.returncode == 2
     assert bad.stderr.startswith("<command line>: parameter 'token' is secret")
     assert "abc" not in bad.stderr
+
+
+def test_integer_bounds_are_checked_from_every_source() -> None:
+    spec = {"replicas": {"type": "integer", "minimum": 1, "maximum": 50}}
+    assert param_problem(spec["replicas"], 50) is None and param_problem(spec["replicas"], 1) is None
+    assert param_problem(spec["replicas"], 51) == "51 is above the maximum 50"
+    assert param_problem(spec["replicas"], 0) == "0 is below the minimum 1"
+    for source, kwargs in (("<command line>", {"cli": ["replicas=99"]}),
+                           ("RUNBOOK_PARAM_REPLICAS", {"environ": {"RUNBOOK_PARAM_REPLICAS": "99"}}),
+                           ("answers", {"answers": {"replicas": 99}})):
+        with pytest.raises(InputError) as caught:
+            params.resolve(spec, **kwargs)
+        assert [str(d) for d in caught.value.diagnostics] == [
+            f"{source}: 99 is above the maximum 50 (at params.replicas)"]
+    assert params.resolve(spec, cli=["replicas=50"]).values == {"replicas": 50}
+
+
+@pytest.mark.parametrize("how", ["command line", "variable", "answers file"])
+def test_invoke_refuses_an_integer_above_its_maximum_with_one_line(how: str, tmp_path: Path) -> None:
+    env = {"RUNBOOK_ROOT": str(PROJECT)}
+    args = ["runbook", "full-feature", "--env", "test", "--param", "version=v1.2.3", "--dry-run"]
+    expected = "<command line>: 99 is above the maximum 50 (at params.replicas)"
+    if how == "command line":
+        args += ["--param", "replicas=99"]
+    elif how == "variable":
+        env["RUNBOOK_PARAM_REPLICAS"] = "99"
+        expected = "RUNBOOK_PARAM_REPLICAS: 99 is above the maximum 50 (at params.replicas)"
+    else:
+        answers = tmp_path / "answers.yaml"
+        answers.write_text("runbook: full-feature\nparams:\n  replicas: 99\nanswers: {}\n")
+        args += ["--answers", str(answers)]
+        expected = f"{answers}:3:13: 99 is above the maximum 50 (at params.replicas)"
+    result = invoke(*args, env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [expected]
