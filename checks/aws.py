@@ -392,7 +392,7 @@ def ecs_deployment_state(ctx: Context) -> Outcome:
 
 
 def _state_outputs(svc: dict[str, Any]) -> dict[str, Any]:
-    primary = next((d for d in svc.get("deployments") or [] if d.get("status") == "PRIMARY"), {})
+    primary: dict[str, Any] = next((d for d in svc.get("deployments") or [] if d.get("status") == "PRIMARY"), {})
     td = str(primary.get("taskDefinition") or svc.get("taskDefinition", ""))
     return {"task_definition": td, "family_revision": aws.family_revision(td),
             "desired": int(svc.get("desiredCount", 0)), "running": int(primary.get("runningCount", 0)),
@@ -577,7 +577,7 @@ def ecs_update_service(ctx: Context) -> Outcome:
     if ctx.args.get("desired_count"):
         kwargs["desiredCount"] = int(ctx.args["desired_count"])
     updated = aws.call(ctx.env, "ecs", "update_service", f"{cluster}/{name}", **kwargs)["service"]
-    primary = next((d for d in updated.get("deployments") or [] if d.get("status") == "PRIMARY"), {})
+    primary: dict[str, Any] = next((d for d in updated.get("deployments") or [] if d.get("status") == "PRIMARY"), {})
     target = str(td["taskDefinitionArn"])
     outputs = {"task_definition": target, "family_revision": aws.family_revision(target),
                "previous_task_definition": previous, "previous_family_revision": aws.family_revision(previous),
@@ -600,7 +600,7 @@ def ecs_update_service_probe(ctx: Context) -> Outcome | None:
     if ctx.args.get("desired_count") and svc.get("desiredCount") != ctx.args["desired_count"]:
         return None
     deps = svc.get("deployments") or []
-    primary = next((d for d in deps if d.get("status") == "PRIMARY"), {})
+    primary: dict[str, Any] = next((d for d in deps if d.get("status") == "PRIMARY"), {})
     older = next((str(d.get("taskDefinition")) for d in deps if d.get("status") == "ACTIVE"), "")
     outputs = {"task_definition": target, "family_revision": aws.family_revision(target),
                "previous_task_definition": older,

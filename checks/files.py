@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from runbook.plugins import Context, Outcome, action, check, probe
 
@@ -46,9 +47,7 @@ def _plain(version: str) -> str:
     return version[1:] if version.startswith("v") else version
 
 
-def _base(ctx: Context) -> "Path":
-    from pathlib import Path
-
+def _base(ctx: Context) -> Path:
     value = ctx.args.get("repo")
     if value:
         return ctx.path(value)

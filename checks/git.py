@@ -126,8 +126,9 @@ def _release_tags(repo: Path, pattern: str) -> list[tuple[tuple[int, int, int], 
     tags = g.out(["tag", "--list"], repo).splitlines()
     out = []
     for tag in tags:
-        if rx.search(tag) and _semver(tag):
-            out.append((_semver(tag), tag))  # type: ignore[arg-type]
+        version = _semver(tag) if rx.search(tag) else None
+        if version is not None:
+            out.append((version, tag))
     return sorted(out)
 
 

@@ -342,7 +342,7 @@ def workflow_run(ctx: Context) -> Outcome:
     """Pass when the latest workflow run for the commit concluded success (use ``wait:`` to poll)."""
     sha = str(ctx.args["head_sha"])
     workflow = str(ctx.args.get("workflow") or "")
-    filters = {k: str(ctx.args[k]) for k in ("branch", "event") if ctx.args.get(k)}
+    filters: dict[str, Any] = {k: str(ctx.args[k]) for k in ("branch", "event") if ctx.args.get(k)}
     what = f"workflow {workflow}" if workflow else "any workflow"
     with api.connect(ctx.env) as conn:
         with conn.translate(f"list workflow runs for {sha[:7]}"):

@@ -60,12 +60,12 @@ def request(ctx: Context) -> Outcome:
     headers = dict(args.get("headers") or {})
     data: bytes | None = None
     if "json_body" in args or "json_body_env" in args:
-        body = dict(args.get("json_body") or {})
+        fields = dict(args.get("json_body") or {})
         for field, var in (args.get("json_body_env") or {}).items():
             if not os.environ.get(var):
                 return Outcome.fail(f"{method} {url}: environment variable {var} (for {field}) is not set")
-            body[field] = os.environ[var]
-        data = json.dumps(body).encode()
+            fields[field] = os.environ[var]
+        data = json.dumps(fields).encode()
         headers.setdefault("Content-Type", "application/json")
     elif "body" in args:
         data = args["body"].encode()

@@ -27,7 +27,9 @@ class Host(Protocol):
     registry: Any
     operator: str
     run_id: str
-    state: Any
+
+    @property
+    def state(self) -> Any: ...
 
     def resolve(self, value: Any, sid: str) -> Any: ...
     def context(self, step: Step, item: dict[str, Any], args: dict[str, Any], deadline: float | None) -> Any: ...

@@ -68,7 +68,7 @@ def verify(store: LocalStore, run_id: str | None = None, whole_ledger: bool = Tr
     except FileNotFoundError:
         ledger = None
     suffix = None if whole_ledger or not run_id or ledger is None else _ledger_from_start(ledger, run_id)
-    if suffix is not None:
+    if suffix is not None and ledger is not None and run_id is not None:
         start, seq0, prev0 = suffix
         ledger_problems, ledger_len, _ = verify_chain(ledger_path, "ledger", ledger, start, seq0, prev0)
         marks = ledger_marks(ledger[start:], ledger_len - seq0, seq0, run_id)
@@ -84,7 +84,7 @@ def verify(store: LocalStore, run_id: str | None = None, whole_ledger: bool = Tr
         report.problems.append(Problem(f"ledger record {anchors[rid]['seq'] + 1}",
                                        f"an anchor of run {rid}, which the ledger never started and which has "
                                        "no journal (edited)"))
-    wanted = [run_id] if run_id else sorted(on_disk | set(starts))
+    wanted = [run_id] if run_id else sorted({str(r) for r in on_disk | set(starts)})
     for rid in wanted:
         label = f"run {rid}"
         path = store.journal_path(rid)

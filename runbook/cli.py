@@ -46,7 +46,8 @@ def list_runbooks(root: Path, out: TextIO = sys.stdout, as_json: bool = False) -
         if not isinstance(data, dict):
             rows.append({"name": name, "title": "(invalid: see `invoke runbook.validate`)", "params": []})
             continue
-        params = data.get("params") if isinstance(data.get("params"), dict) else {}
+        found = data.get("params")
+        params: dict[str, Any] = found if isinstance(found, dict) else {}
         rows.append({"name": name, "title": str(data.get("title", "")),
                      "params": [_param_label(k, v) for k, v in params.items()]})
     if as_json:
@@ -57,8 +58,8 @@ def list_runbooks(root: Path, out: TextIO = sys.stdout, as_json: bool = False) -
         return ExitCode.OK
     width = max(len(r["name"]) for r in rows)
     for r in rows:
-        params = ("  [" + ", ".join(r["params"]) + "]") if r["params"] else ""
-        out.write(f"{r['name']:<{width}}  {r['title']}{params}\n")
+        listed = ("  [" + ", ".join(r["params"]) + "]") if r["params"] else ""
+        out.write(f"{r['name']:<{width}}  {r['title']}{listed}\n")
     return ExitCode.OK
 
 
@@ -97,7 +98,7 @@ def validate(root: Path, paths: Sequence[str] = (), out: TextIO = sys.stdout) ->
 
     registry = _registry(root, check=True)
     validator = RunbookValidator(project, registry)
-    diags: list[Diagnostic] = []
+    diags: list[Diagnostic | str] = []
     counts = {"runbook": 0, "environment": 0}
     for file in files:
         kind = "environment" if file.resolve().parent.name == "environments" else "runbook"
@@ -108,7 +109,8 @@ def validate(root: Path, paths: Sequence[str] = (), out: TextIO = sys.stdout) ->
             _, found = validator.check(file)
         diags.extend(found)
     if diags:
-        raise InputError(sorted(set(diags), key=lambda d: (d.file, d.line, d.col, d.message)))
+        raise InputError(sorted(set(diags), key=lambda d: (d.file, d.line, d.col, d.message) if isinstance(d, Diagnostic)
+                                else (str(d), 0, 0, "")))
     if cache is not None:
         _remember_valid(cache, key, counts)
     out.write(f"ok: {counts['runbook']} runbook(s) and {counts['environment']} environment(s) are valid\n")

@@ -19,6 +19,8 @@ MARKS = {"succeeded": ("✓", "ok"), "failed": ("✗", "FAILED"), "skipped": ("-
 
 
 class Console:
+    _status: Any = None          # the rich spinner shown now (nested waits reuse it)
+
     def __init__(self, out: TextIO | None = None, err: TextIO | None = None, plain: bool | None = None):
         self.out = out or sys.stdout
         self.err = err or sys.stderr
@@ -127,7 +129,7 @@ class Console:
                     self.line(f"    ... {msg}")
             yield update
             return
-        if getattr(self, "_status", None) is not None:      # nested: reuse the spinner already shown
+        if self._status is not None:      # nested: reuse the spinner already shown
             yield self._status.update
             return
         with self.rich.status(text) as status:

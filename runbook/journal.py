@@ -249,7 +249,7 @@ class Ledger:
 
 def read_records(path: Path) -> list[dict[str, Any]]:
     """Parse every complete line of a journal (a torn last line is left out)."""
-    out = []
+    out: list[dict[str, Any]] = []
     if not path.exists():
         return out
     with open(path, "rb") as fh:

@@ -93,7 +93,7 @@ def watch(locks: Any, key: str | None, owner: str, epoch: int) -> Iterator[None]
         yield
         return
     stop = threading.Event()
-    interval = float(os.environ.get("RUNBOOK_HEARTBEAT_S") or getattr(locks, "heartbeat_s", HEARTBEAT_S))
+    interval = float(os.environ.get("RUNBOOK_HEARTBEAT_S") or getattr(locks, "heartbeat_s", None) or HEARTBEAT_S)
 
     def loop() -> None:
         while not stop.wait(interval):

@@ -60,7 +60,7 @@ class Context:
     root: Path
     redact: Callable[[str], str] = lambda text: text
     store_blob: Callable[[bytes], str] | None = None
-    results: Mapping[str, Any] = field(default_factory=dict)
+    results: Any = None            # read-only access to this run's results so far (outputs, summaries)
     clients: Any = None
     progress: Callable[[str], None] = lambda message: None
     timeout: float | None = None

@@ -257,7 +257,7 @@ class Index:
         for run_id in self.store.run_ids():
             if remote:
                 self.store.records(run_id)     # the team backend refreshes its local copy of the journal
-                path = self.store.journal_path(run_id)
+                path = str(self.store.journal_path(run_id))
             else:
                 path = runs + run_id + os.sep + "journal.jsonl"    # plain strings: 10,000 runs, one stat each
             try:

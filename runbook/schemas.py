@@ -110,7 +110,7 @@ def _pending_type(expected: Any, instance: Pending) -> Iterable[Any]:
     if not have & set(wanted):
         names = SCHEMA_TYPE_NAMES
         yield ValidationError(f"{instance.text} is {names.get(instance.type, instance.type)}, but "
-                              f"{' or '.join(names.get(w, w) for w in wanted)} is expected")
+                              f"{' or '.join(str(names.get(w, w)) for w in wanted)} is expected")
 
 
 def validator_for(schema: dict[str, Any]) -> Any:
@@ -168,7 +168,7 @@ def _translate(doc: Document, error: Any, base: tuple[Any, ...], shown: tuple[An
         if isinstance(instance, Pending):
             return [doc.diag(path, error.message, shown_path=shown_path)]
         hint = "; put it in quotes" if "string" in wanted and isinstance(instance, (bool, int, float)) else ""
-        return [doc.diag(path, f"expected {' or '.join(SCHEMA_TYPE_NAMES.get(w, w) for w in wanted)}, "
+        return [doc.diag(path, f"expected {' or '.join(str(SCHEMA_TYPE_NAMES.get(w, w)) for w in wanted)}, "
                                f"found {_found(instance)}{hint}", shown_path=shown_path)]
     if kind == "enum":
         options = [str(o) for o in error.validator_value]

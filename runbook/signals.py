@@ -47,7 +47,7 @@ def _handler(signum: int, frame: Any) -> None:
             return
         exc: BaseException = _news.pop(0)
     else:
-        exc = Interrupted(f"interrupted by {NAMES.get(signum, signum)}")
+        exc = Interrupted(f"interrupted by {NAMES.get(signal.Signals(signum), str(signum))}")
     if _depth() > 0:
         _state.pending = exc
         return

@@ -135,9 +135,8 @@ class RunState:
 
     def outputs(self, sid: str, key: str) -> dict[str, Any] | None:
         s = self.steps.get(sid)
-        if s is None or key not in s.items or s.items[key].result is None:
-            return None
-        return s.items[key].result.get("outputs")
+        result = s.items[key].result if s is not None and key in s.items else None
+        return None if result is None else result.get("outputs")
 
 
 def outcome_text(status: str, deviations: int) -> str:

@@ -141,7 +141,8 @@ class _RunbookRules:
         self.c = checked
         self.doc = checked.doc
         self.data = checked.data
-        self.stack = stack + (checked.data.get("name") if isinstance(checked.data.get("name"), str) else "?",)
+        name = checked.data.get("name")
+        self.stack: tuple[str, ...] = stack + (name if isinstance(name, str) else "?",)
         self.diags = diags
         self.params: dict[str, dict[str, Any]] = {
             k: p for k, p in (self.data.get("params") or {}).items() if isinstance(p, dict)
@@ -364,7 +365,7 @@ class _RunbookRules:
         if any(t is _BAD for t in types):
             return _BAD
         if whole is not None:
-            return Pending(value, types[0])  # type: ignore[arg-type]
+            return Pending(value, types[0])
         return Pending(value, "string")
 
     def check_strings(self, path: tuple[Any, ...], value: Any, before: int, allow_steps: bool = True) -> None:
@@ -549,7 +550,8 @@ class _RunbookRules:
                    require_all: bool, label: str) -> None:
         if not isinstance(given, dict):
             return
-        params = target.get("params") if isinstance(target.get("params"), dict) else {}
+        found = target.get("params")
+        params: dict[str, Any] = found if isinstance(found, dict) else {}
         for key, value in given.items():
             if key not in params:
                 self.err(path + (key,), f"{label} has no parameter {key!r}{suggest(key, list(params))}", key=True)

@@ -244,4 +244,5 @@ class Refused(Conflict):
 
 def _holder(item: dict[str, Any]) -> Holder:
     data = from_item(item)
-    return Holder(**{k: data.get(k) for k in FIELDS})
+    fields: dict[str, Any] = {k: data.get(k) for k in FIELDS}
+    return Holder(**fields)
