@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
+from . import hints
 from .errors import Parked, StepFailed
 from .prompts import Prompt
 from .recorder import failing
@@ -69,7 +70,7 @@ def run_gate(runner: Host, step: Step) -> None:
     if env is not None and env.protected:
         raise StepFailed(f"prompt approvals are refused on protected environment {env.name!r}: use a github-pr "
                          "approval, or (for teams without GitHub) the team backend, where each approver runs "
-                         f"`invoke runbook.approve {runner.run_id} --env {env.name}` under their own AWS identity")
+                         f"`{hints.approve(runner.run_id, env.name)}` under their own AWS identity")
     prompt = Prompt(f"{step.id}.approval", "approval",
                     f"Approvers for '{step.title or step.id}' (at least {spec.get('min', 1)}, space-separated):",
                     details=results_so_far(runner))

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import hints
 from .journal import ZERO, Problem, record_hash_at, verify_chain
 from .model import LedgerRecord
 from .store import LocalStore
@@ -145,7 +146,7 @@ def _cross_check(rid: str, path: Path, data: bytes, length: int, head: str, star
             return [Problem(f"ledger (the newest anchor of {label})",
                             f"missing: the journal ends with record {length} ({kind}), which the engine anchors "
                             f"at once, but {where}: the ledger's newest records were cut or edited, or the "
-                            f"engine stopped between the two writes (then `invoke runbook.resume {rid}` "
+                            f"engine stopped between the two writes (then `{hints.resume(rid)}` "
                             "completes the anchor)")]
     return []
 

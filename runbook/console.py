@@ -106,16 +106,17 @@ class Console:
                   f"({data.get('from_operator')}): {data.get('reason')}", "bold red")
 
     def summary(self, run_id: str, status: str, reason: str = "", runbook: str = "", deviations: int = 0) -> None:
+        from . import hints
         from .state import outcome_text
 
         self.line("")
         tail = f" ({reason})" if reason else ""
         self.line(f"Run {run_id} {outcome_text(status, deviations)}{tail}.", "bold")
         if status in ("parked", "interrupted", "failed"):
-            self.line(f"  resume:  invoke runbook.resume {run_id}")
+            self.line(f"  resume:  {hints.resume(run_id)}")
         if status == "failed":
-            self.line(f"  or close it: invoke runbook.abandon {run_id} --reason '...'")
-        self.line(f"  review:  invoke audit.show {run_id}   verify: invoke audit.verify {run_id}")
+            self.line(f"  or close it: {hints.abandon(run_id)}")
+        self.line(f"  review:  {hints.show(run_id)}   verify: {hints.verify(run_id)}")
 
     @contextmanager
     def waiting(self, text: str) -> Iterator[Any]:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import identity
+from . import hints, identity
 from .errors import LockHeld, RunbookError, UsageError
 from .journal import atomic_write, utcnow
 
@@ -70,11 +70,10 @@ def held_message(current: Holder) -> str:
                if current.expires_at is not None else
                f"pid {current.pid} on {current.host} is gone, since {current.since}")
         return (f"lock {current.key!r} is stale: run {current.run_id} of {current.runbook} by {current.operator} "
-                f"stopped ({why}); resume it with `invoke runbook.resume {current.run_id}`, close it with "
-                f"`invoke runbook.abandon {current.run_id} --reason ...`, or free the key with "
-                f"`invoke runbook.unlock {current.key} --reason ...`")
+                f"stopped ({why}); resume it with `{hints.resume(current.run_id)}`, close it with "
+                f"`{hints.abandon(current.run_id)}`, or free the key with `{hints.unlock(current.key)}`")
     return (f"lock {current.key!r} is held: {current.describe()}; wait with --wait-lock 10m, or see "
-            f"`invoke runbook.status`")
+            f"`{hints.status()}`")
 
 
 HEARTBEAT_S = 1.0     # how often a running holder looks whether its lock was taken over

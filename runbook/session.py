@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import answers as answers_mod
+from . import answers as answers_mod, hints
 from .engine import Runner
 from .errors import ExitCode, InputError, Interrupted, LockHeld, Parked, RunbookError, UsageError
 from .locks import Holder, LockRef
@@ -271,7 +271,7 @@ class Session:
             self.console.summary(runner.run_id, status.value, shown, runner.plan.name,
                                  deviations=len(runner.state.deviations))
         if status is Status.INTERRUPTED:
-            raise Interrupted(f"run {runner.run_id} saved; resume with `invoke runbook.resume {runner.run_id}`")
+            raise Interrupted(f"run {runner.run_id} saved; resume with `{hints.resume(runner.run_id)}`")
         return EXIT[status]
 
     def close_taken_over(self, runner: Runner) -> None:
@@ -302,7 +302,7 @@ class Session:
         if len(found) > 1:
             listing = "; ".join(f"{s.run_id} ({s.status.value}, started {s.started})" for s in found)
             raise UsageError(f"<command line>: several unfinished runs of {name!r}: {listing}; "
-                             "resume one with `invoke runbook.resume RUN_ID`")
+                             f"resume one with `{hints.resume('RUN_ID')}`")
         return found[0].run_id
 
     def resume(self, prefix: str) -> int:

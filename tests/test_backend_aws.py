@@ -299,3 +299,35 @@ def test_the_stand_in_applies_one_request_at_a_time() -> None:
     for t in threads:
         t.join()
     assert most[0] == 1 and bodies == [[b"reply"]] * 8
+
+
+def test_a_failed_guard_is_never_walked_past_on_resume_on_the_team_backend(tmp_path: Path) -> None:
+    """DESIGN (Resume) on the team backend: resumed from another machine, a guard that still fails
+    fails again and its action never runs; fixed, the run finishes there and its lock is released."""
+    from runbook.audit import verify
+
+    env = team_env(endpoint())
+    root = project(tmp_path, env)
+    work = tmp_path / "work"
+    work.mkdir()
+    answers = tmp_path / "a.yaml"
+    answers.write_text("runbook: guarded\nanswers:\n  swap.confirm: true\n"
+                       "  approve.approval: {approvers: [bob@example.com]}\n")
+    first = invoke("runbook", "guarded", "--env", "team", "--param", f"dir={work}", "--answers", str(answers),
+                   root=root, home=tmp_path / "laptop-a", env=AWS_KEYS)
+    assert first.returncode == 1, first.stdout + first.stderr
+    again = invoke("runbook", "guarded", "--env", "team", "--resume", "--answers", str(answers), root=root,
+                   home=tmp_path / "laptop-b", env=AWS_KEYS)
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert lines(work / "stopped.txt") == []
+    (work / "volume.txt").write_text("ready\n")
+    (work / "attach-ok").write_text("")
+    fixed = invoke("runbook", "guarded", "--env", "team", "--resume", "--answers", str(answers), root=root,
+                   home=tmp_path / "laptop-b", env=AWS_KEYS)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert lines(work / "stopped.txt") == ["stopped"] and lines(work / "started.txt") == ["started"]
+    store = aws_store(env, tmp_path / "reviewer")
+    [run_id] = store.run_ids()
+    guard = [r for r in store.records(run_id) if r["type"] == "item.result" and r["data"]["item"] == "volume-ready"]
+    assert [g["data"]["passed"] for g in guard] == [False, False, True]
+    assert verify(store).ok and store.locks.read("team") is None

@@ -205,7 +205,7 @@ def test_a_stop_between_the_last_record_and_its_anchor_is_reported_then_complete
     code, out = verify(root, home, monkeypatch)
     assert code == ExitCode.FAILED
     assert out.startswith(f"ledger (the newest anchor of run {run}): missing: the journal ends with record ") \
-        and f"`invoke runbook.resume {run}` completes the anchor" in out, out
+        and f"`invoke runbook.resume --run-id {run}` completes the anchor" in out, out
     if then == "resume":
         again = invoke("runbook.resume", "--run-id", run, root=root, home=home)
         assert again.returncode == 2
