@@ -380,15 +380,7 @@ def resume(root: Path, run_id: str | None, answers_file: str | None = None, yes:
         from .plan import load_environment
 
         session.use_backend(load_environment(session.project, env).data)
-    if not run_id:
-        from .state import UNFINISHED
-
-        found = [s for s in session.store.states() if s.status in UNFINISHED and not s.parent]
-        if len(found) != 1:
-            listing = "; ".join(f"{s.run_id} {s.runbook} ({s.status.value})" for s in found) or "none"
-            raise UsageError(f"<command line>: name the run to resume; unfinished runs: {listing}")
-        run_id = found[0].run_id
-    return session.resume(run_id)
+    return session.resume(run_id or session.unfinished())
 
 
 def status(root: Path, out: TextIO = sys.stdout, as_json: bool = False, env: str | None = None) -> int:

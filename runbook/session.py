@@ -291,17 +291,20 @@ class Session:
                 "reason": f"its lock was taken over by run {runner.run_id} ({runner.plan.name}), which succeeded",
                 "by_run": runner.run_id, "runbook": runner.plan.name})
 
-    def unfinished(self, name: str) -> str:
-        env = self.options.env
+    def unfinished(self, name: str | None = None) -> str:
+        """The one unfinished run to resume (of runbook ``name`` in ``--env``, or of any runbook):
+        what `invoke runbook NAME --resume` and `invoke runbook.resume` without a run id take."""
         from .review import unfinished_states
 
-        found = [s for s in unfinished_states(self.store) if s.runbook == name and s.env == env and not s.parent]
+        env = self.options.env
+        found = [s for s in unfinished_states(self.store) if not s.parent
+                 and (name is None or (s.runbook == name and s.env == env))]
+        what = f"of {name!r}{' in ' + env if env else ''}" if name else "at all"
         if not found:
-            raise UsageError(f"<command line>: no unfinished run of {name!r}"
-                             f"{' in ' + env if env else ''} to resume; `invoke runbook.status` lists runs")
+            raise UsageError(f"<command line>: no unfinished run {what} to resume; `{hints.status()}` lists runs")
         if len(found) > 1:
-            listing = "; ".join(f"{s.run_id} ({s.status.value}, started {s.started})" for s in found)
-            raise UsageError(f"<command line>: several unfinished runs of {name!r}: {listing}; "
+            listing = "; ".join(f"{s.run_id} {s.runbook} ({s.status.value}, started {s.started})" for s in found)
+            raise UsageError(f"<command line>: several unfinished runs {what}: {listing}; "
                              f"resume one with `{hints.resume('RUN_ID')}`")
         return found[0].run_id
 

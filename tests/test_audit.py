@@ -131,6 +131,7 @@ def test_exports(world: dict, tmp_path: Path) -> None:
     assert root.findall(".//{http://www.w3.org/2000/svg}line[@class='link']")         # release and follow-up linked
 
 
+@pytest.mark.slow
 def test_html_report_renders_in_headless_chromium(world: dict, tmp_path: Path) -> None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:

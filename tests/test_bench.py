@@ -6,11 +6,15 @@ same run and a goal); no timing is asserted: speed targets live in the benchmark
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
 
 from conftest import REPO
+
+pytestmark = pytest.mark.slow          # not in the fast tier: `python -m pytest -m "not slow"`
 
 FIGURES = {   # name prefix -> has a baseline measured in the same run
     "startup: invoke --list": True,

@@ -18,6 +18,8 @@ from runbook.sandbox import control
 
 from helpers import REPO, invoke, spawn, wait_for
 
+pytestmark = pytest.mark.slow          # not in the fast tier: `python -m pytest -m "not slow"`
+
 ANSWERS = REPO / "answers" / "sandbox"
 
 

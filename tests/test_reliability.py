@@ -9,6 +9,8 @@ import pytest
 
 from reliability import suite
 
+pytestmark = pytest.mark.slow          # not in the fast tier: `python -m pytest -m "not slow"`
+
 
 @pytest.mark.parametrize("figure", [suite.crash_points, suite.torn_writes, suite.lock_races, suite.hostile_input,
                                     suite.tampering, suite.secrets_kept_out],

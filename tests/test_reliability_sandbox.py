@@ -8,11 +8,15 @@ run's ending, nothing repeated in moto, the origin or the GitHub stand-in, every
 
 from __future__ import annotations
 
+import pytest
+
 import json
 from pathlib import Path
 
 from reliability import sandbox_kills as sk
 from reliability import suite
+
+pytestmark = pytest.mark.slow          # not in the fast tier: `python -m pytest -m "not slow"`
 
 
 def _rec(seq: int, kind: str, time: str, **data: object) -> dict:

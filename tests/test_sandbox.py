@@ -17,6 +17,8 @@ from runbook.sandbox import control
 
 from helpers import REPO, invoke, wait_for
 
+pytestmark = pytest.mark.slow          # not in the fast tier: `python -m pytest -m "not slow"`
+
 ID = g.identity_env("Release Eng", "rel@example.com")
 
 
