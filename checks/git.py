@@ -121,9 +121,9 @@ def contains(ctx: Context) -> Outcome:
                         sha=ref)
 
 
-def _release_tags(repo: Path, pattern: str) -> list[tuple[tuple[int, int, int], str]]:
+def _release_tags(tags: list[str], pattern: str) -> list[tuple[tuple[int, int, int], str]]:
+    """The release tags among ``tags`` (those matching the release pattern), oldest first."""
     rx = re.compile(pattern)
-    tags = g.out(["tag", "--list"], repo).splitlines()
     out = []
     for tag in tags:
         version = _semver(tag) if rx.search(tag) else None
@@ -133,20 +133,29 @@ def _release_tags(repo: Path, pattern: str) -> list[tuple[tuple[int, int, int], 
 
 
 @check("git.version_greater", args={"properties": {**REPO, "version": {"type": "string"},
-                                                    "pattern": {"type": "string", "format": "regex"}},
+                                                    "pattern": {"type": "string", "format": "regex"},
+                                                    "remote": {"type": "string", "description":
+                                                               "read the tags of this remote (URL or path) "
+                                                               "without a clone: a parameter's check"}},
                                      "required": ["version"]},
        outputs={"type": "object", "properties": {"latest": {"type": "string"}, "version": {"type": "string"}}})
 def version_greater(ctx: Context) -> Outcome:
     """`version` is vMAJOR.MINOR.PATCH and greater than the latest release tag (rollback tags don't count)."""
-    repo = _repo(ctx)
     version = ctx.args["version"]
     pattern = ctx.args.get("pattern") or (ctx.env.get("deploy") or {}).get("release_tag_pattern") or DEFAULT_RELEASE_PATTERN
     wanted = _semver(version)
     if wanted is None:
         return Outcome.fail(f"{version!r} is not semantic versioning (vMAJOR.MINOR.PATCH)")
     try:
-        g.git(["fetch", "--quiet", "--tags", "origin"], repo, check=False)
-        tags = _release_tags(repo, pattern)
+        if ctx.args.get("remote"):
+            listed = g.out(["ls-remote", "--tags", "--refs", "--end-of-options",
+                            g.safe_value(str(ctx.args["remote"]), "remote")])
+            names = [line.split("refs/tags/", 1)[1] for line in listed.splitlines() if "refs/tags/" in line]
+        else:
+            repo = _repo(ctx)
+            g.git(["fetch", "--quiet", "--tags", "origin"], repo, check=False)
+            names = g.out(["tag", "--list"], repo).splitlines()
+        tags = _release_tags(names, pattern)
     except g.GitError as exc:
         return _git_fail(exc)
     if not tags:

@@ -113,6 +113,11 @@ def watch(locks: Any, key: str | None, owner: str, epoch: int) -> Iterator[None]
         stop.set()
 
 
+def waited(seconds: float) -> str:
+    """What a refusal after ``--wait-lock`` adds: how long it waited."""
+    return f" (waited {seconds:g} s with --wait-lock)" if seconds > 0 else ""
+
+
 class LockStore:
     """Local locks under a state home."""
 
@@ -177,7 +182,7 @@ class LockStore:
             if current is None:
                 continue   # released between our attempt and the read
             if time.monotonic() >= deadline:
-                raise LockHeld(self.held_message(current))
+                raise LockHeld(self.held_message(current) + waited(wait))
             if on_wait is not None:
                 on_wait(current)
             time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))

@@ -120,7 +120,7 @@ def resolve(spec: Mapping[str, Mapping[str, Any]], cli: Sequence[str] = (), envi
             except ValueError as exc:
                 errors.append(_source_error(source, name, str(exc), answers_doc))
                 continue
-            problem = param_problem(dict(pspec), value)
+            problem = param_problem(dict(pspec), value, name=("an " if name[:1] in "aeiou" else "a ") + name)
             if problem:
                 errors.append(_source_error(source, name, problem, answers_doc))
                 continue

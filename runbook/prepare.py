@@ -134,6 +134,37 @@ def check_answers(session: Session, p: Prepared) -> None:
         answers_mod.check_against(session.answers, p.plan.name, p.plan.prompts())
 
 
+def check_params(session: Session, p: Prepared, names: Sequence[str] | None = None) -> None:
+    """A parameter's own ``check:`` (read-only), run once its value is known: a failure is exit 2
+    before anything runs (an old version, before the prerequisites)."""
+    from . import templates
+    from .plugins import Context, Outcome
+
+    specs = _specs(p)
+    values = {**p.params.values, **p.params.secrets}
+    env = merge(p.env.data, p.env.overlay) if p.env else {}
+    problems = []
+    for name in names if names is not None else list(specs):
+        spec = specs.get(name) or {}
+        check = spec.get("check")
+        if not isinstance(check, dict) or name not in values:
+            continue
+        plugin = session.registry[check["uses"]]
+        scope = templates.Scope(values, env, {}, set(), lambda s, i: None, lambda s: False)
+        try:
+            args = scope.resolve(check.get("with") or {})
+            outcome = plugin.func(Context(args=args, env=env, root=session.root, redact=session.redactor.text,
+                                          env_name=p.env.name if p.env else ""))
+        except CheckFailed as exc:
+            outcome = Outcome.fail(str(exc))
+        if not isinstance(outcome, Outcome) or not outcome.passed:
+            why = outcome.summary if isinstance(outcome, Outcome) else f"{plugin.name} returned no Outcome"
+            problems.append(f"<command line>: {name}={session.redactor.text(str(values[name]))!s}: "
+                            f"{session.redactor.text(why)} (at params.{name})")
+    if problems:
+        raise InputError(problems)
+
+
 def guard_flags(session: Session, p: Prepared) -> None:
     """Protected environments: no --yes, no prompt approvals without the team backend."""
     assert p.plan is not None
@@ -215,6 +246,7 @@ def ask_params(session: Session, p: Prepared) -> None:
         (p.params.secrets if spec.get("secret") else p.params.values)[name] = value
         p.params.sources[name] = "prompt"
         p.params.missing.remove(name)
+        check_params(session, p, [name])
         asked = True
     for name, stored_hash in (p.state.secret_hashes if p.state else {}).items():
         value = p.params.secrets.get(name)
@@ -279,7 +311,7 @@ def linked_params(given: dict[str, Any]) -> Stage:
 
 
 START: tuple[Stage, ...] = (load_runbook, open_environment, given_params, make_plan, check_answers, guard_flags,
-                            take_lock, typed_name, ask_params)
+                            check_params, take_lock, typed_name, ask_params)
 RESUME: tuple[Stage, ...] = (load_run, load_runbook, open_environment, given_params, make_plan, check_answers,
                              guard_flags, reclaim_lock, typed_name, ask_params, check_digest)
 PLAN_ONLY: tuple[Stage, ...] = (load_runbook, open_environment, given_params, make_plan, check_answers)

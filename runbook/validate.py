@@ -200,6 +200,41 @@ class _RunbookRules:
                 problem = param_problem(spec, spec["default"], compiled)
                 if problem:
                     self.err(base + ("default",), f"default {problem}")
+            if "example" in spec:
+                problem = param_problem({k: v for k, v in spec.items() if k != "example"}, spec["example"], compiled)
+                if problem:
+                    self.err(base + ("example",), f"example {problem}")
+            if isinstance(spec.get("check"), dict):
+                self.check_param_check(base + ("check",), spec["check"])
+
+    def check_param_check(self, path: tuple[Any, ...], spec: dict[str, Any]) -> None:
+        """A parameter's ``check:``: a read-only check whose arguments may use params and env only
+        (it runs before the run exists)."""
+        uses = spec.get("uses")
+        if not isinstance(uses, str):
+            return
+        plugin = self.v.registry.get(uses)
+        if plugin is None:
+            self.err(path + ("uses",), f"unknown check {uses!r}{suggest(uses, list(self.v.registry))}; "
+                                       "`invoke runbook.checks` lists them")
+            return
+        if plugin.kind is not PluginKind.CHECK:
+            self.err(path + ("uses",), f"{uses} is an action; a parameter's check must be a read-only check")
+            return
+        args = spec.get("with", {})
+        if not isinstance(args, dict):
+            return
+        for spath, text in templates.walk_strings(args, path + ("with",)):
+            try:
+                run_refs = [r.text for r in templates.refs(text) if r.root == "run"]
+            except templates.TemplateError:
+                run_refs = []          # pendify reports it
+            if run_refs:
+                self.err(spath, f"{run_refs[0]} is not known when a parameter is checked (only params and env are)")
+                return
+        pending = self.pendify(path + ("with",), args, 0, allow_steps=False)
+        if pending is not _BAD:
+            self.diags.extend(schema_validate(self.doc, pending, plugin.args, base=path + ("with",)))
 
     # -- steps --------------------------------------------------------------------
     def check_step(self, index: int, step: dict[str, Any]) -> None:
@@ -625,7 +660,8 @@ def _types_fit(have: str, want: str) -> bool:
     return have == want or (have == "integer" and want == "number")
 
 
-def param_problem(spec: dict[str, Any], value: Any, compiled: re.Pattern[str] | None = None) -> str | None:
+def param_problem(spec: dict[str, Any], value: Any, compiled: re.Pattern[str] | None = None,
+                  name: str = "") -> str | None:
     """Why ``value`` does not fit a parameter spec, or None."""
     ptype = spec.get("type", "string")
     if not _is_type(value, ptype):
@@ -637,7 +673,8 @@ def param_problem(spec: dict[str, Any], value: Any, compiled: re.Pattern[str] | 
         except re.error:
             return None
         if not compiled.search(value):
-            return f"{quote(value)} does not match {quote(pattern)}"
+            example = f": expected {name or 'a value'} like {spec['example']}" if "example" in spec else ""
+            return f"{quote(value)} does not match {quote(pattern)}{example}"
     choices = spec.get("choices")
     if isinstance(choices, list) and value not in choices:
         return f"{value!r} is not one of {', '.join(map(repr, choices))}{suggest(str(value), [str(c) for c in choices])}"

@@ -22,7 +22,7 @@ from typing import Any
 from .. import identity
 from ..errors import ExternalError, LockHeld, UsageError
 from ..journal import utcnow
-from ..locks import Fenced, Holder, held_message
+from ..locks import Fenced, Holder, held_message, waited
 from .awsio import Aws, Conflict, from_item, to_item, values
 
 PK = "lock"
@@ -109,7 +109,7 @@ class LeaseStore:
             if current is None:
                 continue
             if time.monotonic() >= deadline:
-                raise LockHeld(self.held_message(current))
+                raise LockHeld(self.held_message(current) + waited(wait))
             if on_wait is not None:
                 on_wait(current)
             time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
