@@ -42,10 +42,9 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-if TYPE_CHECKING:  # reliability.suite imports this module for its FIGURES list: import it lazily
-    from .suite import Figure
+from .common import Figure, timed, verify_home
 
 REPO = Path(__file__).resolve().parent.parent
 ANSWERS = REPO / "answers" / "sandbox"
@@ -235,8 +234,6 @@ def _tail(log: Path) -> str:
 
 
 def _verify(home: Path) -> bool:
-    from .suite import verify_home
-
     code, _ = verify_home(REPO, home)       # one at a time: verify_home holds its own lock
     return code == 0
 
@@ -569,8 +566,6 @@ def kill_case(clean: Clean, base: Path, point: str | None = None,
 
 def sandbox_kills(short: bool = True) -> "Figure":
     """Kill production-release and rollback-fast in the sandbox at points found from clean runs; resume; count."""
-    from .suite import Figure, timed
-
     fig = Figure("sandbox kill points")
     sample = SAMPLE["short" if short else "full"]
     with timed(fig), tempfile.TemporaryDirectory(prefix="rel-sandbox-kills-") as tmp:

@@ -9,7 +9,6 @@ engine behaved as DESIGN.md says) and what *failed*, with a note per failure.
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import json
 import os
@@ -19,7 +18,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
@@ -27,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-REPO = Path(__file__).resolve().parent.parent
-PROJECT = Path(__file__).resolve().parent / "project"
+from .common import PROJECT, REPO, Figure, project_copy, state_home, timed, verify_home  # noqa: F401
+
 if str(REPO / "tests") not in sys.path:
     sys.path.insert(0, str(REPO / "tests"))
 
@@ -41,81 +39,6 @@ POINTS = ["before-intent", "after-intent", "after-effect"]
 EFFECT_FILES = ["prep", "badprobe", "plain", "noverify", "cont", "retrying", "inc", "child"]
 EFFECT_OF = dict(zip(CRASH_TARGETS, EFFECT_FILES))
 FILE_LINE_COL = re.compile(r"^(?:\S.*?:\d+:\d+|<command line>|<environment>|RUNBOOK_PARAM_\w+): \S")
-
-
-@dataclass
-class Figure:
-    """One line of the report."""
-
-    name: str
-    tried: int = 0
-    held: int = 0
-    failed: int = 0
-    seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
-
-    def ok(self, note: str = "") -> None:
-        self.tried += 1
-        self.held += 1
-        if note:
-            self.notes.append(note)
-
-    def bad(self, note: str) -> None:
-        self.tried += 1
-        self.failed += 1
-        self.notes.append("FAILED " + note)
-
-    def as_tuple(self) -> tuple[str, int, int, int, float, list[str]]:
-        return (self.name, self.tried, self.held, self.failed, round(self.seconds, 1), self.notes)
-
-
-@contextlib.contextmanager
-def timed(fig: Figure) -> Iterator[Figure]:
-    start = time.monotonic()
-    try:
-        yield fig
-    except Exception as exc:  # a crash of the suite itself is a failure of the figure, not a traceback
-        fig.bad(f"the suite raised {type(exc).__name__}: {exc}")
-    finally:
-        fig.seconds = time.monotonic() - start
-
-
-@contextlib.contextmanager
-def state_home(home: Path) -> Iterator[Path]:
-    """RUNBOOK_HOME for in-process engine calls."""
-    old = os.environ.get("RUNBOOK_HOME")
-    os.environ["RUNBOOK_HOME"] = str(home)
-    try:
-        yield home
-    finally:
-        if old is None:
-            os.environ.pop("RUNBOOK_HOME", None)
-        else:
-            os.environ["RUNBOOK_HOME"] = old
-
-
-def project_copy(dest: Path) -> Path:
-    """A writable copy of the synthetic reliability project."""
-    target = dest / "project"
-    shutil.copytree(PROJECT, target, ignore=shutil.ignore_patterns("__pycache__"))
-    return target
-
-
-_ONE_HOME = threading.Lock()     # state_home sets RUNBOOK_HOME for the process: one verification at a time
-
-
-def verify_home(root: Path, home: Path) -> tuple[int, str]:
-    """`audit.verify` in-process: exit code and output."""
-    from runbook import cli
-    from runbook.errors import RunbookError
-
-    out = io.StringIO()
-    with _ONE_HOME, state_home(home):
-        try:
-            code = cli.audit_verify(root, None, out=out)
-        except RunbookError as exc:
-            return cli.report_error(exc, out), out.getvalue()
-    return code, out.getvalue()
 
 
 def lines_of(path: Path) -> list[str]:
