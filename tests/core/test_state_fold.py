@@ -44,3 +44,29 @@ def test_rehearsal(case: str) -> None:
         assert [d["kind"] for d in state.deviations] == expect["deviations"]
     if "outcome" in expect:
         assert outcome_text(state.status.value, len(state.deviations)) == expect["outcome"]
+
+
+def test_the_audit_event_schema_matches_the_enums_and_real_journals(tmp_path: Path, monkeypatch) -> None:
+    """schemas/audit-event.schema.json declares every event and ledger type the engine writes, and the
+    records of a real run (journal and ledger) validate against it."""
+    import json
+
+    import jsonschema
+
+    from core.harness import world
+    from runbook.model import LedgerRecord
+    from runbook.state import Event
+
+    schema = json.loads((FOLD.parent.parent.parent / "schemas" / "audit-event.schema.json").read_text())
+    defs = schema["$defs"]
+    assert set(defs["journal"]["allOf"][1]["properties"]["type"]["enum"]) == {e.value for e in Event}
+    assert set(defs["ledger"]["allOf"][1]["properties"]["type"]["enum"]) == {e.value for e in LedgerRecord}
+    monkeypatch.setenv("RUNBOOK_OPERATOR", "tester@example.com")
+    w = world(tmp_path)
+    assert w.run("flow", params={"fail_after": "true"}, answers={"run.on_failure": True}) == 1
+    lines = [json.loads(line) for run in w.runs() for line in (w.home / "runs" / run / "journal.jsonl").read_text()
+             .splitlines()] + [json.loads(line) for line in (w.home / "ledger.jsonl").read_text().splitlines()]
+    validator = jsonschema.Draft202012Validator(schema)
+    assert {"run.rolled-back", "run.anchor", "run.start"} <= {r["type"] for r in lines}
+    for record in lines:
+        validator.validate(record)
