@@ -96,6 +96,7 @@ def run_gate(runner: Host, step: Step) -> None:
 
 
 def members_of(runner: Host) -> dict[str, list[str]]:
+    """Role -> the logins or principals the environment allows for it."""
     env = runner.plan.env
     return dict((env.data.get("approvers") if env else None) or {})
 

@@ -61,6 +61,7 @@ class Runner:
     # -- the journal, through the recorder ---------------------------------------------
     @property
     def state(self) -> RunState:
+        """The run's state, folded from its journal by the recorder."""
         return self.recorder.state
 
     def open(self, create: bool, records: list[dict[str, Any]] | None = None) -> None:
@@ -316,6 +317,7 @@ class Runner:
         self.flush()
 
     def record_manual(self, sid: str, key: str, answer: dict[str, Any], source: str) -> None:
+        """A manual item's answer as its result: done (with its evidence), or not done with a reason."""
         outputs = {"done": bool(answer.get("done")), "note": answer.get("note", ""), "link": answer.get("link", "")}
         if answer.get("done"):
             self.emit(Event.ITEM_RESULT, {"step": sid, "item": key, "manual": True, "passed": True,
@@ -426,6 +428,7 @@ class Runner:
 
     @property
     def checkout(self) -> Path:
+        """The run's own clone of ``env.git.remote`` (``${run.checkout}``)."""
         return Path(self.store.run_dir(self.run_id)) / "work" / "checkout"
 
     def call(self, step: Step, item: Item, plugin: Plugin, deadline: float | None) -> Outcome:
@@ -589,6 +592,7 @@ class Runner:
         return status
 
     def child_runner(self, plan: Plan, run_id: str, link: str) -> "Runner":
+        """A linked run's Runner: same store, lock and person; its prompts addressed as ``LINK/ID``."""
         return Runner(plan, self.store, self.registry, self.prompter.scoped(link), self.operator, run_id,
                       self.redactor, self.lock, self.root, self.console, self.make_plan)
 
@@ -618,6 +622,7 @@ class Runner:
 
     # -- prompts and templates ---------------------------------------------------------
     def ask(self, prompt: Prompt) -> dict[str, Any]:
+        """Ask and journal; the answer only."""
         answer, _ = self.ask_with_source(prompt)
         return answer
 
@@ -639,9 +644,11 @@ class Runner:
                                lambda sid: sid in self.state.steps)
 
     def resolve(self, value: Any, sid: str) -> Any:
+        """Every template in ``value`` looked up now (CheckFailed when one has no value)."""
         return self.scope().resolve(value)
 
     def render(self, text: str, sid: str) -> str:
+        """Text for people: rendered where it can be, else as written."""
         return self.scope().text(text)
 
 

@@ -78,6 +78,7 @@ class Session:
 
     # -- stages ------------------------------------------------------------------------
     def chain(self, env: Environment | None) -> Chain:
+        """Who answers prompts, in order: the answers file, ``--yes``, then the person (if any)."""
         prompters: list[Any] = []
         if self.answers is not None:
             prompters.append(AnswersPrompter(self.answers.answers, f"answers-file:{self.answers.file}"))
@@ -160,6 +161,7 @@ class Session:
         return make
 
     def runner(self, plan: Plan, run_id: str, lock: LockRef, chain: Chain) -> Runner:
+        """The Runner of a prepared run."""
         return Runner(plan, self.store, self.registry, chain, self.operator, run_id, self.redactor, lock,
                       self.root, self.console, self.child_plan(plan.env))
 
@@ -198,6 +200,8 @@ class Session:
         return self.finish(runner, status)
 
     def acquire(self, plan: Plan, run_id: str, chain: Chain) -> tuple[LockRef, tuple[Holder, str] | None]:
+        """A new run's lock: taken, or (a finished run's stale lock) freed and taken, or (an emergency
+        runbook, after a typed reason) taken over; LockHeld (exit 3) otherwise."""
         if plan.lock is None:
             return LockRef(None, run_id, 0), None
         locks = self.store.locks
@@ -254,6 +258,7 @@ class Session:
         return True
 
     def record_takeover(self, runner: Runner, takeover: tuple[Holder, str]) -> None:
+        """A takeover in the run's journal (a deviation) and in the ledger."""
         previous, reason = takeover
         data = {"key": runner.lock.key, "reason": reason, "epoch": runner.lock.epoch,
                 "from_run": previous.run_id if previous else None,
@@ -262,6 +267,8 @@ class Session:
         ledger_event(self.store, LedgerRecord.TAKEOVER, run=runner.run_id, **data)
 
     def finish(self, runner: Runner, status: Status, reason: str = "") -> int:
+        """A session's end: the lock released when the run ended for good, the run it fenced closed,
+        the summary shown; the exit code."""
         if status in RELEASES_LOCK and runner.lock.key is not None and runner.lock.owner == runner.run_id:
             self.store.locks.release(runner.lock.key, runner.run_id, runner.lock.epoch)
         if status is Status.SUCCEEDED:
@@ -343,6 +350,7 @@ class Session:
         return ExitCode.OK
 
     def unlock(self, key: str, reason: str) -> Holder:
+        """`invoke runbook.unlock KEY --reason`: free a stale lock (a ledger event)."""
         if not reason.strip():
             raise InputError(["<command line>: --reason is required (at --reason)"])
         holder = self.store.locks.unlock(key)
