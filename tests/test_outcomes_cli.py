@@ -1,0 +1,49 @@
+"""Honest outcomes as the operator and the reviewer see them, through the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from helpers import copy_project, invoke, write_answers
+
+
+def test_an_undone_manual_item_reads_succeeded_with_one_deviation_everywhere(tmp_path: Path) -> None:
+    root = copy_project("runtime", tmp_path)
+    home = tmp_path / "home"
+    answers = write_answers(tmp_path / "a.yaml", "gates", {
+        "confirm-it.confirm": True, "confirm-it.tick": {"done": False, "reason": "ticket system down"},
+        "evidence.link": {"done": True, "link": "https://dash.example/1"},
+        "approve.approval": {"approvers": ["bob@example.com", "carol@example.com"]}})
+    result = invoke("runbook", "gates", "--answers", str(answers), root=root, home=home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "succeeded with 1 deviation(s)" in result.stdout
+    listed = invoke("audit.list", root=root, home=home).stdout
+    assert "succeeded with 1 deviation(s)" in listed and listed.splitlines()[0].startswith("RUN")
+    row = json.loads(invoke("audit.list", "--json", root=root, home=home).stdout)[0]
+    assert row["deviations"] == 1 and row["outcome"] == "succeeded with 1 deviation(s)"
+    run_id = row["run"]
+    assert "status: succeeded with 1 deviation(s)" in invoke("audit.show", run_id, root=root, home=home).stdout
+    md = invoke("audit.export", run_id, "--format", "md", root=root, home=home).stdout
+    assert "succeeded with 1 deviation(s)" in md and "ticket system down" in md
+
+
+def test_resume_with_yes_on_a_protected_environment_exits_2_and_changes_nothing(tmp_path: Path) -> None:
+    root = copy_project("runtime", tmp_path)
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    (root / "runbooks" / "confirmed.yaml").write_text(
+        "name: confirmed\ntitle: Parks at a confirmation\nparams: {dir: {type: string}}\nsteps:\n"
+        "  - id: change\n    title: Change production\n    confirm: Change it?\n    do:\n      - id: write\n"
+        "        uses: effects.append\n        with: {file: \"${params.dir}/changed.txt\", line: changed}\n")
+    typed = write_answers(tmp_path / "t.yaml", "confirmed", {"run.environment": {"choice": "prod-like"}})
+    parked = invoke("runbook", "confirmed", "--env", "prod-like", "--param", f"dir={work}", "--answers", str(typed),
+                    root=root, home=home)
+    assert parked.returncode == 4, parked.stdout + parked.stderr
+    run_id = next((home / "runs").iterdir()).name
+    journal = home / "runs" / run_id / "journal.jsonl"
+    before = journal.read_bytes()
+    yes = invoke("runbook.resume", "--run-id", run_id, "--yes", "--non-interactive", "--answers", str(typed),
+                 root=root, home=home)
+    assert yes.returncode == 2 and "--yes is refused on protected environment 'prod-like'" in yes.stderr
+    assert journal.read_bytes() == before and not (work / "changed.txt").exists()
