@@ -44,6 +44,17 @@ def load(path: Path | str, root: Path | None = None) -> Answers:
                    doc, display_name(Path(path), root))
 
 
+def link_problem(value: Any) -> str:
+    """Why a value is not a link evidence can point at (an http(s) URL), or ''."""
+    import urllib.parse
+
+    text = str(value or "").strip()
+    parts = urllib.parse.urlparse(text)
+    if parts.scheme in ("http", "https") and parts.netloc and " " not in text:
+        return ""
+    return f"{text!r} is not a link: give an http(s) URL (https://...)"
+
+
 def check_against(answers: Answers, runbook: str, prompts: list[Any]) -> None:
     """Every id must exist in the plan and every answer have the shape its prompt takes."""
     diags: list[Diagnostic | str] = []
@@ -80,5 +91,7 @@ def check_against(answers: Answers, runbook: str, prompts: list[Any]) -> None:
                 diags.append(doc.diag(path, f"{pid}: a skip needs a reason"))
         if kind == "manual" and answer.get("done") is False and not answer.get("reason"):
             diags.append(doc.diag(path, f"{pid}: an item not done needs a reason"))
+        if kind == "manual" and "link" in answer and link_problem(answer["link"]):
+            diags.append(doc.diag(path + ("link",), f"{pid}: {link_problem(answer['link'])}"))
     if diags:
         raise InputError(diags)

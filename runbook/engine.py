@@ -337,7 +337,10 @@ class Runner:
         """Evidence an item requires must be there; ask for it when a person is at hand."""
         if not answer.get("done") or prompt.evidence == "none" or answer.get(prompt.evidence):
             return answer
-        follow = Prompt(prompt.id, "text", f"{prompt.evidence.capitalize()} for '{prompt.text}':")
+        from .answers import link_problem
+
+        follow = Prompt(prompt.id, "text", f"{prompt.evidence.capitalize()} for '{prompt.text}':",
+                        validate=(lambda v: link_problem(v) or None) if prompt.evidence == "link" else None)
         if self.prompter.has_person:
             extra = self.prompter.interactive.answer(follow) or {}
             answer = dict(answer, **{prompt.evidence: extra.get("value", "")})

@@ -132,9 +132,11 @@ class Session:
         default = spec.get("default")
         if spec.get("suggest") == "next-release":
             default = next_release_default(env, default)
-        prompt = Prompt(f"params.{name}", "param", f"{spec.get('description') or name} ({name}):",
-                        secret=bool(spec.get("secret")), default=default,
-                        validate=lambda raw: ask_value(spec, raw))
+        kind = spec.get("type", "string")
+        hint = {"integer": ", a whole number", "number": ", a number"}.get(kind, "")
+        prompt = Prompt(f"params.{name}", "param", f"{spec.get('description') or name} ({name}{hint}):",
+                        secret=bool(spec.get("secret")), default=default, choices=list(spec.get("choices") or []),
+                        validate=lambda raw: ask_value(spec, raw), extra={"type": kind})
         answer = chain.interactive.answer(prompt) or {}
         return check_value(spec, answer.get("value"))
 

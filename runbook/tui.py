@@ -1,7 +1,12 @@
-"""The interactive prompter: questionary for people at a terminal (the one questionary door)."""
+"""The interactive prompter: questionary for people at a terminal (the one questionary door).
+
+Safe against type-ahead: keys typed before a question appears are discarded (a stray Enter
+never answers the next prompt), and a yes/no needs its answer and Enter (no single-key accept).
+"""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from .errors import Interrupted
@@ -10,7 +15,32 @@ from .prompts import Answer, Prompt
 ON_FAIL = {"retry": "Retry", "skip": "Skip (with a reason)", "abort": "Abort the run"}
 
 
+def discard_typeahead() -> None:
+    """Throw away what was typed before the question was shown."""
+    try:
+        import termios
+
+        if sys.stdin.isatty():
+            termios.tcflush(sys.stdin.fileno(), termios.TCIFLUSH)
+    except (ImportError, OSError, ValueError):
+        pass            # not a terminal we can flush: nothing was typed ahead into it
+
+
+def confirm(text: str, default: bool) -> Any:
+    """A yes/no that waits for Enter after the answer."""
+    import questionary
+
+    return questionary.confirm(text, default=default, auto_enter=False)
+
+
+def _link(value: str) -> Any:
+    from .answers import link_problem
+
+    return link_problem(value) or True
+
+
 def _ask(question: Any) -> Any:
+    discard_typeahead()
     try:
         return question.unsafe_ask()
     except KeyboardInterrupt:
@@ -38,9 +68,9 @@ class QuestionaryPrompter:
             self.show(prompt.details)
         kind = prompt.kind
         if kind in ("confirm",) or prompt.id == "run.on_failure":
-            return {"done": bool(_ask(questionary.confirm(prompt.text, default=False)))}
+            return {"done": bool(_ask(confirm(prompt.text, default=False)))}
         if kind == "manual":
-            return self._manual(prompt, bool(_ask(questionary.confirm(f"Done: {prompt.text}", default=True))))
+            return self._manual(prompt, bool(_ask(confirm(f"Done: {prompt.text}", default=True))))
         if kind == "on_fail":
             choice = _ask(questionary.select(prompt.text, choices=[questionary.Choice(v, k) for k, v in ON_FAIL.items()]))
             answer: Answer = {"choice": choice}
@@ -50,6 +80,11 @@ class QuestionaryPrompter:
         if kind == "approval":
             names = _ask(questionary.text(prompt.text, validate=_required("approver names")))
             return {"approvers": [n.strip() for n in str(names).replace(",", " ").split() if n.strip()]}
+        if kind == "param" and prompt.choices:
+            return {"value": _ask(questionary.select(prompt.text, choices=[str(c) for c in prompt.choices],
+                                                     default=None if prompt.default is None else str(prompt.default)))}
+        if kind == "param" and prompt.extra.get("type") == "boolean":
+            return {"value": "true" if _ask(confirm(prompt.text, default=bool(prompt.default))) else "false"}
         if kind in ("text", "param", "run"):
             validate = prompt.validate
             check = (lambda v: (validate(v) or True)) if validate else _required("an answer")
@@ -71,7 +106,7 @@ class QuestionaryPrompter:
         if prompt.evidence == "note":
             answer["note"] = _ask(questionary.text(f"Note for '{prompt.text}':", validate=_required("a note")))
         elif prompt.evidence == "link":
-            answer["link"] = _ask(questionary.text(f"Link for '{prompt.text}':", validate=_required("a link")))
+            answer["link"] = _ask(questionary.text(f"Link (https://...) for '{prompt.text}':", validate=_link))
         return answer
 
     def checklist(self, prompts: list[Prompt]) -> dict[str, Answer]:

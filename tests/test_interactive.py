@@ -16,7 +16,7 @@ DOWN = "\x1b[B"
 def spawn(args: list[str], root: Path, home: Path) -> pexpect.spawn:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
     env.update({"RUNBOOK_ROOT": str(root), "RUNBOOK_HOME": str(home), "RUNBOOK_OPERATOR": "alice@example.com",
-                "TERM": "xterm", "NO_COLOR": "1"})
+                "TERM": "xterm", "NO_COLOR": "1", "PROMPT_TOOLKIT_NO_CPR": "1"})   # pexpect answers no CPR
     return pexpect.spawn(sys.executable, ["-m", "invoke", *args], cwd=str(REPO), env=env, encoding="utf-8",
                          timeout=30, dimensions=(40, 160))
 
@@ -32,10 +32,10 @@ def test_person_at_a_terminal(tmp_path: Path) -> None:
     child.send(DOWN)
     child.send(" ")            # and the second
     child.send("\r")
-    child.expect("ready failed")
+    child.expect("ready failed.*Retry, skip or abort")        # the question itself is on the screen
     (work / "ready.txt").write_text("ready\n")
     child.send("\r")           # Retry (the first choice), now that the file exists
-    child.expect("never failed")
+    child.expect("never failed.*Retry, skip or abort")
     child.send(DOWN)
     child.send("\r")           # Skip
     child.expect("Reason for skipping")
@@ -50,6 +50,8 @@ def test_person_at_a_terminal(tmp_path: Path) -> None:
     again = spawn(["runbook", "interactive", "--resume"], root, home)
     again.expect("Write the final marker")
     again.send("y")
+    again.expect("Yes")               # a yes/no takes its answer, then waits for Enter
+    again.send("\r")
     again.expect("succeeded")
     again.expect(pexpect.EOF)
     again.close()
@@ -64,3 +66,89 @@ def test_person_at_a_terminal(tmp_path: Path) -> None:
     assert text.count('"item":"ready","uses":"file.contains","kind":"check","passed":false') == 1
     assert text.count('"item":"ready","uses":"file.contains","kind":"check","passed":true') == 1
     assert invoke("audit.verify", root=root, home=home).returncode == 0
+
+
+TYPEAHEAD = """\
+name: typeahead
+title: A confirmation, then a failing check
+params: {dir: {type: string}, size: {type: string, choices: [small, large]}, link_it: {type: boolean}}
+steps:
+  - id: go
+    title: Go
+    confirm: Start?
+    verify:
+      - id: slow
+        uses: shell.check
+        with: {argv: [python3, -c, "import time; time.sleep(2)"]}
+      - id: broken
+        uses: core.equals
+        with: {actual: 1, expected: 2}
+  - id: record
+    title: Record
+    do:
+      - id: dash
+        manual: Link the dashboard
+        evidence: link
+"""
+
+
+def test_keys_typed_ahead_never_answer_the_next_prompt(tmp_path: Path) -> None:
+    """An Enter typed while the engine works after a yes/no is discarded, not taken as the answer to the
+    retry/skip/abort menu that follows (which would have chosen Retry)."""
+    import json
+
+    root = copy_project("runtime", tmp_path)
+    (root / "runbooks" / "typeahead.yaml").write_text(TYPEAHEAD)
+    home = tmp_path / "home"
+    child = spawn(["runbook", "typeahead", "--param", f"dir={tmp_path}"], root, home)
+    child.expect(r"\(size")                            # a parameter with choices is a menu
+    child.expect("small")
+    child.send(DOWN + "\r")
+    child.expect(r"\(link_it")                         # a boolean is a yes/no
+    child.send("n\r")
+    child.expect("Start?")
+    child.send("y\r")
+    child.expect("Yes")                                # answered; the engine works for two seconds...
+    child.send(DOWN + "\r")                            # ...while keys are typed ahead (they would choose Skip)
+    child.expect("Retry, skip or abort")
+    child.expect("Abort the run")                      # the menu is drawn and waits
+    child.send(DOWN + DOWN + "\r")                     # the person chooses: abort
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+    run = next((home / "runs").iterdir())
+    records = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
+    answers = {r["data"]["id"]: r["data"]["answer"] for r in records if r["type"] == "prompt.answered"}
+    assert answers["go.broken.on_fail"] == {"choice": "abort"}
+    started = next(r for r in records if r["type"] == "run.started")
+    assert started["data"]["params"]["size"] == "large" and started["data"]["params"]["link_it"] is False
+
+
+def test_a_link_must_be_an_http_url(tmp_path: Path) -> None:
+    root = copy_project("runtime", tmp_path)
+    (root / "runbooks" / "typeahead.yaml").write_text(TYPEAHEAD)
+    home = tmp_path / "home"
+    answers = tmp_path / "a.yaml"
+    answers.write_text("runbook: typeahead\nparams: {size: small, link_it: true}\nanswers:\n  go.confirm: true\n"
+                       "  go.broken.on_fail: {choice: skip, reason: known}\n"
+                       "  record.dash: {done: true, link: not a link}\n")
+    bad = invoke("runbook", "typeahead", "--param", f"dir={tmp_path}", "--answers", str(answers), root=root, home=home)
+    assert bad.returncode == 2 and "'not a link' is not a link: give an http(s) URL" in bad.stderr
+    assert not home.exists()
+    child = spawn(["runbook", "typeahead", "--param", f"dir={tmp_path}", "--param", "size=small", "--param",
+                   "link_it=true"], root, home)
+    child.expect(r"Start\? .*\(y/N\)")
+    child.send("y\r")
+    child.expect("Abort the run")                      # the menu is drawn (keys typed earlier are discarded)
+    child.send(DOWN + "\r")
+    child.expect("Reason for skipping")
+    child.send("known\r")
+    child.expect(r"Done: Link the dashboard.*\(Y/n\)")
+    child.send("y\r")
+    child.expect(r"Link \(https://...\) for")
+    child.send("not a link\r")
+    child.expect("is not a link")                      # refused at the prompt, asked again
+    child.send("\x15https://dash.example/d/1\r")       # Ctrl-U clears the line, then a real URL
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0

@@ -72,7 +72,7 @@ def test_yes_answers_confirmations_but_not_evidence_or_approvals(proj: tuple[Pat
 def test_prompt_approvals_are_checked(proj: tuple[Path, Path, Path], approvers: list[str], problem: str) -> None:
     root, home, _ = proj
     answers = write_answers(home.parent / "a.yaml", "gates", {
-        "confirm-it.confirm": True, "confirm-it.tick": True, "evidence.link": {"done": True, "link": "x"},
+        "confirm-it.confirm": True, "confirm-it.tick": True, "evidence.link": {"done": True, "link": "https://dash.example/x"},
         "approve.approval": {"approvers": approvers}})
     result = invoke("runbook", "gates", "--answers", str(answers), root=root, home=home)
     assert result.returncode == 4            # refused, nobody to ask for another approver: parked, not failed
