@@ -47,6 +47,18 @@ class Options:
     force_reason: str | None = None
 
 
+def takeover_question(key: str, holder: Holder | None, held: str) -> str:
+    """The emergency takeover's question first, on one line; who holds the lock below it."""
+    lines = [f"Take over lock {key!r} in an emergency? (Ctrl-C leaves it; the holder is fenced and stops)"]
+    if holder is not None:
+        state = "stale: its process is gone" if holder.is_stale() else "live"
+        lines += [f"  held by:  {holder.operator} on {holder.host} (pid {holder.pid}), {state}",
+                  f"  run:      {holder.run_id} ({holder.runbook}), since {holder.since}"]
+    else:
+        lines.append(f"  {held}")
+    return "\n".join(lines)
+
+
 def parse_duration(text: str | None) -> float:
     """``90``, ``90s``, ``10m``, ``2h`` -> seconds."""
     if not text:
@@ -219,7 +231,8 @@ class Session:
             if not plan.emergency:
                 raise
             current = locks.read(plan.lock)
-            prompt = Prompt("run.takeover", "run", f"{held} -- type a reason to take the lock over (emergency):")
+            prompt = Prompt("run.takeover", "run", "Reason for taking it over:", details=takeover_question(
+                plan.lock, current, str(held)))
             try:
                 answer, _ = chain.ask(prompt)
             except Parked:

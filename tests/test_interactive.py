@@ -152,3 +152,30 @@ def test_a_link_must_be_an_http_url(tmp_path: Path) -> None:
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_the_takeover_prompt_asks_its_question_first(tmp_path: Path) -> None:
+    from helpers import spawn as spawn_plain, wait_for
+
+    root = copy_project("runtime", tmp_path)
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    holder = spawn_plain("runbook", "sleeper", "--env", "local", "--param", f"dir={work}", "--param", "seconds=30",
+                         root=root, home=home)
+    try:
+        wait_for(lambda: (work / "marker.txt").exists())
+        child = spawn(["runbook", "emergency", "--env", "local", "--param", f"dir={work}"], root, home)
+        child.expect(r"Take over lock 'local' in an emergency\? \(Ctrl-C leaves it[^\n]*\n")
+        child.expect(r"held by:  tester@example.com on [^\n]*live[^\n]*\n")
+        child.expect(r"run:      \S+ \(sleeper\)")
+        child.expect("Reason for taking it over:")
+        child.send("prod is down\r")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0
+        holder.communicate(timeout=30)
+        assert holder.returncode == 3
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.communicate()

@@ -227,7 +227,7 @@ def test_stale_approval_is_refused_at_the_merge(home: Path) -> None:
 def test_one_release_in_a_real_terminal(home: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
     env.update({"RUNBOOK_HOME": str(home), "RUNBOOK_OPERATOR": "release@menotime.example", "TERM": "xterm",
-                "NO_COLOR": "1"})
+                "NO_COLOR": "1", "PROMPT_TOOLKIT_NO_CPR": "1"})
     child = pexpect.spawn(sys.executable, ["-m", "invoke", "runbook", "production-release", "--env", "sandbox"],
                           cwd=str(REPO), env=env, encoding="utf-8", timeout=180, dimensions=(50, 200))
     try:
@@ -241,14 +241,14 @@ def test_one_release_in_a_real_terminal(home: Path) -> None:
         child.send("\r")
         for answer in ("develop tested in staging", "https://dash.example.invalid/staging",
                        "migrations tested on a clone"):
-            child.expect(r"(Note|Link) for")
+            child.expect(r"(Note|Link \(https://\.\.\.\)) for")
             child.send(answer + "\r")
-        child.expect("Done: The critical endpoints")
-        child.send("y")
+        child.expect(r"Done: The critical endpoints.*\(Y/n\)")
+        child.send("y\r")                  # a yes/no takes its answer and Enter
         child.expect("Note for")
         child.send("health, login, patients ok\r")
-        child.expect("Merge release/v1.2.0 into main")
-        child.send("y")
+        child.expect(r"Merge release/v1.2.0 into main.*\(y/N\)")
+        child.send("y\r")
         child.expect("succeeded", timeout=300)
         child.expect(pexpect.EOF, timeout=60)
     finally:
