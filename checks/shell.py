@@ -19,7 +19,11 @@ ARGS: dict[str, Any] = {
     "required": ["argv"],
 }
 OUTPUTS: dict[str, Any] = {"type": "object", "properties": {
-    "exit_code": {"type": "integer"}, "stdout": {"type": "string"}, "stderr": {"type": "string"}}}
+    "exit_code": {"type": "integer"},
+    "stdout": {"type": "string", "description": "standard output without its final newline"},
+    "stderr": {"type": "string", "description": "standard error without its final newline"},
+    "stdout_lines": {"type": "array", "items": {"type": "string"}}}}
+SUMMARY_LINES = 5
 MAX_OUTPUT = 64 * 1024
 
 
@@ -40,17 +44,28 @@ def _execute(ctx: Context) -> Outcome:
         for label, text in (("stdout", stdout), ("stderr", stderr)):
             if text and text != proc.tail(text):
                 evidence[f"{label}_sha256"] = ctx.store_blob(text.encode())
-    outputs = {"exit_code": done.exit_code, "stdout": stdout[-MAX_OUTPUT:], "stderr": stderr[-MAX_OUTPUT:]}
+    out, err = _chomp(stdout)[-MAX_OUTPUT:], _chomp(stderr)[-MAX_OUTPUT:]
+    outputs = {"exit_code": done.exit_code, "stdout": out, "stderr": err, "stdout_lines": out.splitlines()}
     command = " ".join(done.argv[:3]) + (" ..." if len(done.argv) > 3 else "")
     if done.timed_out:
         return Outcome(False, f"`{ctx.redact(command)}` timed out after {timeout} s (see stdout_tail in the evidence)",
                        evidence, outputs)
     if done.exit_code in allowed:
         return Outcome(True, f"`{ctx.redact(command)}` exited {done.exit_code}", evidence, outputs)
-    last = proc.tail(stderr or stdout, lines=1, max_chars=200)
+    which = "stderr" if stderr.strip() else "stdout"
+    last = [line.strip() for line in proc.tail(stderr or stdout, lines=SUMMARY_LINES, max_chars=600).splitlines()
+            if line.strip()]
+    quoted = f"; last lines of {which}: " + " | ".join(last) if last else ""
+    where = f"; full {which} in the evidence ({which}_sha256 {evidence[which + '_sha256'][:12]})" \
+        if f"{which}_sha256" in evidence else ""
     return Outcome(False, f"`{ctx.redact(command)}`: expected exit {' or '.join(map(str, allowed))}, found "
-                          f"{done.exit_code}" + (f": {last}" if last else "") + f" (cwd {cwd})",
+                          f"{done.exit_code}{quoted} (cwd {cwd}){where}",
                    evidence, outputs)
+
+
+def _chomp(text: str) -> str:
+    """Output as a value: without its final newline (what `$(...)` gives in a shell)."""
+    return text[:-1] if text.endswith("\n") else text
 
 
 @action("shell.run", args=ARGS, outputs=OUTPUTS)

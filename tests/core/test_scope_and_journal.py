@@ -75,3 +75,30 @@ def test_prompt_ids_come_from_the_typed_step() -> None:
     assert step.retry.attempts == 2 and step.always_runs
     gate = Step.of({"id": "approve", "approval": {"source": "prompt"}})
     assert [p.id for p in gate.prompts()] == ["approve.approval", "approve.on_fail"]
+
+
+def test_shell_outputs_and_a_failing_commands_summary(tmp_path: Path) -> None:
+    """stdout/stderr without the final newline, stdout_lines, exit_code; a failure quotes the last lines of
+    stderr (redacted) and says where the full output is."""
+    from runbook.plugins import Context, load
+    from runbook.redact import Redactor
+
+    registry = load(None)
+    redactor = Redactor(["hunter2-secret"])
+    blobs: list[bytes] = []
+
+    def ctx(argv: list[str]) -> Context:
+        return Context(args={"argv": argv}, env={}, root=tmp_path, redact=redactor.text,
+                       store_blob=lambda data: (blobs.append(data), "ab" * 32)[1])
+
+    ok = registry["shell.check"].func(ctx(["python3", "-c", "print('a'); print('b')"]))
+    assert ok.passed and ok.outputs == {"exit_code": 0, "stdout": "a\nb", "stderr": "", "stdout_lines": ["a", "b"]}
+    script = ("import sys\nfor i in range(40): print('noise', i, file=sys.stderr)\n"
+              "print('token hunter2-secret rejected', file=sys.stderr)\nprint('fatal: cannot push', file=sys.stderr)\n"
+              "sys.exit(3)")
+    bad = registry["shell.run"].func(ctx(["python3", "-c", script]))
+    assert not bad.passed
+    assert "expected exit 0, found 3; last lines of stderr: noise 37 | noise 38 | noise 39 | token [REDACTED] " \
+           "rejected | fatal: cannot push" in bad.summary
+    assert "full stderr in the evidence (stderr_sha256 abababababab)" in bad.summary
+    assert "hunter2" not in bad.summary and b"hunter2" not in b"".join(blobs)
