@@ -102,3 +102,28 @@ def test_shell_outputs_and_a_failing_commands_summary(tmp_path: Path) -> None:
            "rejected | fatal: cannot push" in bad.summary
     assert "full stderr in the evidence (stderr_sha256 abababababab)" in bad.summary
     assert "hunter2" not in bad.summary and b"hunter2" not in b"".join(blobs)
+
+
+def test_text_from_runbooks_and_plugins_is_never_rich_markup() -> None:
+    """Titles, summaries and progress shown by rich keep their brackets: `[bold]` and `[#####.....]`."""
+    import io
+
+    from runbook.console import Console
+
+    from rich.console import Console as RichConsole
+
+    out = io.StringIO()
+    console = Console(out=out, plain=False)
+    console._rich = RichConsole(file=out, force_terminal=True, width=200, highlight=False)
+    console.event({"type": "step.started", "run": "R", "data": {"step": "s", "title": "Deploy [bold]now[/bold]"}})
+    console.event({"type": "item.result", "run": "R", "data": {"item": "bar", "passed": True,
+                                                               "summary": "window [#####.....] 5/10"}})
+    import time
+
+    with console.waiting("waiting [#####.....] for [red]x[/red]") as update:
+        time.sleep(0.2)
+        update("still [#####.....]")
+        time.sleep(0.2)
+    text = out.getvalue()
+    assert "waiting [#####.....] for [red]x[/red]" in text and "still [#####.....]" in text
+    assert "Deploy [bold]now[/bold]" in text and "window [#####.....] 5/10" in text
