@@ -1039,9 +1039,10 @@ def approvals(short: bool = True, through_pytest: bool = True) -> Figure:
     return fig
 
 
-from .sandbox_kills import sandbox_kills  # noqa: E402  (it imports this module lazily)
+from .fail_resume import fail_then_resume, sandbox_fail_then_resume  # noqa: E402
+from .sandbox_kills import sandbox_kills  # noqa: E402
 
-# reliability.fail_resume's two figures (fail, then resume) import this module and sandbox_kills, so
-# `python -m reliability` lists them beside crash_points and sandbox_kills, not this list
-FIGURES: list[Callable[[bool], Figure]] = [crash_points, torn_writes, lock_races, hostile_input, tampering,
-                                           secrets_kept_out, approvals, sandbox_kills]
+# fail, then resume beside the crash sweep; its sandbox figure beside the sandbox kill points
+FIGURES: list[Callable[[bool], Figure]] = [crash_points, fail_then_resume, torn_writes, lock_races, hostile_input,
+                                           tampering, secrets_kept_out, approvals, sandbox_fail_then_resume,
+                                           sandbox_kills]
