@@ -17,7 +17,9 @@ SHAPES: dict[str, set[str]] = {
     "on_fail": {"choice", "reason"},
     "approval": {"approvers", "done", "note"},
     "run": {"done", "choice", "reason"},
+    "timeout": {"choice"},
 }
+TIMEOUT_CHOICES = ("wait", "park", "abort")
 
 
 @dataclass
@@ -89,6 +91,9 @@ def check_against(answers: Answers, runbook: str, prompts: list[Any]) -> None:
                                                           f"{suggest(str(choice), ON_FAIL_CHOICES)}"))
             elif choice == "skip" and not answer.get("reason"):
                 diags.append(doc.diag(path, f"{pid}: a skip needs a reason"))
+        if kind == "timeout" and answer.get("choice") not in TIMEOUT_CHOICES:
+            diags.append(doc.diag(path, f"{pid}: choice must be wait, park or abort, not {answer.get('choice')!r}"
+                                        f"{suggest(str(answer.get('choice')), TIMEOUT_CHOICES)}"))
         if kind == "manual" and answer.get("done") is False and not answer.get("reason"):
             diags.append(doc.diag(path, f"{pid}: an item not done needs a reason"))
         if kind == "manual" and "link" in answer and link_problem(answer["link"]):

@@ -38,6 +38,7 @@ class Host(Protocol):
     def record(self, sid: str, key: str, plugin: Any, outcome: Any, duration: float, flush: bool,
                recovered: str = "") -> None: ...
     def ask_with_source(self, prompt: Prompt) -> tuple[dict[str, Any], str]: ...
+    def scripted_retry_allowed(self, pid: str, source: str) -> bool: ...
     def emit(self, kind: Event, data: dict[str, Any], flush: bool = False) -> None: ...
     def flush(self, anchor: bool = False) -> None: ...
 
@@ -51,13 +52,12 @@ def run_gate(runner: Host, step: Step) -> None:
             raise StepFailed(f"approval source {spec['source']!r} needs its plugin (approval.{spec['source']})")
         args = {k: v for k, v in spec.items() if k not in ("source", "wait", "message")}
         ctx = runner.context(step, {"uses": gate.name}, args, None)
-        wait = spec.get("wait") or {}
-        end = time.monotonic() + float(wait.get("timeout", 0))
         started = time.monotonic()
         outcome = failing(f"{step.id}.approval") or runner.invoke(gate, ctx)
-        while not outcome.passed and outcome.outputs.get("park") and time.monotonic() < end:
-            time.sleep(float(wait.get("interval", 10)))
-            outcome = runner.invoke(gate, ctx)
+        while not outcome.passed and outcome.outputs.get("park"):
+            outcome = wait_for_approvals(runner, step, gate, ctx, spec.get("wait") or {}, outcome)
+            if outcome.passed or not outcome.outputs.get("park") or not keep_waiting(runner, step, outcome):
+                break
         runner.record(step.id, "approval", gate, outcome, time.monotonic() - started, flush=True)
         if not outcome.passed:
             if outcome.outputs.get("park"):
@@ -93,6 +93,39 @@ def run_gate(runner: Host, step: Step) -> None:
                                     "outputs": {"approvers": approvers, "count": len(approvers), "head_sha": "",
                                                 "verified": False},
                                     "evidence": {"roles": roles, "source": source}}, flush=True)
+
+
+def wait_for_approvals(runner: Host, step: Step, gate: Any, ctx: Any, wait: dict[str, Any], outcome: Any) -> Any:
+    """Poll the gate for the step's ``wait:``, showing who approved, what is missing and the time left."""
+    timeout, interval = float(wait.get("timeout", 0)), float(wait.get("interval", 10))
+    end = time.monotonic() + timeout
+    console = getattr(runner, "console", None)
+    if timeout <= 0 or console is None:
+        while not outcome.passed and outcome.outputs.get("park") and time.monotonic() < end:
+            time.sleep(interval)
+            outcome = runner.invoke(gate, ctx)
+        return outcome
+    with console.waiting(f"waiting for approvals ({timeout:.0f} s left): {outcome.summary}", announce=True) as update:
+        while not outcome.passed and outcome.outputs.get("park") and time.monotonic() < end:
+            time.sleep(min(interval, max(0.0, end - time.monotonic())))
+            outcome = runner.invoke(gate, ctx)
+            update(f"waiting for approvals ({max(0.0, end - time.monotonic()):.0f} s left): {outcome.summary}")
+    return outcome
+
+
+def keep_waiting(runner: Host, step: Step, outcome: Any) -> bool:
+    """The wait ended without the approvals: ``STEP.approval.timeout`` (wait again / park / abort). With
+    nobody to ask the run parks (a resume asks again)."""
+    prompt = Prompt(f"{step.id}.approval.timeout", "timeout",
+                    f"Approvals still missing ({outcome.summary}). Keep waiting, park the run, or abort?")
+    try:
+        answer, source = runner.ask_with_source(prompt)
+    except Parked:
+        return False
+    choice = answer.get("choice")
+    if choice == "abort":
+        raise StepFailed(f"approval: {outcome.summary} (aborted while waiting)")
+    return choice == "wait" and runner.scripted_retry_allowed(prompt.id, source)
 
 
 def members_of(runner: Host) -> dict[str, list[str]]:

@@ -119,10 +119,13 @@ class Console:
         self.line(f"  review:  {hints.show(run_id)}   verify: {hints.verify(run_id)}")
 
     @contextmanager
-    def waiting(self, text: str) -> Iterator[Any]:
-        """While something runs or waits: a spinner (rich) or throttled plain lines; yields an update function."""
+    def waiting(self, text: str, announce: bool = False) -> Iterator[Any]:
+        """While something runs or waits: a spinner (rich) or throttled plain lines; yields an update function.
+        ``announce``: a wait a person is part of (approvals): plain output says so at once."""
         if self.plain:
-            last = [0.0]
+            last = [time.monotonic() if announce else 0.0]
+            if announce:
+                self.line(f"    ... {text}")
 
             def update(msg: str) -> None:
                 if time.monotonic() - last[0] >= 10:

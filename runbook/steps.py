@@ -125,7 +125,10 @@ class Step:
         fail = PromptId(f"{sid}.on_fail", "on_fail", "the step failed: retry, skip with a reason, or abort")
         confirm = [PromptId(f"{sid}.confirm", "confirm", str(self.confirm))] if self.confirm else []
         if self.kind is StepKind.APPROVAL:
-            return [PromptId(f"{sid}.approval", "approval", self.title or "approval"), fail]
+            waits = [PromptId(f"{sid}.approval.timeout", "timeout",
+                              "approvals still missing when the wait ends: wait again, park or abort")] \
+                if (self.approval or {}).get("source") != "prompt" else []
+            return [PromptId(f"{sid}.approval", "approval", self.title or "approval"), *waits, fail]
         if self.kind is StepKind.RUN:
             return confirm + [fail]
         out: list[PromptId] = []

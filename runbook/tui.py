@@ -71,6 +71,10 @@ class QuestionaryPrompter:
             return {"done": bool(_ask(confirm(prompt.text, default=False)))}
         if kind == "manual":
             return self._manual(prompt, bool(_ask(confirm(f"Done: {prompt.text}", default=True))))
+        if kind == "timeout":
+            return {"choice": _ask(questionary.select(prompt.text, choices=[
+                questionary.Choice("Keep waiting", "wait"), questionary.Choice("Park the run (resume it later)", "park"),
+                questionary.Choice("Abort the run", "abort")]))}
         if kind == "on_fail":
             choice = _ask(questionary.select(prompt.text, choices=[questionary.Choice(v, k) for k, v in ON_FAIL.items()]))
             answer: Answer = {"choice": choice}

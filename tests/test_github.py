@@ -533,3 +533,34 @@ def test_a_crash_after_the_effect_is_recovered_by_the_probe(target: str, standin
     assert sum(1 for m, p, _ in standin.calls if m == "POST" and p.endswith("/pulls")) == 1
     assert sum(1 for m, p, _ in standin.calls if m == "PUT" and p.endswith("/merge")) == 1
     assert parents(origin)[1] == git.rev(origin, f"refs/heads/{RELEASE}")
+
+
+def test_waiting_for_approvals_shows_progress_and_its_timeout_is_a_decision(
+        standin: GitHubStandIn, origin: Path, tmp_path: Path) -> None:
+    """While it waits the gate shows who approved and the time left; when the wait ends without the
+    approvals, `approvals.approval.timeout` decides: wait again, park (exit 4) or abort (exit 1)."""
+    import yaml
+
+    root = copy_project("github", tmp_path, standin.base_url)
+    path = root / "runbooks" / "github-release.yaml"
+    data = yaml.safe_load(path.read_text())
+    gate = next(s for s in data["steps"] if s["id"] == "approvals")
+    gate["approval"]["wait"] = {"timeout": 1, "interval": 0.2}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    token = {"GITHUB_TOKEN": TOKEN["releaser"]}
+    for choice, code in (("park", 4), ("abort", 1)):
+        home = tmp_path / f"home-{choice}"
+        answers = tmp_path / f"{choice}.yaml"
+        answers.write_text(f"runbook: github-release\nanswers:\n  approvals.approval.timeout: {{choice: {choice}}}\n")
+        result = invoke("runbook", "github-release", "--env", "gh", "--param", "version=v1.2.3",
+                        "--answers", str(answers), root=root, home=home, env=token)
+        assert result.returncode == code, result.stdout + result.stderr
+        waiting = next((line for line in result.stdout.splitlines() if "waiting for approvals (" in line), result.stdout)
+        assert "s left): not approved on head" in waiting and "0 of 2 approvals" in waiting, waiting  # time left
+        assert "no approver yet for engineering-lead" in waiting and "counted: nobody" in waiting  # roles, who
+        journal = next((home / "runs").iterdir()) / "journal.jsonl"
+        asked = [json.loads(line)["data"] for line in journal.read_text().splitlines()
+                 if '"approvals.approval.timeout"' in line]
+        assert asked and asked[0]["answer"] == {"choice": choice}
+        for pr in rest(standin, "GET", f"/repos/{REPO_NAME}/pulls", TOKEN["alice"])[1]:
+            rest(standin, "PATCH", f"/repos/{REPO_NAME}/pulls/{pr['number']}", TOKEN["alice"], {"state": "closed"})
