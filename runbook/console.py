@@ -133,13 +133,16 @@ class Console:
                     self.line(f"    ... {msg}")
             yield update
             return
+        from rich.text import Text   # text from runbooks, plugins and commands is never rich markup
+
         if self._status is not None:      # nested: reuse the spinner already shown
-            yield self._status.update
+            nested = self._status
+            yield lambda msg: nested.update(Text(msg))
             return
-        with self.rich.status(text) as status:
+        with self.rich.status(Text(text)) as status:
             self._status = status
             try:
-                yield lambda msg: status.update(msg)
+                yield lambda msg: status.update(Text(msg))
             finally:
                 self._status = None
 
