@@ -217,13 +217,14 @@ def audit_show(c: Any, run_id: str, json: bool = False, env: str | None = None) 
 
 
 @task(name="timeline", help={"since": "window start: 2h, 3d or an ISO time (default 2h)", "until": "window end",
-                             "env": "only this environment", "json": "print JSON"})
+                             "env": "only this environment", "json": "print JSON",
+                             "verbose": "every record: intents and passing checks too"})
 def audit_timeline(c: Any, since: str = "2h", until: str | None = None, env: str | None = None,
-                   json: bool = False) -> None:
-    """The events of every run in a window, in time order: one page for an incident."""
+                   json: bool = False, verbose: bool = False) -> None:
+    """The runs of a window in time order, a line per step outcome, answer and failure: one page for an incident."""
     from runbook import audit_cli
 
-    _call(audit_cli.audit_timeline, since, until, env, as_json=json)
+    _call(audit_cli.audit_timeline, since, until, env, as_json=json, verbose=verbose)
 
 
 @task(name="export", positional=["run_id"], help={"run_id": "the run (any unique prefix)",

@@ -35,11 +35,32 @@ def audit_list(root: Path, runbook: str | None = None, env: str | None = None, s
         return ExitCode.OK
     out.write(f"{'RUN':<30}  {'RUNBOOK':<22} {'ENV':<11} {'OPERATOR':<28} {'STARTED':<19}  {'TOOK':>7}  "
               f"{'DEV':>3}  {'OUTCOME':<30} VERSION\n")
-    for r in rows:
+    for r, depth in linked_order(rows):
         dur = "-" if r["duration_s"] is None else f"{r['duration_s']:.0f}s"
-        out.write(f"{r['run']:<30}  {r['runbook']:<22} {r['environment'] or '-':<11} {r['operator']:<28} "
+        name = ("  " * (depth - 1) + " +- " if depth else "") + r["runbook"]
+        out.write(f"{r['run']:<30}  {name:<22} {r['environment'] or '-':<11} {r['operator']:<28} "
                   f"{r['started'][:19]}  {dur:>7}  {r['deviations']:>3}  {r['outcome']:<30} {r['version']}\n")
     return ExitCode.OK
+
+
+def linked_order(rows: list[dict]) -> list[tuple[dict, int]]:
+    """Newest first, each linked run right under the run that started it (with its depth)."""
+    listed = {r["run"] for r in rows}
+    children: dict[str, list[dict]] = {}
+    for r in rows:
+        parent = (r.get("parent") or {}).get("run")
+        if parent in listed:
+            children.setdefault(parent, []).append(r)
+    out: list[tuple[dict, int]] = []
+
+    def walk(r: dict, depth: int) -> None:
+        out.append((r, depth))
+        for child in sorted(children.get(r["run"], []), key=lambda c: c["run"]):
+            walk(child, depth + 1)
+    for r in rows:
+        if (r.get("parent") or {}).get("run") not in listed:
+            walk(r, 0)
+    return out
 
 
 def audit_show(root: Path, run_id: str, as_json: bool = False, out: TextIO = sys.stdout,
@@ -62,20 +83,34 @@ def audit_show(root: Path, run_id: str, as_json: bool = False, out: TextIO = sys
 
 
 def audit_timeline(root: Path, since: str | None = "2h", until: str | None = None, env: str | None = None,
-                   as_json: bool = False, out: TextIO = sys.stdout) -> int:
-    """`invoke audit.timeline --since 2h`: every run's events in time order."""
+                   as_json: bool = False, out: TextIO = sys.stdout, verbose: bool = False) -> int:
+    """`invoke audit.timeline --since 2h`: the runs of a window in time order, a line per step outcome,
+    answer and failure (``--verbose``: every record, intents and passing checks too); who operated is
+    said once per session."""
     from .review import parse_since, timeline
 
     events = timeline(store_of(root, env), parse_since(since or "2h"), parse_since(until, "--until"), env)
+    if not verbose:
+        events = [e for e in events if e["type"] in BRIEF or (e["type"] == "item.result" and not e.get("passed"))]
     if as_json:
         out.write(json.dumps(events, indent=2) + "\n")
         return ExitCode.OK
     if not events:
         out.write("No events in that window.\n")
+    operator_of: dict[str, str] = {}
     for e in events:
-        out.write(f"{e['time'][:19]}Z  {e['environment'] or '-':<11} {e['runbook']:<20} {e['run'][-6:]}  "
-                  f"{e['operator']}: {e['text']}\n")
+        who = ""
+        if e["type"] in ("run.started", "session.started") or operator_of.get(e["run"]) != e["operator"]:
+            who = f"  [{e['operator']}]"
+            operator_of[e["run"]] = e["operator"]
+        out.write(f"{e['time'][11:19]}  {e['runbook']:<20} {e['run'][-6:]}  {e['text']}{who}\n")
     return ExitCode.OK
+
+
+# What the timeline shows by default: the steps' outcomes, answers, failures and the runs' own events.
+BRIEF = frozenset({"run.started", "session.started", "step.finished", "prompt.answered", "child.started",
+                   "child.finished", "run.offer", "lock.takeover", "run.forced", "run.parked", "run.interrupted",
+                   "run.failed", "run.succeeded", "run.rolled-back", "run.abandoned"})
 
 
 def audit_export(root: Path, run_id: str, fmt: str = "md", output: str | None = None,

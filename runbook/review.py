@@ -343,6 +343,8 @@ def timeline(store: LocalStore, since: datetime | None, until: datetime | None =
                 continue
             events.append({"time": rec["time"], "run": rec["run"], "runbook": s["runbook"],
                            "environment": s["environment"], "operator": rec.get("operator"), "type": rec["type"],
+                           **({"passed": bool((rec.get("data") or {}).get("passed") or (rec.get("data") or {}).get("skipped"))}
+                              if rec["type"] == "item.result" else {}),
                            "text": describe(rec)})
     return sorted(events, key=lambda e: (e["time"], e["run"]))
 

@@ -47,3 +47,24 @@ def test_resume_with_yes_on_a_protected_environment_exits_2_and_changes_nothing(
                  root=root, home=home)
     assert yes.returncode == 2 and "--yes is refused on protected environment 'prod-like'" in yes.stderr
     assert journal.read_bytes() == before and not (work / "changed.txt").exists()
+
+
+def test_audit_list_marks_linked_runs_and_the_timeline_is_one_line_per_outcome(tmp_path: Path) -> None:
+    root = copy_project("runtime", tmp_path)
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    answers = write_answers(tmp_path / "a.yaml", "flow", {"run.on_failure": True})
+    flow = invoke("runbook", "flow", "--param", f"dir={work}", "--param", "fail_after=true", "--answers", str(answers),
+                  root=root, home=home)
+    assert flow.returncode == 1
+    lines = invoke("audit.list", root=root, home=home).stdout.splitlines()
+    assert lines[0].split()[:2] == ["RUN", "RUNBOOK"]
+    assert " flow " in lines[1] and "rolled-back" in lines[1]            # the parent, then its linked run under it
+    assert " +- cleanup " in lines[2] and "succeeded" in lines[2]
+    brief = invoke("audit.timeline", "--since", "1h", root=root, home=home).stdout.splitlines()
+    verbose = invoke("audit.timeline", "--since", "1h", "--verbose", root=root, home=home).stdout.splitlines()
+    assert any("step late-fail failed" in line for line in brief)
+    assert any("late-fail.verify-0 FAILED" in line for line in brief)       # a failed check is shown
+    assert not any("about to run" in line for line in brief)                 # intents only with --verbose
+    assert any("about to run" in line for line in verbose) and len(verbose) > len(brief)
+    assert sum("[tester@example.com]" in line for line in brief) == 4         # once per session of each run
