@@ -48,7 +48,7 @@ def linked_order(rows: list[dict]) -> list[tuple[dict, int]]:
     listed = {r["run"] for r in rows}
     children: dict[str, list[dict]] = {}
     for r in rows:
-        parent = (r.get("parent") or {}).get("run")
+        parent = str((r.get("parent") or {}).get("run") or "")
         if parent in listed:
             children.setdefault(parent, []).append(r)
     out: list[tuple[dict, int]] = []
