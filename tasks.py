@@ -63,7 +63,21 @@ def _call(fn: Callable[..., int], *args: Any, **kwargs: Any) -> None:
 def run(c: Any, name: str, env: str | None = None, param: list[str] | None = None, answers: str | None = None,
         yes: bool = False, non_interactive: bool = False, dry_run: bool = False, resume: bool = False,
         wait_lock: str | None = None, json: bool = False) -> None:
-    """Run a runbook step by step (exit 0 ok, 1 failed, 2 invalid input, 3 locked, 4 parked, 130 interrupted)."""
+    """Run a runbook step by step.
+
+    invoke runbook NAME [--env ENV] [--param K=V]... [--answers FILE] [--yes]
+                        [--non-interactive] [--dry-run] [--resume] [--wait-lock 10m]
+
+    invoke runbook production-release --env sandbox
+    invoke runbook production-release --env production --param version=v1.4.0
+    invoke runbook production-release --env sandbox --resume       (the unfinished run)
+    invoke runbook.resume --run-id ID                              (any run, by id)
+    invoke runbook.list                                            (the runbooks and their parameters)
+
+    Exit: 0 succeeded, 1 failed or rolled back, 2 invalid input, 3 locked, 4 parked (needs a
+    person), 130 interrupted. A flag invoke does not know, or a missing NAME, is invoke's own
+    error (exit 1): `invoke --help runbook` shows this page.
+    """
     from runbook import cli
 
     if dry_run:

@@ -68,3 +68,12 @@ def test_audit_list_marks_linked_runs_and_the_timeline_is_one_line_per_outcome(t
     assert not any("about to run" in line for line in brief)                 # intents only with --verbose
     assert any("about to run" in line for line in verbose) and len(verbose) > len(brief)
     assert sum("[tester@example.com]" in line for line in brief) == 4         # once per session of each run
+
+
+def test_the_help_says_what_to_type(tmp_path: Path) -> None:
+    root = copy_project("runtime", tmp_path)
+    shown = invoke("--help", "runbook", root=root, home=tmp_path / "home").stdout
+    assert "invoke runbook NAME [--env ENV] [--param K=V]..." in shown
+    assert "invoke runbook.resume --run-id ID" in shown and "--wait-lock" in shown
+    missing = invoke("runbook", root=root, home=tmp_path / "home")
+    assert missing.returncode == 1 and "did not receive required positional arguments" in missing.stderr
