@@ -58,7 +58,9 @@ def window(ctx: Context) -> Outcome:
     monitoring = ctx.env.get("monitoring") or {}
     length = float(ctx.args.get("window", monitoring.get("window", 3600)))
     interval = float(ctx.args.get("interval", monitoring.get("interval", 60)))
-    start = _started(ctx)
+    # watched time only: a Ctrl-C and the time until the resume do not count; a parked watch (park:
+    # true) is the exception by design: the window passes while nobody watches, and is looked at again
+    start = _started(ctx) if ctx.args.get("park") else time.time() - ctx.step_active_s
     end = start + length
     looks = 0
     history: list[str] = []

@@ -427,7 +427,8 @@ class Runner:
                        checkout=self.checkout, operator=self.operator, run_id=self.run_id, item=item,
                        history=History(self.store, exclude=self.run_id),
                        env_name=self.plan.env.name if self.plan.env else "",
-                       step_started=started.started if started else "")
+                       step_started=started.started if started else "",
+                       step_active_s=started.active_s if started else 0.0)
 
     @property
     def checkout(self) -> Path:

@@ -71,6 +71,7 @@ class Context:
     history: Any = None           # runbook.history.History: other runs' journals, read-only
     env_name: str = ""
     step_started: str = ""        # ISO time the current step first started (survives resumes)
+    step_active_s: float = 0.0    # seconds the current step ran in earlier sessions (not while interrupted)
 
     def path(self, value: str | None) -> Path:
         """A path argument: relative paths are relative to the project root."""

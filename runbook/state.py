@@ -87,6 +87,8 @@ class StepState:
     finished: str = ""
     reason: str = ""
     continued: bool = False       # failed under on_failure: continue (the run went on)
+    active_since: str = ""        # when it last started running in a session ('' while not running)
+    active_s: float = 0.0         # seconds it ran in earlier sessions (a watch counts only watched time)
 
     @property
     def done(self) -> bool:
@@ -137,6 +139,16 @@ class RunState:
         s = self.steps.get(sid)
         result = s.items[key].result if s is not None and key in s.items else None
         return None if result is None else result.get("outputs")
+
+
+def _seconds(since: str, until: str) -> float:
+    from datetime import datetime
+
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
+    try:
+        return max(0.0, (datetime.strptime(until, fmt) - datetime.strptime(since, fmt)).total_seconds())
+    except ValueError:
+        return 0.0
 
 
 def outcome_text(status: str, deviations: int) -> str:
@@ -202,6 +214,11 @@ def apply(st: RunState, rec: dict[str, Any]) -> None:
     op = rec.get("operator")
     if op and op not in st.operators:
         st.operators.append(op)
+    if kind in STATUS_OF and kind not in (Event.SESSION, Event.RUN_STARTED):
+        for step in st.steps.values():           # a session ends: running steps stop being watched
+            if step.active_since:
+                step.active_s += _seconds(step.active_since, rec.get("time", ""))
+                step.active_since = ""
     if kind in STATUS_OF:
         st.status = STATUS_OF[Event(kind)]
         if kind in (Event.FAILED, Event.PARKED, Event.INTERRUPTED, Event.ABANDONED):
@@ -223,6 +240,7 @@ def apply(st: RunState, rec: dict[str, Any]) -> None:
         step = st.step(data["step"])
         step.status = StepStatus.RUNNING
         step.started = step.started or rec.get("time", "")
+        step.active_since = step.active_since or rec.get("time", "")
         if data.get("restart"):
             restart(st, step)
     elif kind == Event.STEP_FINISHED:
@@ -230,6 +248,9 @@ def apply(st: RunState, rec: dict[str, Any]) -> None:
         step.status = StepStatus(data["status"])
         step.finished = rec.get("time", "")
         step.reason = data.get("reason", "")
+        if step.active_since:
+            step.active_s += _seconds(step.active_since, step.finished)
+            step.active_since = ""
         step.continued = bool(data.get("continued"))
     elif kind == Event.ITEM_INTENT:
         st.step(data["step"]).item(data["item"]).intent = data

@@ -42,6 +42,8 @@ def test_rehearsal(case: str) -> None:
             assert state.outputs(*ref.split(".")) == outputs
     if "deviations" in expect:
         assert [d["kind"] for d in state.deviations] == expect["deviations"]
+    if "active_s" in expect:
+        assert {sid: state.steps[sid].active_s for sid in expect["active_s"]} == expect["active_s"]
     if "outcome" in expect:
         assert outcome_text(state.status.value, len(state.deviations)) == expect["outcome"]
 
