@@ -293,9 +293,8 @@ def _steady_problems(svc: dict[str, Any], expected_desired: int | None) -> list[
 
 
 def _where_ecs(ctx: Context, cluster: str, service: str) -> str:
-    region = (ctx.env.get("aws") or {}).get("region", "")
-    return (f"Look at: aws ecs describe-services --cluster {cluster} --services {service}"
-            + (f" --region {region}" if region else "") + " (deployments, events)")
+    command = aws.cli_command(ctx.env, "ecs", "describe-services", "--cluster", cluster, "--services", service)
+    return f"Look at: {command} (deployments, events)"
 
 
 # -- STS ----------------------------------------------------------------------------------
@@ -1073,10 +1072,10 @@ def logs_errors(ctx: Context) -> Outcome:
     if count > allowed:
         newest = excerpts[0] if excerpts else {}
         sample = f"; newest at {newest.get('time')}" + (f": {newest['message'][:120]}" if newest.get("message") else "")
-        region = (ctx.env.get("aws") or {}).get("region", "")
-        return Outcome(False, f"{found} (at most {allowed} allowed){sample if newest else ''}. Look at: aws logs "
-                              f"filter-log-events --log-group-name {group} --filter-pattern {pattern!r}"
-                              + (f" --region {region}" if region else ""), evidence, outputs)
+        command = aws.cli_command(ctx.env, "logs", "filter-log-events", "--log-group-name", group,
+                                  "--filter-pattern", str(pattern))
+        return Outcome(False, f"{found} (at most {allowed} allowed){sample if newest else ''}. Look at: {command}",
+                       evidence, outputs)
     return Outcome(True, f"{found} (at most {allowed} allowed)", evidence, outputs)
 
 

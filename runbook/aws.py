@@ -69,6 +69,20 @@ def session(env: Mapping[str, Any]) -> Any:
         return made
 
 
+def cli_command(env: Mapping[str, Any], service: str, operation: str, *args: str) -> str:
+    """An AWS CLI command an operator can paste: the environment's region, profile and endpoint on it,
+    and in the sandbox the stand-in's dummy credentials as a prefix (the CLI is not our dependency)."""
+    import shlex
+
+    profile, region, endpoint = settings(env)
+    parts = ["aws", service, operation, *args]
+    parts += ["--region", region] if region else []
+    parts += ["--profile", profile] if profile else []
+    parts += ["--endpoint-url", endpoint] if endpoint else []
+    prefix = "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing " if endpoint and env.get("sandbox") else ""
+    return prefix + " ".join(shlex.quote(p) for p in parts)
+
+
 def client(env: Mapping[str, Any], service: str) -> Any:
     """A boto3 client for ``service``: standard retry mode, short connect timeout, cached.
 

@@ -437,3 +437,30 @@ def test_the_monitoring_window_counts_only_the_time_it_watched(world: MenoTimeWo
     assert resumed.passed and 0.7 <= took and resumed.outputs["looks"] >= 2, (took, resumed.summary)
     parked = run("monitor.window", world, {**args, "park": True}, step_started=long_ago)
     assert parked.passed and parked.outputs["looks"] == 1            # the parked window passed while parked
+
+
+def test_printed_aws_cli_pointers_carry_the_environment_and_work_where_the_cli_is_installed(
+        world: MenoTimeWorld) -> None:
+    """A pointer printed for the operator names the environment's region and endpoint (the sandbox's
+    dummy credentials as a prefix there); the AWS CLI is not a dependency, so it runs only where installed."""
+    import shlex
+    import shutil
+    import subprocess
+
+    put_logs(world, ["ERROR db timeout"])
+    env = {**world.env("sim"), "sandbox": {"scenario": "healthy"}}
+    over = run("aws.logs_errors", world, {"window": 600}, env=env)
+    command = over.summary.split("Look at: ", 1)[1]
+    assert command.startswith("AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing aws logs filter-log-events")
+    argv = shlex.split(command)
+    assigns = dict(a.split("=", 1) for a in argv[:2])
+    argv = argv[2:]
+    assert argv[argv.index("--region") + 1] == env["aws"]["region"]
+    assert argv[argv.index("--endpoint-url") + 1] == env["aws"]["endpoint_url"]
+    assert argv[argv.index("--log-group-name") + 1] == "/ecs/menotime-api-production"
+    if shutil.which("aws"):
+        done = subprocess.run(argv, env={**__import__("os").environ, **assigns}, capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0 and "db timeout" in done.stdout, done.stderr
+    plain = run("aws.logs_errors", world, {"window": 600})          # not the sandbox: no credentials printed
+    assert "AWS_SECRET_ACCESS_KEY" not in plain.summary and "--endpoint-url" in plain.summary
