@@ -59,10 +59,11 @@ def _call(fn: Callable[..., int], *args: Any, **kwargs: Any) -> None:
     "resume": "resume the one unfinished run of this runbook in this environment",
     "wait_lock": "wait up to DURATION (e.g. 10m) for the lock instead of exiting 3",
     "json": "with --dry-run: the plan as JSON",
+    "verbose": "show each command's output as it is written (redacted)",
 })
 def run(c: Any, name: str, env: str | None = None, param: list[str] | None = None, answers: str | None = None,
         yes: bool = False, non_interactive: bool = False, dry_run: bool = False, resume: bool = False,
-        wait_lock: str | None = None, json: bool = False) -> None:
+        wait_lock: str | None = None, json: bool = False, verbose: bool = False) -> None:
     """Run a runbook step by step.
 
     invoke runbook NAME [--env ENV] [--param K=V]... [--answers FILE] [--yes]
@@ -84,7 +85,7 @@ def run(c: Any, name: str, env: str | None = None, param: list[str] | None = Non
         _call(cli.dry_run, name, env, param or [], answers, as_json=json)
         return
     _call(cli.execute, name, env=env, params=param or [], answers_file=answers, yes=yes,
-          non_interactive=non_interactive, resume=resume, wait_lock=wait_lock)
+          non_interactive=non_interactive, resume=resume, wait_lock=wait_lock, verbose=verbose)
 
 
 @task(name="list", help={"json": "print JSON"})
@@ -139,14 +140,16 @@ ns.add_collection(runbook_ns)
     "run_id": "the run (any unique prefix); default: the only unfinished run",
     "env": "the environment (selects its team backend, if it names one)",
     "answers": "answers file", "yes": "answer confirmations with yes",
-    "non_interactive": "never prompt", "param": "secret parameters cannot be given here; use RUNBOOK_PARAM_*"})
+    "non_interactive": "never prompt", "param": "secret parameters cannot be given here; use RUNBOOK_PARAM_*",
+    "verbose": "show each command's output as it is written (redacted)"})
 def resume(c: Any, run_id: str | None = None, answers: str | None = None, yes: bool = False,
-           non_interactive: bool = False, param: list[str] | None = None, env: str | None = None) -> None:
-    """Resume an interrupted, parked or failed run exactly where it stopped."""
+           non_interactive: bool = False, param: list[str] | None = None, env: str | None = None,
+           verbose: bool = False) -> None:
+    """Resume an interrupted, parked or failed run exactly where it stopped (its failed step starts again)."""
     from runbook import cli
 
     _call(cli.resume, run_id, answers_file=answers, yes=yes, non_interactive=non_interactive, params=param or [],
-          env=env)
+          env=env, verbose=verbose)
 
 
 @task(help={"json": "print JSON", "env": "the environment (selects its team backend, if it names one)"})

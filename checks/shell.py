@@ -31,7 +31,7 @@ def _execute(ctx: Context) -> Outcome:
     args = ctx.args
     cwd = ctx.path(args.get("cwd"))
     timeout = args.get("timeout") or ctx.timeout
-    done = proc.run(args["argv"], cwd=cwd, env=args.get("env"), timeout=timeout)
+    done = proc.run(args["argv"], cwd=cwd, env=args.get("env"), timeout=timeout, on_line=ctx.output)
     expected = args.get("expect_exit", 0)
     allowed = expected if isinstance(expected, list) else [expected]
     stdout, stderr = ctx.redact(done.stdout), ctx.redact(done.stderr)

@@ -359,22 +359,25 @@ def _session(root: Path, options: Any, person: bool = True) -> Any:
 
 
 def execute(root: Path, name: str, env: str | None = None, params: Sequence[str] = (), answers_file: str | None = None,
-            yes: bool = False, non_interactive: bool = False, resume: bool = False, wait_lock: str | None = None) -> int:
+            yes: bool = False, non_interactive: bool = False, resume: bool = False, wait_lock: str | None = None,
+            verbose: bool = False) -> int:
     """`invoke runbook NAME`: run (or resume) a runbook."""
     from .session import Options, parse_duration
 
     options = Options(env=env, params=list(params), answers_file=answers_file, yes=yes,
-                      non_interactive=non_interactive, resume=resume, wait_lock=parse_duration(wait_lock))
+                      non_interactive=non_interactive, resume=resume, wait_lock=parse_duration(wait_lock),
+                      verbose=verbose)
     return _session(root, options).start(name)
 
 
 def resume(root: Path, run_id: str | None, answers_file: str | None = None, yes: bool = False,
-           non_interactive: bool = False, params: Sequence[str] = (), env: str | None = None) -> int:
-    """`invoke runbook.resume [RUN_ID]`: continue a run where it stopped."""
+           non_interactive: bool = False, params: Sequence[str] = (), env: str | None = None,
+           verbose: bool = False) -> int:
+    """`invoke runbook.resume [--run-id ID]`: continue a run where it stopped."""
     from .session import Options
 
     options = Options(env=env, answers_file=answers_file, yes=yes, non_interactive=non_interactive,
-                      params=list(params))
+                      params=list(params), verbose=verbose)
     session = _session(root, options)
     if env:
         from .plan import load_environment

@@ -20,6 +20,8 @@ MARKS = {"succeeded": ("✓", "ok"), "failed": ("✗", "FAILED"), "skipped": ("-
 
 class Console:
     _status: Any = None          # the rich spinner shown now (nested waits reuse it)
+    verbose: bool = False        # --verbose: command output shown as it is written
+    redact: Any = None           # the session's redactor (its known secrets), for output shown as it comes
 
     def __init__(self, out: TextIO | None = None, err: TextIO | None = None, plain: bool | None = None):
         self.out = out or sys.stdout
@@ -45,6 +47,13 @@ class Console:
             from rich.text import Text
 
             self.rich.print(Text(text, style=style) if style else Text(text))
+
+    def output(self, stream: str, line: str) -> None:
+        """A line a command writes, as it writes it (``--verbose``); redacted like everything shown."""
+        from .redact import Redactor
+
+        redact = self.redact or Redactor().text
+        self.line(f"      {'!' if stream == 'stderr' else '|'} {redact(line)}", "dim")
 
     def mark(self, status: str) -> str:
         fancy, plain = MARKS.get(status, ("·", status))

@@ -427,6 +427,7 @@ class Runner:
                        checkout=self.checkout, operator=self.operator, run_id=self.run_id, item=item,
                        history=History(self.store, exclude=self.run_id),
                        env_name=self.plan.env.name if self.plan.env else "",
+                       output=self.console.output if self.console is not None and self.console.verbose else None,
                        step_started=started.started if started else "",
                        step_active_s=started.active_s if started else 0.0)
 

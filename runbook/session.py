@@ -45,6 +45,7 @@ class Options:
     resume: bool = False
     wait_lock: float = 0.0
     force_reason: str | None = None
+    verbose: bool = False
 
 
 def takeover_question(key: str, holder: Holder | None, held: str) -> str:
@@ -87,6 +88,9 @@ class Session:
 
         self.operator = operator()
         self.redactor = Redactor()
+        if console is not None:
+            console.verbose = options.verbose
+            console.redact = self.redactor.text
 
     # -- stages ------------------------------------------------------------------------
     def chain(self, env: Environment | None) -> Chain:

@@ -77,3 +77,35 @@ def test_the_help_says_what_to_type(tmp_path: Path) -> None:
     assert "invoke runbook.resume --run-id ID" in shown and "--wait-lock" in shown
     missing = invoke("runbook", root=root, home=tmp_path / "home")
     assert missing.returncode == 1 and "did not receive required positional arguments" in missing.stderr
+
+
+def test_verbose_streams_command_output_as_it_is_written(tmp_path: Path) -> None:
+    """With --verbose a command's lines appear while it runs (before it ends), redacted."""
+    import subprocess
+    import sys
+    import time
+
+    root = copy_project("runtime", tmp_path)
+    (root / "runbooks" / "chatty.yaml").write_text(
+        "name: chatty\ntitle: A command that talks, then waits\nparams: {token: {type: string, secret: true}}\n"
+        "steps:\n  - id: talk\n    title: Talk\n    do:\n      - id: say\n        uses: shell.run\n"
+        "        with: {argv: [python3, -u, -c, \"import sys, time; print('hello from the command'); "
+        "print('token', sys.argv[1]); time.sleep(3); print('bye')\", \"${params.token}\"]}\n")
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("RUNBOOK_")}
+    env.update({"RUNBOOK_ROOT": str(root), "RUNBOOK_HOME": str(tmp_path / "home"), "NO_COLOR": "1",
+                "RUNBOOK_OPERATOR": "tester@example.com", "RUNBOOK_PARAM_TOKEN": "s3cr3t-t0ken-value"})
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "runbook", "chatty", "--verbose"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    seen, started = [], time.monotonic()
+    for line in proc.stdout:
+        seen.append(line)
+        if "hello from the command" in line:
+            break
+    assert time.monotonic() - started < 15 and proc.poll() is None     # shown while the command still runs
+    rest, _ = proc.communicate(timeout=60)
+    text = "".join(seen) + rest
+    assert proc.returncode == 0 and "| bye" in text and "| token [REDACTED]" in text
+    assert "s3cr3t-t0ken-value" not in text
+    quiet = invoke("runbook", "chatty", root=root, home=tmp_path / "home2", env={"RUNBOOK_PARAM_TOKEN": "x" * 12})
+    assert quiet.returncode == 0 and "hello from the command" not in quiet.stdout
