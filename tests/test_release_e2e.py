@@ -303,3 +303,72 @@ def test_monitoring_window_parks_and_resumes(home: Path) -> None:
     records = journals(home)["production-release"]
     assert [r["type"] for r in records].count("run.parked") == 1
     assert results(records)["monitoring.window"]["passed"]
+
+
+def _screen(text: str) -> str:
+    """What the operator saw, without terminal control sequences."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+    return "\n".join(line.rstrip() for line in text.replace("\r", "").splitlines() if line.strip())
+
+
+def test_ctrl_c_during_the_pipeline_wait_then_resume_with_the_printed_command(home: Path) -> None:
+    """A person at a terminal releases, presses Ctrl-C while the pipeline deploys, and resumes with the
+    command the engine printed, typed exactly as printed; the screen shows the prompts and the progress."""
+    import re
+    import shlex
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+    env.update({"RUNBOOK_HOME": str(home), "RUNBOOK_OPERATOR": "release@menotime.example", "TERM": "xterm",
+                "NO_COLOR": "1", "PROMPT_TOOLKIT_NO_CPR": "1", "RUNBOOK_SANDBOX_SCENARIO": "slow-rollout"})
+    import io
+
+    child = pexpect.spawn(sys.executable, ["-m", "invoke", "runbook", "production-release", "--env", "sandbox"],
+                          cwd=str(REPO), env=env, encoding="utf-8", timeout=180, dimensions=(50, 200))
+    child.logfile_read = transcript = io.StringIO()
+    try:
+        child.expect("Release version")
+        child.expect("v1.2.0")
+        child.send("\r")
+        child.expect("Tick what is done")
+        for _ in range(4):
+            child.send(" ")
+            child.send("\x1b[B")
+        child.send("\r")
+        for answer in ("develop tested in staging", "https://dash.example.invalid/staging",
+                       "migrations tested on a clone"):
+            child.expect(r"(Note|Link \(https://\.\.\.\)) for")
+            child.send(answer + "\r")
+        child.expect(r"Done: The critical endpoints.*\(Y/n\)")
+        child.send("y\r")
+        child.expect("Note for")
+        child.send("health, login, patients ok\r")
+        child.expect(r"Merge release/v1.2.0 into main.*\(y/N\)")
+        child.send("y\r")
+        child.expect("> deploy-wait", timeout=300)         # the pipeline deploys: the rollout is slow
+        time.sleep(2)
+        child.sendcontrol("c")
+        child.expect(pexpect.EOF, timeout=60)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 130
+    first = _screen(transcript.getvalue())
+    printed = re.search(r"resume:\s+(invoke runbook\.resume --run-id \S+)", first)
+    assert printed, first[-2000:]
+    argv = shlex.split(printed.group(1))
+    again = pexpect.spawn(sys.executable, ["-m", *argv], cwd=str(REPO), env=env, encoding="utf-8", timeout=300,
+                          dimensions=(50, 200))
+    again.logfile_read = resumed = io.StringIO()
+    try:
+        again.expect("Resuming run")
+        again.expect("succeeded", timeout=400)
+        again.expect(pexpect.EOF, timeout=60)
+    finally:
+        again.close(force=True)
+    second = _screen(resumed.getvalue())
+    assert again.exitstatus == 0
+    assert "> deploy-wait" in second and "stable on menotime-api-prod:4" in second
+    assert app_version(home) == "v1.2.0"
+    if os.environ.get("RUNBOOK_TEST_SCREEN"):            # the README's screen capture comes from here
+        Path(os.environ["RUNBOOK_TEST_SCREEN"]).write_text(first + "\n--- resumed ---\n" + second + "\n")
