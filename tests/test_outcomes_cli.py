@@ -105,6 +105,9 @@ def test_verbose_streams_command_output_as_it_is_written(tmp_path: Path) -> None
     assert time.monotonic() - started < 15 and proc.poll() is None     # shown while the command still runs
     rest = proc.stdout.read()              # the same buffered reader: nothing it read ahead is lost
     proc.wait(timeout=60)
+    proc.stdout.close()
+    assert proc.stderr is not None
+    proc.stderr.close()
     text = "".join(seen) + rest
     assert proc.returncode == 0 and "| bye" in text and "| token [REDACTED]" in text
     assert "s3cr3t-t0ken-value" not in text
