@@ -101,16 +101,15 @@ def resolve(spec: Mapping[str, Mapping[str, Any]], cli: Sequence[str] = (), envi
             given[name] = (environ[var], var, None)
     if answers:
         for name, raw in answers.items():
-            if name in given:
-                continue
             if name not in spec:
                 errors.append(_answers_diag(answers_doc, name, f"unknown parameter {name!r}{suggest(name, list(spec))}"))
                 continue
-            if spec[name].get("secret"):
+            if spec[name].get("secret"):          # refused even when another source gives it too
                 errors.append(_answers_diag(answers_doc, name, f"parameter {name!r} is secret and may not be written in "
                                                                f"an answers file; set {env_var(name)}"))
                 continue
-            given[name] = (raw, "answers", None)
+            if name not in given:
+                given[name] = (raw, "answers", None)
 
     for name, pspec in spec.items():
         if name in given:

@@ -212,6 +212,7 @@ class Resolver:
                 if cond in raw:
                     step.setdefault("parent_conditions", []).append(
                         {cond: templates.render(raw[cond], scope.lookup_at(("steps", index, cond)), partial=True)})
+                    step.setdefault("parent_written", []).append({cond: raw[cond]})
             step["included_from"] = scope.prefix + raw["id"]
         return steps
 

@@ -90,7 +90,9 @@ class Step:
         retry = data.get("retry") or {}
         conditions = tuple(Condition(k, data[k], (data.get("source") or {}).get(k, data[k]))
                            for k in ("when", "unless") if k in data)
-        conditions += tuple(Condition(k, v, v) for pc in data.get("parent_conditions", []) for k, v in pc.items())
+        written = [w for pw in data.get("parent_written", []) for w in pw.values()]
+        parents = [(k, v) for pc in data.get("parent_conditions", []) for k, v in pc.items()]
+        conditions += tuple(Condition(k, v, written[i] if i < len(written) else v) for i, (k, v) in enumerate(parents))
         items = tuple(Item(str(item.get("id") or f"{section.value}-{index}"), section, index, item)
                       for section in Section for index, item in enumerate(data.get(section.value) or [])
                       if isinstance(item, dict))
@@ -133,7 +135,7 @@ class Step:
             return confirm + [fail]
         out: list[PromptId] = []
         for item in self.items:
-            if item.section is Section.DO and confirm:
+            if item.section is not Section.REQUIRES and confirm:     # asked after the guards, before acting
                 out += confirm
                 confirm = []
             if item.manual is not None:

@@ -51,6 +51,7 @@ class StepInfo:
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)   # item id -> output schema
     conditional_reason: str = ""
     unrecoverable: dict[str, str] = field(default_factory=dict)  # item id -> action with no probe
+    actions: set[str] = field(default_factory=set)     # ids of its do items (its verify may use their outputs)
 
 
 @dataclass
@@ -148,6 +149,7 @@ class _RunbookRules:
             k: p for k, p in (self.data.get("params") or {}).items() if isinstance(p, dict)
         } if isinstance(self.data.get("params"), dict) else {}
         self.steps: dict[str, StepInfo] = {}
+        self.own: StepInfo | None = None      # the step whose verify items are being checked
 
     def err(self, path: tuple[Any, ...], message: str, key: bool = False) -> None:
         self.diags.append(self.doc.diag(path, message, key=key))
@@ -261,6 +263,7 @@ class _RunbookRules:
             self.err(base + ("retry",), "'retry:' needs 'on_failure: retry' on the same step")
         if kind is StepKind.TASK:
             self.check_items(base, step, index, info)
+            self.own = None
             if "confirm" in step:
                 info.outputs["confirm"] = CONFIRM_OUTPUTS
         elif kind is StepKind.APPROVAL:
@@ -295,6 +298,7 @@ class _RunbookRules:
         seen: dict[str, tuple[Any, ...]] = {}
         for section, i, item in items_of(step):
             ipath = base + (section.value, i)
+            self.own = info if section is Section.VERIFY else None    # verify may use this step's do outputs
             iid = item.get("id")
             if "manual" in item and "id" not in item:
                 self.err(ipath, "a manual item needs an 'id' (its answer is recorded under STEP.ITEM)")
@@ -348,6 +352,8 @@ class _RunbookRules:
                     self.check_git_literals(ipath + ("with",), args)
             if isinstance(iid, str):
                 info.outputs[iid] = plugin.outputs
+                if section is Section.DO:
+                    info.actions.add(iid)
                 if plugin.kind is PluginKind.ACTION and plugin.side_effect and plugin.probe is None:
                     info.unrecoverable[iid] = uses
 
@@ -450,12 +456,16 @@ class _RunbookRules:
             return _BAD
         sid, n = match
         info = self.steps.get(sid)
-        if info is None or info.index >= before:
+        own = self.own if self.own is not None and self.own.id == sid and len(parts) > n \
+            and parts[n] in self.own.actions else None
+        if own is not None:
+            info = own                       # a verify item reading its own step's action outputs
+        elif info is None or info.index >= before:
             here = all_ids[before] if before < len(all_ids) else "?"
             which = "its own step" if sid == here else "a later step"
             self.err(path, f"{ref.text}: refers to {which} {sid!r}; only outputs of earlier steps are known")
             return _BAD
-        if not info.always:
+        if own is None and not info.always:
             self.err(path, f"{ref.text}: step {sid!r} may not run ({info.conditional_reason}), so its outputs "
                            "may not exist; reference a step that always runs")
             return _BAD

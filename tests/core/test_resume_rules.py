@@ -386,3 +386,24 @@ def test_a_guard_that_passed_before_is_checked_again_on_resume(tmp_path: Path) -
     assert w.run(resume=run_id, answers=ANSWERS) == ExitCode.FAILED     # the guard is checked again: fails
     assert w.lines("attached.txt") == [] and w.lines("started.txt") == []
     assert len(of_type(w.records(run_id), "item.result", step="swap", item="volume-ready")) == 2
+
+
+def test_a_verify_item_reads_its_own_steps_action_outputs_at_run_time(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    (w.root / "runbooks" / "own.yaml").write_text("""\
+name: own
+title: A step checks what its own action returned
+params: {dir: {type: string}}
+steps:
+  - id: a
+    title: Append, then check the count it returned
+    do:
+      - id: w
+        uses: effects.append
+        with: {file: "${params.dir}/own.txt", line: one}
+    verify:
+      - uses: core.equals
+        with: {actual: "${steps.a.w.count}", expected: 1}
+""")
+    assert w.run("own") == ExitCode.OK
+    assert of_type(w.records(), "item.result", step="a", item="verify-0", passed=True)

@@ -120,9 +120,6 @@ def test_an_includes_condition_skips_every_step_it_brings(conditional: World) ->
     assert not of_type(conditional.records(), "item.intent", step="inc.act")
 
 
-@pytest.mark.xfail(strict=True, reason="an included step skipped by its include's condition records the resolved "
-                                       "value ('when: False is false'), not the condition as written, because the "
-                                       "plan keeps no source text for parent_conditions")
 def test_an_includes_skip_reason_shows_the_condition_as_written(conditional: World) -> None:
     assert conditional.run("conditional", params={"go": "false"}) == ExitCode.OK
     assert finished(conditional, "inc.act")["reason"] == "when: ${params.go} is false"

@@ -191,9 +191,6 @@ def test_without_the_file_an_answers_error_says_answers() -> None:
         "(at params.token)"]
 
 
-@pytest.mark.xfail(strict=True, reason="params.resolve skips an answers-file parameter already given by the command "
-                                       "line or a variable before checking whether it is secret, so an answers file "
-                                       "holding a secret in plain text is accepted when RUNBOOK_PARAM_<NAME> is set")
 def test_a_secret_in_an_answers_file_is_refused_even_when_its_variable_is_set() -> None:
     with pytest.raises(InputError, match="may not be written in an answers file"):
         resolve(SPEC, [], {"RUNBOOK_PARAM_TOKEN": "from-the-variable"}, {"token": "written-down"})

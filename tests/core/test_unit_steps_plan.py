@@ -105,9 +105,6 @@ def test_an_interrupted_action_and_a_failed_check_are_asked_in_different_words()
     assert "file.contains failed" in check.text and "effects.append was interrupted" in action.text
 
 
-@pytest.mark.xfail(strict=True, reason="Step.prompts places STEP.confirm after the verify items when a step has no "
-                                       "do items, though run_task asks the confirm before verify (the list claims "
-                                       "the order the prompts are asked in)")
 def test_the_confirm_of_a_step_without_actions_comes_before_its_verify_items() -> None:
     step = Step.of({"id": "s", "requires": [{"uses": "file.contains"}], "confirm": "Go?",
                     "verify": [{"id": "looked", "manual": "Looked"}]})
