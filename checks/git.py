@@ -124,10 +124,11 @@ def contains(ctx: Context) -> Outcome:
 MERGE_ARGS = {**REPO, "branch": {"type": "string", "description": "what would be merged (e.g. origin/main)"},
               "into": {"type": "string", "description": "the branch it would be merged into (e.g. origin/develop)"},
               "fetch": {"type": "boolean", "description": "fetch from origin first (default true)"}}
-MERGE_OUTPUTS = {"type": "object", "properties": {
+MERGE_PROPERTIES: dict[str, Any] = {
     "needed": {"type": "boolean"}, "clean": {"type": "boolean"},
     "conflicts": {"type": "array", "items": {"type": "string"}}, "branch_sha": {"type": "string"},
-    "into_sha": {"type": "string"}}}
+    "into_sha": {"type": "string"}}
+MERGE_OUTPUTS = {"type": "object", "properties": MERGE_PROPERTIES}
 
 
 def _local(ref: str) -> str:
@@ -147,7 +148,7 @@ def _preview(ctx: Context) -> tuple[g.MergePreview, dict[str, Any]]:
 
 
 PREVIEW_OUTPUTS = {"type": "object", "properties": {
-    **MERGE_OUTPUTS["properties"],
+    **MERGE_PROPERTIES,
     "merge": {"type": "boolean", "description": "a clean merge is due, to be made directly"},
     "pull_request": {"type": "boolean", "description": "a clean merge is due, through a pull request"}}}
 

@@ -285,11 +285,12 @@ def test_pr_mergeable_polls_then_names_the_conflicting_files_and_the_fix(
     assert "conflicts in CHANGELOG.md, app/__init__.py" in line
     assert f"`git checkout {RELEASE} && git merge origin/main`" in line and "nobody is asked to approve" in line
     unnamed = call(registry, "github.pr_mergeable", standin, {"pr": number, "fix": "merge main into develop"})
-    assert not unnamed.passed and "files not named" in unnamed.summary and "Fix: merge main into develop" in unnamed.summary
+    assert not unnamed.passed and "files not named" in unnamed.summary
+    assert "Fix: merge main into develop" in unnamed.summary
 
 
 def test_pr_mergeable_of_a_merged_pull_request_stops_polling(standin: GitHubStandIn,
-                                                              registry: plugins.Registry) -> None:
+                                                             registry: plugins.Registry) -> None:
     number = open_as_author(standin)
     standin.review(number, "alice", "APPROVED")
     rest(standin, "PUT", f"/repos/{REPO_NAME}/pulls/{number}/merge", TOKEN["releaser"], {"merge_method": "merge"})
@@ -495,7 +496,7 @@ def test_release_from_a_tag_once(standin: GitHubStandIn, registry: plugins.Regis
 
 
 def test_a_release_marked_rolled_back_once(standin: GitHubStandIn, registry: plugins.Registry, origin: Path,
-                                          tmp_path: Path) -> None:
+                                           tmp_path: Path) -> None:
     args = {"tag": "v1.2.3", "name": "v1.2.3 (rolled back)", "note": "**Rolled back** to v1.2.2 by run R1: 500s"}
     missing = call(registry, "github.update_release", standin, args)
     assert not missing.passed and "expected a GitHub release of tag v1.2.3" in missing.summary

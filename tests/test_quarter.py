@@ -254,7 +254,7 @@ def test_two_releases_in_a_row_both_succeed(home: Path, tmp_path: Path) -> None:
 
 
 def test_a_conflicting_release_pr_is_stopped_before_approvals_with_the_files_named(home: Path,
-                                                                                     tmp_path: Path) -> None:
+                                                                                    tmp_path: Path) -> None:
     """main got a release commit develop never received (a v1.1.1 made by hand, before back-merges): the
     release PR conflicts. One line names the files and the fix; nobody is asked to approve; the fix
     (main merged into the release branch) and a resume finish the release."""
@@ -272,8 +272,8 @@ def test_a_conflicting_release_pr_is_stopped_before_approvals_with_the_files_nam
     [run_id] = [r["run"] for r in listed(home)]
     recs = records(home, run_id)
     check = results(recs)["mergeable.mergeable"]
-    assert not check["passed"] and check["outputs"]["conflicts"] == ["CHANGELOG.md", "app/__init__.py",
-                                                                      "pyproject.toml"]
+    assert not check["passed"]
+    assert check["outputs"]["conflicts"] == ["CHANGELOG.md", "app/__init__.py", "pyproject.toml"]
     line = check["summary"]
     assert "cannot merge release/v1.2.0 into main (mergeable_state dirty), conflicts in CHANGELOG.md, " \
            "app/__init__.py, pyproject.toml. Fix: merge main into release/v1.2.0 (`git checkout release/v1.2.0 " \
@@ -343,7 +343,7 @@ def test_back_merge_through_a_reviewed_pull_request_when_develop_requires_review
     assert result.returncode == 0 and "succeeded." in result.stdout, tail(result)
     runs = listed(home)
     assert [(r["runbook"], r["status"]) for r in runs] == [("production-release", "succeeded"),
-                                                          ("back-merge-pr", "succeeded")]
+                                                           ("back-merge-pr", "succeeded")]
     assert runs[1]["parent"]["run"] == runs[0]["run"]
     steps = finished(records(home, runs[0]["run"]))
     assert steps["back-merge.pull-request"] == "succeeded" and steps["back-merge.merge"] == "skipped"

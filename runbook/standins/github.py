@@ -311,7 +311,7 @@ class GitHubStandIn:
             pull["mergeable_key"], pull["mergeable"] = key, self._mergeable(issue)
             return None, "unknown"
         value = pull.get("mergeable")
-        return value, {True: "clean", False: "dirty"}.get(value, "unknown")
+        return value, "clean" if value is True else "dirty" if value is False else "unknown"
 
     def _files(self, base: str, head: str) -> list[JSON]:
         out = git.git(["diff", "--name-status", "--no-renames", "-z", "--end-of-options", f"{base}...{head}"],
