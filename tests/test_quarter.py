@@ -355,3 +355,19 @@ def test_back_merge_through_a_reviewed_pull_request_when_develop_requires_review
     reviews = github(home, f"/pulls/{back['number']}/reviews")
     assert any(r["state"] == "APPROVED" for r in reviews)
     assert g.out(["rev-parse", "refs/heads/develop"], remote) == back["merge_commit_sha"]
+
+
+def test_rollback_fast_run_directly_asks_why(home: Path) -> None:
+    control.up(home)
+    unasked = run(home, "runbook", "rollback-fast", "--env", "sandbox", "--non-interactive")
+    assert unasked.returncode == 2, tail(unasked)
+    assert "parameter 'reason' is needed and nobody can be asked" in unasked.stderr
+    assert run(home, "runbook.status").stdout.strip() == "No unfinished runs and no locks held."
+    why = "patients endpoint answers 500 since 14:02 (page #311)"
+    given = run(home, "runbook", "rollback-fast", "--env", "sandbox", "--param", f"reason={why}",
+                "--non-interactive")
+    assert given.returncode == 1, tail(given)        # no release run in this world: the target is the operator's
+    [row] = listed(home)
+    assert "no production-release run in sandbox deployed" in run(home, "audit.show", row["run"]).stdout
+    report = run(home, "audit.export", row["run"], "--format", "md").stdout
+    assert f"- `reason`: `{why}`" in report
