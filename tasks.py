@@ -263,12 +263,17 @@ audit_ns = Collection("audit", audit_list, audit_show, audit_timeline, audit_exp
 ns.add_collection(audit_ns)
 
 
-@task(name="up", help={"scenario": "healthy (default), bad-release, slow-rollout, stale-approval, failing-rollout"})
-def sandbox_up(c: Any, scenario: str = "healthy") -> None:
+BAD_VERSION_HELP = ("this one version (vX.Y.Z) answers 500 on the API, every other is good (an automatic start "
+                    "reads RUNBOOK_SANDBOX_BAD_VERSION)")
+
+
+@task(name="up", help={"scenario": "healthy (default), bad-release, slow-rollout, stale-approval, failing-rollout",
+                       "bad_version": BAD_VERSION_HELP})
+def sandbox_up(c: Any, scenario: str = "healthy", bad_version: str | None = None) -> None:
     """Start the sandbox: MenoTime's production on loopback (AWS, GitHub, the app, its repo, the pipeline)."""
     from runbook.sandbox import commands
 
-    _call(commands.up, scenario)
+    _call(commands.up, scenario, bad_version)
 
 
 @task(name="down")
@@ -287,12 +292,12 @@ def sandbox_status(c: Any, json: bool = False) -> None:
     _call(commands.status, as_json=json)
 
 
-@task(name="reset", help={"scenario": "the scenario of the fresh world"})
-def sandbox_reset(c: Any, scenario: str = "healthy") -> None:
+@task(name="reset", help={"scenario": "the scenario of the fresh world", "bad_version": BAD_VERSION_HELP})
+def sandbox_reset(c: Any, scenario: str = "healthy", bad_version: str | None = None) -> None:
     """Throw the sandbox's world away and start a fresh one."""
     from runbook.sandbox import commands
 
-    _call(commands.reset, scenario)
+    _call(commands.reset, scenario, bad_version)
 
 
 @task(name="review", positional=["pr"], help={"pr": "pull request number", "as": "the sandbox reviewer's login",

@@ -245,6 +245,12 @@ def _describe(ctx: Context, ref: str, running_in: tuple[str, str] | None = None)
             "registered_at": _iso(td.get("registeredAt"))}
 
 
+def image_tag(image: str) -> str:
+    """The tag of an image reference (``REGISTRY/REPO:v1.4.0`` -> ``v1.4.0``; '' for a digest or none)."""
+    name = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    return name.rsplit(":", 1)[1] if ":" in name and "@" not in image else ""
+
+
 def _td_outputs(info: dict[str, Any]) -> dict[str, Any]:
     return {k: info[k] for k in TD_OUT}
 
@@ -626,7 +632,10 @@ def ecs_update_service_probe(ctx: Context) -> Outcome | None:
            "max_candidates": {"type": "integer", "minimum": 1, "description": "default 10"}}},
        outputs={"type": "object", "properties": {
            "target": S, "family_revision": S, "image": S, "image_digest": S, "source": S, "release_run": S,
-           "current": S, "current_family_revision": S, "warnings": {"type": "array", "items": S},
+           "current": S, "current_family_revision": S, "current_image": S,
+           "version": {**S, "description": "the target image's tag (the version rolled back to)"},
+           "current_version": {**S, "description": "the current image's tag (the version rolled back from)"},
+           "warnings": {"type": "array", "items": S},
            "candidates": {"type": "array", "items": {"type": "object"}}}})
 @_translated
 def ecs_rollback_target(ctx: Context) -> Outcome:
@@ -661,7 +670,8 @@ def ecs_rollback_target(ctx: Context) -> Outcome:
         return Outcome.fail(refusal)
     current = _describe(ctx, svc["taskDefinition"], running_in=(cluster, name))
     family = _arg(ctx, "family", "ecs", "task_family", default=current["family"])
-    base = {"current": current["task_definition"], "current_family_revision": current["family_revision"]}
+    base = {"current": current["task_definition"], "current_family_revision": current["family_revision"],
+            "current_image": current["image"], "current_version": image_tag(current["image"])}
     if ctx.args.get("target"):
         return _chosen_target(ctx, current, family, base)
     runbook = str(ctx.args.get("runbook") or "production-release")
@@ -697,7 +707,7 @@ def ecs_rollback_target(ctx: Context) -> Outcome:
                           f"{family}, newest first: {listed}. Pass the chosen one as `target` (not \"current minus "
                           "one\": it may never have been deployed)", evidence,
                    {**base, "target": "", "family_revision": "", "image": "", "image_digest": "", "source": "",
-                    "release_run": "", "warnings": [], "candidates": candidates})
+                    "version": "", "release_run": "", "warnings": [], "candidates": candidates})
 
 
 def _already_rolled_back(ctx: Context, current: dict[str, Any], run: Any, deployed_step: str,
@@ -710,7 +720,7 @@ def _already_rolled_back(ctx: Context, current: dict[str, Any], run: Any, deploy
                    {"release_run": run.run_id, "release_status": run.status, "current": _td_outputs(current),
                     "candidates": candidates},
                    {**base, "target": "", "family_revision": "", "image": "", "image_digest": "", "source": "",
-                    "release_run": run.run_id, "warnings": [], "candidates": candidates})
+                    "version": "", "release_run": run.run_id, "warnings": [], "candidates": candidates})
 
 
 def _journal_target(ctx: Context, current: dict[str, Any], before: str, run: Any, base: dict[str, Any]) -> Outcome:
@@ -721,6 +731,7 @@ def _journal_target(ctx: Context, current: dict[str, Any], before: str, run: Any
                 "target": _td_outputs(target), "current": _td_outputs(current), "warnings": warnings}
     outputs = {**base, "target": target["task_definition"], "family_revision": target["family_revision"],
                "image": target["image"], "image_digest": target["image_digest"], "source": "journal",
+               "version": image_tag(target["image"]),
                "release_run": run.run_id, "warnings": warnings, "candidates": []}
     if target["status"] != "ACTIVE":
         return Outcome(False, f"the release run {run.run_id} replaced {target['family_revision']} with "
@@ -738,6 +749,7 @@ def _chosen_target(ctx: Context, current: dict[str, Any], family: str, base: dic
     warnings = _target_warnings(target, current)
     outputs = {**base, "target": target["task_definition"], "family_revision": target["family_revision"],
                "image": target["image"], "image_digest": target["image_digest"], "source": "chosen",
+               "version": image_tag(target["image"]),
                "release_run": "", "warnings": warnings, "candidates": []}
     evidence = {"target": _td_outputs(target), "current": _td_outputs(current), "warnings": warnings}
     problem = ""

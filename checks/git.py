@@ -121,6 +121,94 @@ def contains(ctx: Context) -> Outcome:
                         sha=ref)
 
 
+MERGE_ARGS = {**REPO, "branch": {"type": "string", "description": "what would be merged (e.g. origin/main)"},
+              "into": {"type": "string", "description": "the branch it would be merged into (e.g. origin/develop)"},
+              "fetch": {"type": "boolean", "description": "fetch from origin first (default true)"}}
+MERGE_PROPERTIES: dict[str, Any] = {
+    "needed": {"type": "boolean"}, "clean": {"type": "boolean"},
+    "conflicts": {"type": "array", "items": {"type": "string"}}, "branch_sha": {"type": "string"},
+    "into_sha": {"type": "string"}}
+MERGE_OUTPUTS = {"type": "object", "properties": MERGE_PROPERTIES}
+
+
+def _local(ref: str) -> str:
+    return ref.split("/", 1)[1] if ref.startswith("origin/") else ref
+
+
+def _preview(ctx: Context) -> tuple[g.MergePreview, dict[str, Any]]:
+    repo = _repo(ctx)
+    branch = g.safe_ref(ctx.args["branch"], "branch")
+    into = g.safe_ref(ctx.args["into"], "branch")
+    if ctx.args.get("fetch", True):
+        g.git(["fetch", "--quiet", "--tags", "origin"], repo)
+    preview = g.preview_merge(repo, into, branch)
+    outputs = {"needed": preview.needed, "clean": preview.clean, "conflicts": preview.conflicts,
+               "branch_sha": g.rev(repo, branch) or "", "into_sha": g.rev(repo, into) or ""}
+    return preview, outputs
+
+
+PREVIEW_OUTPUTS = {"type": "object", "properties": {
+    **MERGE_PROPERTIES,
+    "merge": {"type": "boolean", "description": "a clean merge is due, to be made directly"},
+    "pull_request": {"type": "boolean", "description": "a clean merge is due, through a pull request"}}}
+
+
+@check("git.merge_preview",
+       args={"properties": {**MERGE_ARGS, "pull_request": {"type": "boolean", "description": "the merge goes through "
+                                                           "a pull request (e.g. ${env.git.develop_requires_review})"}},
+             "required": ["branch", "into"]},
+       outputs=PREVIEW_OUTPUTS)
+def merge_preview(ctx: Context) -> Outcome:
+    """Compute, without touching the work tree, whether merging `branch` into `into` is needed and clean.
+
+    An observation: it passes whatever it finds, so steps can decide on its outputs: `needed`,
+    `clean`, `conflicts`, and the way a clean merge that is due goes: `merge` (directly) or
+    `pull_request` (when `pull_request` is true). When git cannot tell (no clone, a failed
+    fetch) it says so and reports `clean: false`: `git.mergeable`, the check that fails, then
+    fails with git's message.
+    """
+    by_pr = bool(ctx.args.get("pull_request"))
+    try:
+        preview, outputs = _preview(ctx)
+    except g.GitError as exc:
+        outputs = {"needed": True, "clean": False, "conflicts": [], "branch_sha": "", "into_sha": "", "merge": False,
+                   "pull_request": False}
+        return Outcome.ok(f"could not compute the merge of {ctx.args['branch']} into {ctx.args['into']} "
+                          f"({exc}); counted as not clean", {**outputs, "error": str(exc)}, **outputs)
+    due = preview.needed and preview.clean
+    outputs.update(merge=due and not by_pr, pull_request=due and by_pr)
+    branch, into = ctx.args["branch"], ctx.args["into"]
+    if not preview.needed:
+        summary = f"{into} already contains {branch} ({outputs['branch_sha'][:12]}): nothing to merge"
+    elif preview.clean:
+        summary = f"{branch} merges cleanly into {into}" + (" (through a pull request)" if by_pr else "")
+    else:
+        summary = f"{branch} conflicts with {into} in {', '.join(preview.conflicts)}"
+    return Outcome.ok(summary, dict(outputs), **outputs)
+
+
+@check("git.mergeable", args={"properties": {**MERGE_ARGS, "fix": {"type": "string", "description": "what to do "
+                                                                    "about a conflict (default: merge by hand)"}},
+                              "required": ["branch", "into"]},
+       outputs=MERGE_OUTPUTS)
+def mergeable(ctx: Context) -> Outcome:
+    """`branch` merges into `into` without a conflict (or `into` already contains it); a conflict names
+    the files and the fix."""
+    try:
+        preview, outputs = _preview(ctx)
+    except g.GitError as exc:
+        return _git_fail(exc)
+    branch, into = ctx.args["branch"], ctx.args["into"]
+    if preview.clean:
+        return Outcome.ok(f"{branch} merges cleanly into {into}" if preview.needed else
+                          f"{into} already contains {branch}", dict(outputs), **outputs)
+    files = ", ".join(preview.conflicts)
+    fix = ctx.args.get("fix") or (f"merge {_local(branch)} into {_local(into)} by hand (`git checkout {_local(into)} "
+                                  f"&& git merge {branch}`), resolve {files}, push {_local(into)}")
+    return Outcome.fail(f"{branch} does not merge cleanly into {into}: conflicts in {files}. Fix: {fix}",
+                        dict(outputs), **outputs)
+
+
 def _release_tags(tags: list[str], pattern: str) -> list[tuple[tuple[int, int, int], str]]:
     """The release tags among ``tags`` (those matching the release pattern), oldest first."""
     rx = re.compile(pattern)
@@ -453,9 +541,14 @@ def merge(ctx: Context) -> Outcome:
         result = g.git(["merge", "--no-ff", "--no-edit", "-m", message, "--end-of-options", branch], repo, check=False,
                        env=env)
         if result.code != 0:
+            files = sorted(set(g.git(["diff", "--name-only", "--diff-filter=U"], repo, check=False).out.split()))
             g.git(["merge", "--abort"], repo, check=False)
-            return Outcome.fail(f"merging {branch} into {into} conflicts: {result.out.strip().splitlines()[-1:]} "
-                                "(resolve by hand, then resume)")
+            if not files:
+                return Outcome.fail(f"merging {branch} into {into} failed: "
+                                    f"{(result.err.strip() or result.out.strip()).splitlines()[-1:]}")
+            return Outcome.fail(f"merging {branch} into {into} conflicts in {', '.join(files)}. Fix: `git checkout "
+                                f"{into} && git merge {branch}`, resolve {', '.join(files)}, push {into}, then resume",
+                                {"conflicts": files})
         sha = g.out(["rev-parse", "HEAD"], repo)
     except g.GitError as exc:
         return _git_fail(exc)
@@ -474,11 +567,18 @@ def merge_probe(ctx: Context) -> Outcome | None:
 
 
 @action("git.tag_create", args={"properties": {**REPO, "name": {"type": "string"}, "ref": {"type": "string"},
-                                               "message": {"type": "string", "minLength": 1}},
+                                               "message": {"type": "string", "minLength": 1},
+                                               "pattern": {"type": "string", "format": "regex",
+                                                           "description": "the name must match it (e.g. "
+                                                                          "env.deploy.rollback_tag_pattern)"}},
                                 "required": ["name", "message"]},
         outputs={"type": "object", "properties": {"sha": {"type": "string"}, "commit": {"type": "string"}}})
 def tag_create(ctx: Context) -> Outcome:
-    """Create the annotated tag `name` on `ref` (default HEAD)."""
+    """Create the annotated tag `name` on `ref` (default HEAD); with `pattern`, only a name matching it."""
+    pattern = ctx.args.get("pattern")
+    if pattern and not re.search(pattern, str(ctx.args["name"])):
+        return Outcome.fail(f"tag name {ctx.args['name']!r} does not match {pattern} (the environment's pattern "
+                            "for this kind of tag): nothing tagged")
     found = tag_create_probe(ctx)
     if found is not None:
         return found

@@ -1,4 +1,4 @@
-"""GitHub checks and actions: permission, release PR, approval gate, merge, release, runs, issues.
+"""GitHub checks and actions: permission, release PR, mergeability, approval gate, merge, releases, runs, issues.
 
 Every call goes through ``runbook.github_api`` (the one module importing PyGithub);
 clients are built from ``env.github`` at run time. Each action with a side effect has
@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable
 
 from runbook import github_api as api
@@ -179,6 +180,73 @@ def open_release_pr_probe(ctx: Context) -> Outcome | None:
         return _find_pr(ctx, conn)
 
 
+# -- mergeability ----------------------------------------------------------------------
+def _conflicting_files(ctx: Context, base_sha: str, head_sha: str) -> list[str] | None:
+    """The files merging ``head_sha`` into ``base_sha`` conflicts in, from the local clone (GitHub's API
+    does not name them); None when there is no clone or git cannot tell."""
+    from runbook import git as g
+
+    repo = ctx.path(str(ctx.args["repo"])) if ctx.args.get("repo") else ctx.checkout
+    if repo is None or not g.is_repo(Path(repo)):
+        return None
+    try:
+        g.git(["fetch", "--quiet", "origin"], repo, check=False)
+        preview = g.preview_merge(repo, base_sha, head_sha)
+    except g.GitError:
+        return None
+    return preview.conflicts
+
+
+@check("github.pr_mergeable",
+       args={"properties": {"pr": NUMBER,
+                            "repo": {"type": "string", "description": "a clone, to name the conflicting files "
+                                                                      "(default: the run's checkout)"},
+                            "fix": {"type": "string", "description": "what to do about a conflict (default: "
+                                                                     "merge the base into the head branch)"}},
+             "required": ["pr"]},
+       outputs={"type": "object", "properties": {
+           "mergeable": {"type": ["boolean", "null"]}, "state": STR, "head": STR, "base": STR, "head_sha": STR,
+           "base_sha": STR, "conflicts": {"type": "array", "items": STR}, "final": {"type": "boolean"}}})
+@_guard
+def pr_mergeable(ctx: Context) -> Outcome:
+    """Pass when GitHub says the pull request can merge (use ``wait:`` to poll, as clients must).
+
+    GitHub answers ``mergeable: null`` while it computes (after every push to the head or
+    the base); ``false`` (``mergeable_state: dirty``) is a conflict: the check fails at once,
+    naming the conflicting files (computed in the local clone: GitHub's API does not list
+    them) and the fix, so nobody is asked to approve a pull request that cannot merge.
+    """
+    number = _number(ctx.args["pr"])
+    with api.connect(ctx.env) as conn, conn.translate(f"read pull request #{number}"):
+        pr = conn.repo.get_pull(number)
+        mergeable, state = pr.mergeable, str(pr.mergeable_state or "unknown")
+        head, base, head_sha, base_sha = pr.head.ref, pr.base.ref, pr.head.sha, pr.base.sha
+        url, pr_state, merged = pr.html_url, pr.state, pr.merged
+    outputs: dict[str, Any] = {"mergeable": mergeable, "state": state, "head": head, "base": base,
+                               "head_sha": head_sha, "base_sha": base_sha, "conflicts": []}
+    evidence = {"pr": number, "url": url, **outputs}
+    if pr_state != "open":
+        return Outcome(False, f"pull request #{number} is {'merged' if merged else 'closed'}: expected it open "
+                              f"({url})", evidence, {**outputs, "final": True})
+    if mergeable is None:
+        ctx.progress(f"GitHub is computing whether #{number} can merge")
+        return Outcome(False, f"GitHub has not computed yet whether pull request #{number} can merge {head} into "
+                              f"{base} (mergeable null, mergeable_state {state}); poll with `wait:` ({url})",
+                       evidence, outputs)
+    if mergeable:
+        return Outcome(True, f"pull request #{number} can merge {head} into {base} at head {head_sha[:7]} "
+                             f"(mergeable_state {state}): {url}", evidence, outputs)
+    files = _conflicting_files(ctx, base_sha, head_sha)
+    outputs.update(conflicts=files or [], final=True)
+    evidence.update(conflicts=files or [])
+    named = ", ".join(files) if files else "files not named (no local clone to compute them in)"
+    fix = str(ctx.args.get("fix") or f"merge {base} into {head} (`git checkout {head} && git merge origin/{base}`), "
+                                     f"resolve {'them' if files else 'the conflicts'}, push {head}, then resume")
+    return Outcome(False, f"pull request #{number} cannot merge {head} into {base} (mergeable_state {state}), "
+                          f"conflicts in {named}. Fix: {fix}; nobody is asked to approve it until it can merge "
+                          f"({url})", evidence, outputs)
+
+
 # -- approval gate ---------------------------------------------------------------------
 @check("approval.github-pr",
        args={"properties": {"pr": NUMBER, "min": {"type": "integer", "minimum": 1},
@@ -325,6 +393,56 @@ def create_release_probe(ctx: Context) -> Outcome | None:
     """A release for the tag exists."""
     with api.connect(ctx.env) as conn:
         return _find_release(ctx, conn)
+
+
+def _updated_release(ctx: Context, release: Any) -> Outcome | None:
+    """The release already carries the wanted name and note."""
+    name, note = ctx.args.get("name"), str(ctx.args.get("note") or "")
+    if (name and release.name != name) or (note and note not in (release.body or "")):
+        return None
+    return _release_outcome(release, f"is already marked ({release.name})")
+
+
+@action("github.update_release",
+        args={"properties": {"tag": STR, "name": {"type": "string", "description": "the release's new title"},
+                             "note": {"type": "string", "description": "put at the top of the release notes, once"},
+                             "missing_ok": {"type": "boolean", "description": "pass when the tag has no release "
+                                                                              "(default false)"}},
+              "required": ["tag"]},
+        outputs={"type": "object", "properties": {"id": INT, "url": STR, "tag": STR}})
+@_guard
+def update_release(ctx: Context) -> Outcome:
+    """Retitle a GitHub release and put a note at the top of its notes (e.g. a release rolled back)."""
+    tag = str(ctx.args["tag"])
+    with api.connect(ctx.env) as conn:
+        release = conn.find(f"look for the release of tag {tag}", lambda: conn.repo.get_release(tag))
+        if release is None:
+            if ctx.args.get("missing_ok"):
+                return Outcome.ok(f"tag {tag} has no GitHub release: nothing to mark", {"tag": tag}, id=0, url="",
+                                  tag=tag)
+            return Outcome.fail(f"expected a GitHub release of tag {tag}, found none", {"tag": tag})
+        done = _updated_release(ctx, release)
+        if done is not None:
+            return done
+        note, body = ctx.redact(str(ctx.args.get("note") or "")), release.body or ""
+        with conn.translate(f"update the release of tag {tag}"):
+            updated = release.update_release(name=str(ctx.args.get("name") or release.name or tag),
+                                             message=f"{note}\n\n{body}".strip() if note and note not in body
+                                             else body, draft=bool(release.draft),
+                                             prerelease=bool(release.prerelease))
+        return _release_outcome(updated, "updated")
+
+
+@probe("github.update_release")
+def update_release_probe(ctx: Context) -> Outcome | None:
+    """The release already carries the name and the note (or, with missing_ok, there is none)."""
+    tag = str(ctx.args["tag"])
+    with api.connect(ctx.env) as conn:
+        release = conn.find(f"look for the release of tag {tag}", lambda: conn.repo.get_release(tag))
+    if release is None:
+        return Outcome.ok(f"tag {tag} has no GitHub release: nothing to mark", id=0, url="", tag=tag) \
+            if ctx.args.get("missing_ok") else None
+    return _updated_release(ctx, release)
 
 
 # -- workflow runs ---------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""runs.output: read an output another run recorded in its journal (read-only).
+"""runs.output, runs.param, runs.report: read what another run recorded in its journal (read-only).
 
 A rollback reads what its release recorded: the merge commit to revert, whether the
 release changed migrations. ``run`` is a run id (any unique prefix); ``item`` is
@@ -28,9 +28,12 @@ def _run(ctx: Context, read: Callable[[Any, str], Any]) -> Any:
 @check("runs.output",
        args={"properties": {"run": {"type": "string", "minLength": 1}, "item": {"type": "string", "minLength": 3},
                             "field": {"type": "string", "minLength": 1}, "expected": {},
-                            "label": {"type": "string"}},
+                            "label": {"type": "string"},
+                            "default": {"description": "the value when the run has not recorded it (yet): then "
+                                                       "the check passes with it instead of failing"}},
              "required": ["run", "item", "field"]},
-       outputs={"type": "object", "properties": {"value": {}, "run": {"type": "string"}}})
+       outputs={"type": "object", "properties": {"value": {}, "run": {"type": "string"},
+                                                  "recorded": {"type": "boolean"}}})
 def output(ctx: Context) -> Outcome:
     """Pass when the run recorded `item`.`field` (and it equals `expected`, when given)."""
     run = _run(ctx, lambda history, run_id: history.run(run_id))
@@ -40,13 +43,43 @@ def output(ctx: Context) -> Outcome:
     value = (outputs or {}).get(ctx.args["field"], _MISSING)
     label = ctx.args.get("label") or f"{ctx.args['item']}.{ctx.args['field']} of run {run.run_id}"
     evidence = {"run": run.run_id, "runbook": run.runbook, "item": ctx.args["item"], "field": ctx.args["field"]}
+    if value is _MISSING and "default" in ctx.args:
+        return Outcome.ok(f"{label}: not recorded by run {run.run_id} ({run.status}) so far; "
+                          f"{ctx.args['default']!r} instead", {**evidence, "recorded": False},
+                          value=ctx.args["default"], run=run.run_id, recorded=False)
     if value is _MISSING:
         return Outcome.fail(f"{label}: run {run.run_id} ({run.runbook}, {run.status}) recorded no such output "
                             f"(see `invoke audit.show {run.run_id}`)", evidence, run=run.run_id)
     if "expected" in ctx.args and value != ctx.args["expected"]:
         return Outcome.fail(f"{label}: expected {ctx.args['expected']!r}, found {value!r}", {**evidence, "value": value},
                             value=value, run=run.run_id)
-    return Outcome.ok(f"{label}: {value!r}", {**evidence, "value": value}, value=value, run=run.run_id)
+    return Outcome.ok(f"{label}: {value!r}", {**evidence, "value": value}, value=value, run=run.run_id, recorded=True)
+
+
+@check("runs.param",
+       args={"properties": {"run": {"type": "string", "minLength": 1}, "name": {"type": "string", "minLength": 1},
+                            "default": {"description": "the value when the run has no such parameter"}},
+             "required": ["run", "name"]},
+       outputs={"type": "object", "properties": {"value": {}, "run": {"type": "string"},
+                                                  "runbook": {"type": "string"}, "status": {"type": "string"}}})
+def param(ctx: Context) -> Outcome:
+    """A parameter another run was started with (a rollback's reason); secret parameters are never read."""
+    run = _run(ctx, lambda history, run_id: history.run(run_id))
+    if isinstance(run, Outcome):
+        return run
+    name = ctx.args["name"]
+    evidence = {"run": run.run_id, "runbook": run.runbook, "param": name, "status": run.status}
+    if name not in run.params:
+        if "default" in ctx.args:
+            return Outcome.ok(f"run {run.run_id} ({run.runbook}) has no parameter {name}; {ctx.args['default']!r} "
+                              "instead", evidence, value=ctx.args["default"], run=run.run_id, runbook=run.runbook,
+                              status=run.status)
+        return Outcome.fail(f"run {run.run_id} ({run.runbook}) has no parameter {name} (see `invoke audit.show "
+                            f"{run.run_id}`)", evidence, run=run.run_id, runbook=run.runbook, status=run.status)
+    value = run.params[name]
+    return Outcome.ok(f"{name} of run {run.run_id} ({run.runbook}, {run.status}): {ctx.redact(str(value))!r}",
+                      {**evidence, "value": value}, value=value, run=run.run_id, runbook=run.runbook,
+                      status=run.status)
 
 
 @check("runs.report",

@@ -95,3 +95,31 @@ def environ_identity() -> dict[str, str]:
     name = os.environ.get("GIT_AUTHOR_NAME") or "runbook-engine"
     email = os.environ.get("GIT_AUTHOR_EMAIL") or "runbook-engine@localhost"
     return identity_env(name, email)
+
+
+@dataclass
+class MergePreview:
+    """What merging ``theirs`` into ``ours`` would do, computed without touching any work tree."""
+
+    needed: bool                 # ours does not contain theirs yet
+    clean: bool                  # the merge has no conflict (True when not needed)
+    conflicts: list[str]         # the files that conflict, sorted
+
+
+def preview_merge(cwd: Path | str, ours: str, theirs: str) -> MergePreview:
+    """Merge ``theirs`` into ``ours`` in memory (``git merge-tree --write-tree``, git 2.38+).
+
+    Raises GitError when either side is unknown or git cannot compute the merge.
+    """
+    for ref in (ours, theirs):
+        if rev(cwd, ref) is None:
+            raise GitError("git merge-tree", f"{ref!r} is not a commit here", f"fetch it first (in {cwd})")
+    if git(["merge-base", "--is-ancestor", "--end-of-options", theirs, ours], cwd, check=False).code == 0:
+        return MergePreview(needed=False, clean=True, conflicts=[])
+    r = git(["merge-tree", "--write-tree", "--name-only", "--no-messages", "--end-of-options", ours, theirs], cwd,
+            check=False)
+    if r.code not in (0, 1):
+        last = (r.err.strip() or r.out.strip()).splitlines()[-1:] or [f"exit {r.code}"]
+        raise GitError("git merge-tree", last[0], f"in {cwd} (git 2.38 or newer is needed)")
+    files = sorted({line.strip() for line in r.out.splitlines()[1:] if line.strip()})
+    return MergePreview(needed=True, clean=r.code == 0, conflicts=files if r.code == 1 else [])

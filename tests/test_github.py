@@ -127,7 +127,7 @@ def open_as_author(gh: GitHubStandIn, branch: str = RELEASE) -> int:
 def test_every_github_action_with_a_side_effect_has_a_probe(registry: plugins.Registry) -> None:
     actions = [p for n, p in registry.items() if n.startswith("github.") and p.kind.value == "action"]
     assert {p.name for p in actions} == {"github.open_release_pr", "github.merge_pr", "github.create_release",
-                                         "github.open_issue", "github.add_label"}
+                                         "github.update_release", "github.open_issue", "github.add_label"}
     assert all(p.side_effect and p.probe is not None for p in actions)
 
 
@@ -216,6 +216,86 @@ def test_open_release_pr_twice_makes_one_pull_request(standin: GitHubStandIn, re
     body = pulls[0]["body"]
     assert "**Version**: v1.2.3" in body and "- Symptom tracking" in body and "Earlier fix" not in body
     assert "## Deployment plan" in body and "20240120T100000-test" in body
+
+
+# -- mergeability ---------------------------------------------------------------------------
+CONFLICTING_CHANGELOG = "# Changelog\n\n## [1.2.2-hotfix] - 2024-01-10\n### Fixed\n- A fix made on main\n\n" \
+                        "## [1.2.2] - 2024-01-02\n- Earlier fix\n"
+
+
+def push_to(origin: Path, tmp_path: Path, branch: str, files: dict[str, str], message: str) -> str:
+    """A developer's push to ``branch`` through plain git (not through the stand-in)."""
+    work = tmp_path / f"push-{branch.replace('/', '-')}"
+    if not work.exists():
+        git.git(["clone", "--quiet", "--branch", branch, str(origin), str(work)])
+    git.git(["pull", "--quiet", "origin", branch], work)
+    sha = _commit(work, files, message)
+    git.git(["push", "--quiet", "origin", f"HEAD:refs/heads/{branch}"], work)
+    return sha
+
+
+def test_standin_answers_mergeable_as_github_does(standin: GitHubStandIn, origin: Path, tmp_path: Path) -> None:
+    """null (unknown) while GitHub computes - on creation and on the first read after the head or the base
+    moved -, then true (clean) or false (dirty); lists carry neither field; a conflict refuses the merge."""
+    status, created = rest(standin, "POST", f"/repos/{REPO_NAME}/pulls", TOKEN["author"],
+                           {"head": RELEASE, "base": "main", "title": "Release: v1.2.3"})
+    assert status == 201 and (created["mergeable"], created["mergeable_state"]) == (None, "unknown")
+    path = f"/repos/{REPO_NAME}/pulls/{created['number']}"
+
+    def look() -> tuple[Any, str]:
+        pull = rest(standin, "GET", path, TOKEN["alice"])[1]
+        return pull["mergeable"], pull["mergeable_state"]
+
+    assert look() == (None, "unknown")                     # the first read starts the computation
+    assert look() == (True, "clean") == look()
+    push_to(origin, tmp_path, RELEASE, {"app/more.py": "y = 1\n"}, "more on the release branch")
+    assert look() == (None, "unknown")                     # the head moved
+    assert look() == (True, "clean")
+    push_to(origin, tmp_path, "main", {"CHANGELOG.md": CONFLICTING_CHANGELOG}, "a fix on main, not on develop")
+    assert look() == (None, "unknown")                     # the base moved
+    assert look() == (False, "dirty") == look()
+    listed = rest(standin, "GET", f"/repos/{REPO_NAME}/pulls", TOKEN["alice"])[1]
+    assert [p["number"] for p in listed] == [created["number"]]
+    assert "mergeable" not in listed[0] and "mergeable_state" not in listed[0]
+    status, body = rest(standin, "PUT", f"{path}/merge", TOKEN["releaser"], {"merge_method": "merge"})
+    assert status == 405 and body["message"] == "Pull Request is not mergeable"
+
+
+def test_pr_mergeable_polls_then_names_the_conflicting_files_and_the_fix(
+        standin: GitHubStandIn, registry: plugins.Registry, origin: Path, tmp_path: Path) -> None:
+    number = open_as_author(standin)
+    args = {"pr": number, "repo": str(tmp_path / "dev")}
+    computing = call(registry, "github.pr_mergeable", standin, args)      # PyGithub's real HTTP code
+    assert not computing.passed and not computing.outputs.get("final")    # `wait:` polls again
+    assert computing.outputs["mergeable"] is None and computing.outputs["state"] == "unknown"
+    assert "has not computed yet" in computing.summary
+    clean = call(registry, "github.pr_mergeable", standin, args)
+    assert clean.passed, clean.summary
+    assert clean.outputs["state"] == "clean" and clean.outputs["head"] == RELEASE and clean.outputs["base"] == "main"
+    push_to(origin, tmp_path, "main", {"CHANGELOG.md": CONFLICTING_CHANGELOG, "app/__init__.py": "VERSION = '9'\n"},
+            "a fix on main, not on develop")
+    assert call(registry, "github.pr_mergeable", standin, args).outputs["mergeable"] is None
+    dirty = call(registry, "github.pr_mergeable", standin, args)
+    assert not dirty.passed and dirty.outputs["final"] is True            # a conflict stops the polling
+    assert dirty.outputs["conflicts"] == ["CHANGELOG.md", "app/__init__.py"]
+    assert dirty.outputs["state"] == "dirty"
+    line = dirty.summary
+    assert "\n" not in line
+    assert f"pull request #{number} cannot merge {RELEASE} into main" in line
+    assert "conflicts in CHANGELOG.md, app/__init__.py" in line
+    assert f"`git checkout {RELEASE} && git merge origin/main`" in line and "nobody is asked to approve" in line
+    unnamed = call(registry, "github.pr_mergeable", standin, {"pr": number, "fix": "merge main into develop"})
+    assert not unnamed.passed and "files not named" in unnamed.summary
+    assert "Fix: merge main into develop" in unnamed.summary
+
+
+def test_pr_mergeable_of_a_merged_pull_request_stops_polling(standin: GitHubStandIn,
+                                                             registry: plugins.Registry) -> None:
+    number = open_as_author(standin)
+    standin.review(number, "alice", "APPROVED")
+    rest(standin, "PUT", f"/repos/{REPO_NAME}/pulls/{number}/merge", TOKEN["releaser"], {"merge_method": "merge"})
+    merged = call(registry, "github.pr_mergeable", standin, {"pr": number})
+    assert not merged.passed and merged.outputs["final"] is True and "is merged" in merged.summary
 
 
 # -- the approval gate ----------------------------------------------------------------------
@@ -413,6 +493,29 @@ def test_release_from_a_tag_once(standin: GitHubStandIn, registry: plugins.Regis
     assert first.passed and second.passed and first.outputs == second.outputs
     assert first.outputs["tag"] == "v1.2.3" and "already exists" in second.summary
     assert len(rest(standin, "GET", f"/repos/{REPO_NAME}/releases", TOKEN["alice"])[1]) == 1
+
+
+def test_a_release_marked_rolled_back_once(standin: GitHubStandIn, registry: plugins.Registry, origin: Path,
+                                           tmp_path: Path) -> None:
+    args = {"tag": "v1.2.3", "name": "v1.2.3 (rolled back)", "note": "**Rolled back** to v1.2.2 by run R1: 500s"}
+    missing = call(registry, "github.update_release", standin, args)
+    assert not missing.passed and "expected a GitHub release of tag v1.2.3" in missing.summary
+    tolerated = call(registry, "github.update_release", standin, {**args, "missing_ok": True})
+    assert tolerated.passed and "nothing to mark" in tolerated.summary
+    work = tmp_path / "dev"
+    git.git(["tag", "-a", "v1.2.3", "-m", "Release version 1.2.3"], work,
+            env=git.identity_env("Dev", "dev@menotime.example"))
+    git.git(["push", "--quiet", "origin", "refs/tags/v1.2.3"], work)
+    assert call(registry, "github.create_release", standin, {"tag": "v1.2.3", "body": "Symptom tracking"}).passed
+    assert call(registry, "github.update_release", standin, args, probe=True) is None
+    first = call(registry, "github.update_release", standin, args)
+    second = call(registry, "github.update_release", standin, args)
+    assert first.passed and second.passed and "is already marked" in second.summary
+    assert call(registry, "github.update_release", standin, args, probe=True).passed
+    [release] = rest(standin, "GET", f"/repos/{REPO_NAME}/releases", TOKEN["alice"])[1]
+    assert release["name"] == "v1.2.3 (rolled back)" and release["tag_name"] == "v1.2.3"
+    assert release["body"] == "**Rolled back** to v1.2.2 by run R1: 500s\n\nSymptom tracking"   # the note once
+    assert sum(1 for m, p, _ in standin.calls if m == "PATCH" and "/releases/" in p) == 1
 
 
 def test_refs_and_annotated_tags_through_the_api(standin: GitHubStandIn, origin: Path) -> None:

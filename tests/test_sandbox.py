@@ -177,3 +177,23 @@ def test_validate_show_and_dry_run_never_start_it(tmp_path: Path) -> None:
     home = tmp_path / "home"
     assert invoke("runbook.validate", root=REPO, home=home).returncode == 0
     assert not (home / "sandbox").exists()
+
+
+def test_one_version_made_bad_among_good_ones(tmp_path: Path) -> None:
+    from runbook.sandbox.server import World
+
+    world = World(tmp_path / "w", bad_version="v1.4.0")
+    assert world.is_bad("v1.4.0") and not any(world.is_bad(v) for v in ("v1.3.0", "v1.4.1", "v1.1.0"))
+    home = tmp_path / "home"
+    try:
+        wrong = invoke("sandbox.up", "--bad-version", "1.4", root=REPO, home=home)
+        assert wrong.returncode == 2 and "bad version '1.4' is not vMAJOR.MINOR.PATCH" in wrong.stderr
+        up = invoke("sandbox.up", "--bad-version", "v1.4.0", root=REPO, home=home)
+        assert up.returncode == 0 and "bad version v1.4.0" in up.stdout, up.stderr
+        assert "bad version v1.4.0" in invoke("sandbox.status", root=REPO, home=home).stdout
+        other = invoke("sandbox.up", "--bad-version", "v1.5.0", root=REPO, home=home)
+        assert other.returncode == 2 and "sandbox.reset --bad-version v1.5.0" in other.stderr
+        state = control.up(home)                   # a start by a run without a bad version takes the world as it is
+        assert state["bad_version"] == "v1.4.0" and version(state) == "v1.1.0"
+    finally:
+        control.down(home)

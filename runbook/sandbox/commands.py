@@ -11,12 +11,17 @@ from ..backends import store_of
 from ..errors import ExitCode
 
 
-def up(root: Path, scenario: str = "healthy", out: TextIO = sys.stdout) -> int:
+def _bad(state: dict) -> str:
+    return f", bad version {state['bad_version']}" if state.get("bad_version") else ""
+
+
+def up(root: Path, scenario: str = "healthy", bad_version: str | None = None, out: TextIO = sys.stdout) -> int:
     from . import control
 
     store = store_of(root)
-    state = control.up(store.home, scenario)
-    out.write(f"sandbox up (scenario {state['scenario']}, pid {state['pid']}) under {store.home / 'sandbox'}\n")
+    state = control.up(store.home, scenario, bad_version=bad_version)
+    out.write(f"sandbox up (scenario {state['scenario']}{_bad(state)}, pid {state['pid']}) under "
+              f"{store.home / 'sandbox'}\n")
     out.write(f"  AWS (moto):  {state['aws']['endpoint_url']}\n  GitHub:      {state['github']['base_url']}\n"
               f"  app:         {state['app']['base_url']}\n  git origin:  {state['git']['remote']}\n")
     out.write("  next: invoke runbook production-release --env sandbox\n")
@@ -31,11 +36,11 @@ def down(root: Path, out: TextIO = sys.stdout) -> int:
     return ExitCode.OK
 
 
-def reset(root: Path, scenario: str = "healthy", out: TextIO = sys.stdout) -> int:
+def reset(root: Path, scenario: str = "healthy", bad_version: str | None = None, out: TextIO = sys.stdout) -> int:
     from . import control
 
-    control.reset(store_of(root).home, scenario)
-    out.write(f"sandbox reset to a fresh world (scenario {scenario})\n")
+    state = control.reset(store_of(root).home, scenario, bad_version)
+    out.write(f"sandbox reset to a fresh world (scenario {scenario}{_bad(state)})\n")
     return ExitCode.OK
 
 
@@ -51,7 +56,7 @@ def status(root: Path, as_json: bool = False, out: TextIO = sys.stdout) -> int:
                   else "sandbox is not running: `invoke sandbox.up`\n")
         return ExitCode.OK
     st = info["state"]
-    out.write(f"sandbox up: scenario {st['scenario']}, pid {st['pid']}, since {st['started']}\n")
+    out.write(f"sandbox up: scenario {st['scenario']}{_bad(st)}, pid {st['pid']}, since {st['started']}\n")
     out.write(f"  AWS (moto):  {st['aws']['endpoint_url']}\n  GitHub:      {st['github']['base_url']}\n"
               f"  app:         {st['app']['base_url']} serving {info.get('version')}\n"
               f"  git origin:  {st['git']['remote']}\n")

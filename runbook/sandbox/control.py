@@ -46,18 +46,30 @@ def overlay(home: Path) -> dict[str, Any]:
     return json.loads((folder(home) / "overlay.json").read_text())
 
 
-def up(home: Path, scenario: str = "healthy", timeout: float = 90.0, review_delay: float = 1.0) -> dict[str, Any]:
-    """Start the sandbox unless it runs; a crashed one is reset first."""
-    from .server import SCENARIOS
+def up(home: Path, scenario: str = "healthy", timeout: float = 90.0, review_delay: float = 1.0,
+       bad_version: str | None = None) -> dict[str, Any]:
+    """Start the sandbox unless it runs; a crashed one is reset first.
+
+    ``bad_version`` (default: ``$RUNBOOK_SANDBOX_BAD_VERSION``, for a start by a run) makes that
+    one version answer 500 on the API, so one world holds good releases, a bad one and the fix.
+    """
+    from .server import BAD_VERSION, SCENARIOS
 
     if scenario not in SCENARIOS:
         raise UsageError(f"<command line>: unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)} "
                          "(at --scenario)")
+    if bad_version is None:
+        bad_version = os.environ.get("RUNBOOK_SANDBOX_BAD_VERSION", "")
+    if bad_version and not BAD_VERSION.match(bad_version):
+        raise UsageError(f"<command line>: bad version {bad_version!r} is not vMAJOR.MINOR.PATCH (at --bad-version)")
     state = running(home)
     if state is not None:
         if state.get("scenario") != scenario:
             raise UsageError(f"the sandbox runs scenario {state.get('scenario')!r}; `invoke sandbox.reset "
                              f"--scenario {scenario}` to switch")
+        if bad_version and state.get("bad_version", "") != bad_version:
+            raise UsageError(f"the sandbox runs with bad version {state.get('bad_version') or 'none'!r}; "
+                             f"`invoke sandbox.reset --bad-version {bad_version}` to switch")
         return state
     where = folder(home)
     if where.exists():
@@ -65,7 +77,8 @@ def up(home: Path, scenario: str = "healthy", timeout: float = 90.0, review_dela
     where.mkdir(parents=True)
     with open(where / "supervisor.log", "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "runbook.sandbox.server", "--folder", str(where),
-                                 "--scenario", scenario, "--review-delay", str(review_delay)],
+                                 "--scenario", scenario, "--review-delay", str(review_delay),
+                                 "--bad-version", bad_version],
                                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
                                 cwd=str(where))
     _STARTED[proc.pid] = proc
@@ -117,10 +130,10 @@ def reap(pid: int) -> None:
             proc.wait()
 
 
-def reset(home: Path, scenario: str = "healthy") -> dict[str, Any]:
+def reset(home: Path, scenario: str = "healthy", bad_version: str | None = None) -> dict[str, Any]:
     down(home)
     shutil.rmtree(folder(home), ignore_errors=True)
-    return up(home, scenario)
+    return up(home, scenario, bad_version=bad_version)
 
 
 def status(home: Path) -> dict[str, Any]:

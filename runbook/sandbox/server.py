@@ -1,10 +1,12 @@
 """The sandbox supervisor: one background process holding the whole world on loopback.
 
-``python -m runbook.sandbox.server --home DIR --scenario S`` starts, in threads: the moto
-server with the ECS rollout simulation, seeded with MenoTime's production; the app
-repository (bare origin); the GitHub stand-in over it, with reviewers who approve after
-a delay; the app, answering as the version the service runs and writing metrics and
-logs to CloudWatch; light traffic; and the deploy pipeline a push to main triggers. It
+``python -m runbook.sandbox.server --folder DIR --scenario S [--bad-version vX.Y.Z]`` starts,
+in threads: the moto server with the ECS rollout simulation, seeded with MenoTime's
+production; the app repository (bare origin); the GitHub stand-in over it, with reviewers
+who approve a pull request that can merge after a delay; the app, answering as the
+version the service runs (500 on the API for a bad one: ``--bad-version`` makes exactly
+that version bad among good ones) and writing metrics and logs to CloudWatch; light
+traffic; and the deploy pipeline a push to main triggers. It
 writes ``state.json`` (pid, ports, tokens) and ``overlay.json`` (what the engine merges
 onto environments/sandbox.yaml) and runs until SIGTERM.
 """
@@ -34,6 +36,7 @@ REVIEWERS = ("eng-lead", "devops-lead", "product-manager")
 SCENARIOS = {"healthy": "healthy", "bad-release": "healthy", "slow-rollout": "slow", "stale-approval": "healthy",
              "failing-rollout": "failing"}
 RELEASED = ("v1.0.0", "v1.1.0")
+BAD_VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
 
 
 def token_of(login: str) -> str:
@@ -43,11 +46,14 @@ def token_of(login: str) -> str:
 class World:
     """Everything the supervisor runs; ``start()`` brings it up, ``stop()`` takes it down."""
 
-    def __init__(self, folder: Path, scenario: str = "healthy", review_delay: float = 1.0):
+    def __init__(self, folder: Path, scenario: str = "healthy", review_delay: float = 1.0, bad_version: str = ""):
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+        if bad_version and not BAD_VERSION.match(bad_version):
+            raise ValueError(f"bad version {bad_version!r}: expected vMAJOR.MINOR.PATCH")
         self.folder = Path(folder)
         self.scenario = scenario
+        self.bad_version = bad_version
         self.review_delay = review_delay
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
@@ -97,6 +103,7 @@ class World:
     def describe(self) -> dict[str, Any]:
         return {
             "scenario": self.scenario,
+            "bad_version": self.bad_version,
             "aws": {"endpoint_url": self.aws.endpoint_url, "region": self.world.region,
                     "account_id": self.world.account_id},
             "github": {"base_url": self.github_url, "repo": f"{OWNER}/{REPO}", "operator": OPERATOR_LOGIN,
@@ -170,6 +177,10 @@ class World:
         return self._images[td]
 
     def is_bad(self, version: str) -> bool:
+        """A version that answers 500 on the API: the one chosen bad (``--bad-version``), or, in the
+        bad-release scenario, every version after the seeded ones."""
+        if self.bad_version:
+            return version == self.bad_version
         return self.scenario == "bad-release" and version not in RELEASED and not version.endswith("-debug")
 
     # -- background loops ----------------------------------------------------------
@@ -219,10 +230,15 @@ class World:
             stale = self.scenario == "stale-approval"
             if stale and number in self.stale_pushed:
                 continue          # the reviewers do not come back: the late push stays unreviewed
-            for login in REVIEWERS:
+            pending = [login for login in REVIEWERS if (number, login + pull["head"]["sha"]) not in self.reviewed
+                       and pull["user"]["login"] != login]
+            if not pending:
+                continue
+            detail = self._api("GET", f"/repos/{OWNER}/{REPO}/pulls/{number}", token_of(REVIEWERS[0]))
+            if detail.get("mergeable") is not True:
+                continue          # nobody approves a pull request that cannot merge (or while GitHub computes)
+            for login in pending:
                 key = (number, login + pull["head"]["sha"])
-                if key in self.reviewed or pull["user"]["login"] == login:
-                    continue
                 self._api("POST", f"/repos/{OWNER}/{REPO}/pulls/{number}/reviews", token_of(login),
                           {"event": "APPROVE", "body": "LGTM (sandbox reviewer)", "commit_id": pull["head"]["sha"]})
                 self.reviewed.add(key)
@@ -270,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folder", required=True)
     parser.add_argument("--scenario", default="healthy")
     parser.add_argument("--review-delay", type=float, default=1.0)
+    parser.add_argument("--bad-version", default="")
     args = parser.parse_args(argv)
     folder = Path(args.folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -277,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    world = World(folder, args.scenario, args.review_delay)
+    world = World(folder, args.scenario, args.review_delay, args.bad_version)
     try:
         info = world.start()
         info.update({"pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

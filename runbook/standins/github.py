@@ -11,6 +11,11 @@ Branches, tags and commits live in the bare repository (a push there is seen at 
 a pull request's head is always read live from ``refs/heads/<head>``); pull requests,
 reviews, issues, labels, releases and workflow runs live in memory. Python helpers act
 as users and as the deploy pipeline: ``review``, ``commit``, ``add_workflow_run``.
+
+Mergeability is answered as GitHub does: ``mergeable`` is ``null`` (``mergeable_state:
+unknown``) when a pull request is created and on its first read after its head or base
+moved, while GitHub computes it; later reads say ``true`` (``clean``) or ``false`` (``dirty``, a
+conflict). Lists of pull requests carry neither field. A client polls.
 """
 
 from __future__ import annotations
@@ -228,12 +233,14 @@ class GitHubStandIn:
                                     "html_url": f"{self.web}/pull/{issue.number}"}
         return data
 
-    def _pull_json(self, issue: _Issue) -> JSON:
+    def _pull_json(self, issue: _Issue, listing: bool = False, created: bool = False) -> JSON:
+        """A pull request as GitHub shows it; in a list (``listing``) without the mergeability fields,
+        which GitHub computes only when one pull request is read; just ``created``, not computed yet."""
         pull = self._state(issue)
         head_sha, base_sha = self.head_sha(issue.number), self._sha(pull["base"]) or ""
         repo = self.repo_json()
         merged = bool(pull["merged"])
-        return {
+        data: JSON = {
             **self._issue_json(issue), "id": issue.number + 700000, "node_id": f"PR_{issue.number}",
             "url": f"{self.api}/pulls/{issue.number}", "issue_url": f"{self.api}/issues/{issue.number}",
             "html_url": f"{self.web}/pull/{issue.number}", "draft": False,
@@ -243,10 +250,15 @@ class GitHubStandIn:
                      "repo": repo, "user": self.user_json(self.owner)},
             "merged": merged, "merged_at": pull["merged_at"],
             "merged_by": self.user_json(pull["merged_by"]) if merged else None,
-            "merge_commit_sha": pull["merge_sha"], "mergeable": None if merged else self._mergeable(issue),
-            "mergeable_state": "clean" if issue.state == "open" else "unknown",
+            "merge_commit_sha": pull["merge_sha"],
             "commits_url": f"{self.api}/pulls/{issue.number}/commits",
             "review_comments_url": f"{self.api}/pulls/{issue.number}/comments"}
+        if created:
+            data.update(mergeable=None, mergeable_state="unknown")
+        elif not listing:
+            mergeable, state = self._mergeability(issue)
+            data.update(mergeable=mergeable, mergeable_state=state)
+        return data
 
     def _review_json(self, number: int, review: JSON) -> JSON:
         return {**review, "user": self.user_json(review["login"]), "node_id": f"PRR_{review['id']}",
@@ -282,6 +294,24 @@ class GitHubStandIn:
         r = git.git(["merge-tree", "--write-tree", "--end-of-options", self.head_sha(issue.number),
                      f"refs/heads/{pull['base']}"], self.bare, check=False)
         return {0: True, 1: False}.get(r.code)
+
+    def _mergeability(self, issue: _Issue) -> tuple[bool | None, str]:
+        """``mergeable`` and ``mergeable_state`` as GitHub answers them.
+
+        GitHub computes mergeability in a background job; the answer to the creation and the
+        first read after the head or the base moved is ``null`` / ``unknown``, later ones the result
+        (``true`` / ``clean``, or ``false`` / ``dirty`` on a conflict). Clients poll. A closed or
+        merged pull request answers ``null`` / ``unknown``.
+        """
+        pull = self._state(issue)
+        if issue.state != "open":
+            return None, "unknown"
+        key = (self.head_sha(issue.number), self._sha(pull["base"]) or "")
+        if pull.get("mergeable_key") != key:
+            pull["mergeable_key"], pull["mergeable"] = key, self._mergeable(issue)
+            return None, "unknown"
+        value = pull.get("mergeable")
+        return value, "clean" if value is True else "dirty" if value is False else "unknown"
 
     def _files(self, base: str, head: str) -> list[JSON]:
         out = git.git(["diff", "--name-status", "--no-renames", "-z", "--end-of-options", f"{base}...{head}"],
@@ -369,7 +399,7 @@ class GitHubStandIn:
                 "head": head, "base": base, "merged": False, "merge_sha": None, "merged_by": None,
                 "merged_at": None, "last_head": self._sha(head), "files": None})
             self._reviews[number] = []
-            return self._pull_json(self._issues[number])
+            return self._pull_json(self._issues[number], created=True)
 
     def review(self, pr: int, login: str, state: str, body: str = "", commit_id: str | None = None) -> JSON:
         """Record a review by ``login`` on the current head (or ``commit_id``).
@@ -447,7 +477,7 @@ class GitHubStandIn:
         found = [i for n, i in sorted(self._issues.items(), reverse=True) if i.pull is not None
                  and state in ("all", i.state) and (not head or i.pull["head"] == head_ref)
                  and (not base or i.pull["base"] == base)]
-        return 200, [self._pull_json(i) for i in found]
+        return 200, [self._pull_json(i, listing=True) for i in found]
 
     @route("POST", r"/pulls")
     def create_pull(self, req: Request) -> tuple[int, Any]:
@@ -613,6 +643,23 @@ class GitHubStandIn:
     def get_release_by_tag(self, req: Request) -> tuple[int, Any]:
         for release in self._releases:
             if release["tag_name"] == req.groups[0]:
+                return 200, self._release_json(release)
+        raise HTTPError(404, "Not Found")
+
+    @route("PATCH", r"/releases/(\d+)")
+    def update_release(self, req: Request) -> tuple[int, Any]:
+        body = req.body or {}
+        for release in self._releases:
+            if release["id"] == int(req.groups[0]):
+                if body.get("tag_name") not in (None, release["tag_name"]):
+                    raise HTTPError(422, "Validation Failed", [{"resource": "Release", "field": "tag_name",
+                                                                "code": "invalid"}])
+                for key in ("name", "body"):
+                    if key in body and body[key] is not None:
+                        release[key] = str(body[key])
+                for key in ("draft", "prerelease"):
+                    if key in body:
+                        release[key] = bool(body[key])
                 return 200, self._release_json(release)
         raise HTTPError(404, "Not Found")
 
