@@ -667,3 +667,25 @@ def test_waiting_for_approvals_shows_progress_and_its_timeout_is_a_decision(
         assert asked and asked[0]["answer"] == {"choice": choice}
         for pr in rest(standin, "GET", f"/repos/{REPO_NAME}/pulls", TOKEN["alice"])[1]:
             rest(standin, "PATCH", f"/repos/{REPO_NAME}/pulls/{pr['number']}", TOKEN["alice"], {"state": "closed"})
+
+
+def test_the_urls_the_engine_prints_open_without_a_token(standin: GitHubStandIn, origin: Path,
+                                                         tmp_path: Path) -> None:
+    """A pull request's, an issue's and a release's html_url, as printed, are pages a person can open."""
+    status, pr = rest(standin, "POST", f"/repos/{REPO_NAME}/pulls", TOKEN["releaser"],
+                      {"title": "Release: v1.2.3", "head": RELEASE, "base": "main", "body": "the release"})
+    assert status == 201
+    _, issue = rest(standin, "POST", f"/repos/{REPO_NAME}/issues", TOKEN["releaser"],
+                    {"title": "Rollback of v1.2.3", "body": "root cause: <script>x</script>"})
+    for url, expect in ((pr["html_url"], "Release: v1.2.3"), (issue["html_url"], "Rollback of v1.2.3")):
+        with urllib.request.urlopen(url, timeout=10) as resp:        # nosec B310 (loopback), no token
+            page = resp.read().decode()
+            assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/html")
+        assert expect in page and "<script>" not in page
+    assert RELEASE in urllib.request.urlopen(pr["html_url"], timeout=10).read().decode()
+    try:
+        urllib.request.urlopen(f"{standin.base_url}/{REPO_NAME}/pull/999", timeout=10)
+        raise AssertionError("a missing pull request answered")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404
+    assert rest(standin, "GET", f"/repos/{REPO_NAME}/pulls")[0] == 401       # the API still needs a token

@@ -142,6 +142,9 @@ class GitHubStandIn:
 
     def _handle(self, handler: http.server.BaseHTTPRequestHandler) -> None:
         split = urllib.parse.urlsplit(handler.path)
+        if handler.command == "GET" and split.path.lower().startswith(f"/{self.owner}/{self.repo}/".lower()):
+            self._page(handler, split.path[len(f"/{self.owner}/{self.repo}"):])
+            return
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(split.query).items()}
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
@@ -166,6 +169,48 @@ class GitHubStandIn:
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
+
+    def _page(self, handler: http.server.BaseHTTPRequestHandler, path: str) -> None:
+        """The pages behind the ``html_url``s the engine prints: a pull request, an issue, a workflow
+        run, a release, readable without a token (as a person opens them in a browser)."""
+        import html
+
+        with self._lock:
+            title, rows = self._page_content(path)
+        esc = html.escape
+        body = (f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title></head><body>"
+                f"<h1>{esc(title)}</h1><table>" + "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>"
+                                                          for k, v in rows)
+                + "</table><p>GitHub stand-in (sandbox)</p></body></html>").encode()
+        handler.send_response(200 if rows else 404)
+        handler.send_header("Content-Type", "text/html; charset=utf-8")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    def _page_content(self, path: str) -> tuple[str, list[tuple[str, Any]]]:
+        m = re.fullmatch(r"/(pull|issues)/(\d+)", path)
+        if m and int(m.group(2)) in self._issues:
+            issue = self._issues[int(m.group(2))]
+            rows: list[tuple[str, Any]] = [("state", issue.state), ("author", issue.login), ("body", issue.body or "")]
+            if issue.pull:
+                pull = self._state(issue)
+                rows = [("from", pull["head"]), ("into", pull["base"]), ("head", self.head_sha(issue.number)),
+                        ("merged", pull["merged"]), ("merge commit", pull["merge_sha"] or "-"),
+                        ("reviews", ", ".join(f"{r['login']}: {r['state']}" for r in self._reviews.get(
+                            issue.number, [])) or "none")] + rows
+            return f"#{issue.number} {issue.title}", rows
+        m = re.fullmatch(r"/actions/runs/(\d+)", path)
+        run = next((r for r in self._runs if m and r["id"] == int(m.group(1))), None)
+        if run is not None:
+            return f"workflow run {run['id']}", [(k, run.get(k)) for k in ("name", "head_sha", "status", "conclusion",
+                                                                         "event", "created_at")]
+        m = re.fullmatch(r"/releases/tag/(.+)", path)
+        tag = urllib.parse.unquote(m.group(1)) if m else None
+        release = next((r for r in self._releases if r["tag_name"] == tag), None)
+        if release is not None:
+            return f"release {release['name'] or tag}", [("tag", tag), ("body", release.get("body") or "")]
+        return "not found", []
 
     def _login(self, header: str) -> str:
         scheme, _, token = header.partition(" ")
