@@ -231,6 +231,27 @@ def test_stale_approval_is_refused_at_the_merge(home: Path) -> None:
     assert app_version(home) == "v1.1.0"
 
 
+def answer_release_prompts(child: pexpect.spawn) -> None:
+    """What a person types through a release of v1.2.0 in the sandbox, up to the merge."""
+    child.expect("Release version")
+    child.expect("v1.2.0")              # the next version from the CHANGELOG, offered
+    child.send("\r")
+    child.expect("Tick what is done")
+    for _ in range(4):
+        child.send(" ")
+        child.send("\x1b[B")
+    child.send("\r")
+    for answer in ("develop tested in staging", "https://dash.example.invalid/staging", "migrations tested on a clone"):
+        child.expect(r"(Note|Link \(https://\.\.\.\)) for")
+        child.send(answer + "\r")
+    child.expect(r"Done: The critical endpoints.*\(Y/n\)")
+    child.send("y\r")                  # a yes/no takes its answer and Enter
+    child.expect("Note for")
+    child.send("health, login, patients ok\r")
+    child.expect(r"Merge release/v1.2.0 into main.*\(y/N\)")
+    child.send("y\r")
+
+
 def test_one_release_in_a_real_terminal(home: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
     env.update({"RUNBOOK_HOME": str(home), "RUNBOOK_OPERATOR": "release@menotime.example", "TERM": "xterm",
@@ -238,24 +259,7 @@ def test_one_release_in_a_real_terminal(home: Path) -> None:
     child = pexpect.spawn(sys.executable, ["-m", "invoke", "runbook", "production-release", "--env", "sandbox"],
                           cwd=str(REPO), env=env, encoding="utf-8", timeout=180, dimensions=(50, 200))
     try:
-        child.expect("Release version")
-        child.expect("v1.2.0")              # the next version from the CHANGELOG, offered
-        child.send("\r")
-        child.expect("Tick what is done")
-        for _ in range(4):
-            child.send(" ")
-            child.send("\x1b[B")
-        child.send("\r")
-        for answer in ("develop tested in staging", "https://dash.example.invalid/staging",
-                       "migrations tested on a clone"):
-            child.expect(r"(Note|Link \(https://\.\.\.\)) for")
-            child.send(answer + "\r")
-        child.expect(r"Done: The critical endpoints.*\(Y/n\)")
-        child.send("y\r")                  # a yes/no takes its answer and Enter
-        child.expect("Note for")
-        child.send("health, login, patients ok\r")
-        child.expect(r"Merge release/v1.2.0 into main.*\(y/N\)")
-        child.send("y\r")
+        answer_release_prompts(child)
         child.expect("succeeded", timeout=300)
         child.expect(pexpect.EOF, timeout=60)
     finally:
@@ -335,24 +339,7 @@ def test_ctrl_c_during_the_pipeline_wait_then_resume_with_the_printed_command(ho
                           cwd=str(REPO), env=env, encoding="utf-8", timeout=180, dimensions=(50, 200))
     child.logfile_read = transcript = io.StringIO()
     try:
-        child.expect("Release version")
-        child.expect("v1.2.0")
-        child.send("\r")
-        child.expect("Tick what is done")
-        for _ in range(4):
-            child.send(" ")
-            child.send("\x1b[B")
-        child.send("\r")
-        for answer in ("develop tested in staging", "https://dash.example.invalid/staging",
-                       "migrations tested on a clone"):
-            child.expect(r"(Note|Link \(https://\.\.\.\)) for")
-            child.send(answer + "\r")
-        child.expect(r"Done: The critical endpoints.*\(Y/n\)")
-        child.send("y\r")
-        child.expect("Note for")
-        child.send("health, login, patients ok\r")
-        child.expect(r"Merge release/v1.2.0 into main.*\(y/N\)")
-        child.send("y\r")
+        answer_release_prompts(child)
         child.expect("> deploy-wait", timeout=300)         # the pipeline deploys: the rollout is slow
         time.sleep(2)
         child.sendcontrol("c")
