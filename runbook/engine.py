@@ -120,7 +120,7 @@ class Runner:
             if offer and offer.get("accepted") and self.plan.on_failure:
                 # the run failed after its `after` step and its on_failure runbook was accepted: a
                 # resume finishes that linked run; the run's own failed step is never run again
-                return self.rolled_back(self.state.reason, self.run_on_failure())
+                return self.rolled_back(self.state.failure or self.state.reason, self.run_on_failure())
             for step in self.plan.steps:
                 if not self.state.finished(step.id):
                     self.run_step(step)
@@ -149,12 +149,17 @@ class Runner:
     def rolled_back(self, reason: str, child: Status | None) -> Status:
         """After the accepted on_failure runbook: ``rolled-back`` when it succeeded (final, the
         lock is released), else the run stays failed and the linked run resumable."""
+        link = self.state.children.get("run.on_failure") or {}
         if child is Status.SUCCEEDED:
-            link = self.state.children.get("run.on_failure") or {}
             self.emit(Event.ROLLED_BACK, {"reason": reason, "by_run": link.get("run"),
                                           "runbook": (self.plan.on_failure or {}).get("runbook")})
             self.flush(anchor=True)
             return Status.ROLLED_BACK
+        if child is Status.PARKED:        # the rollback waits for a person: so does this run
+            self.emit(Event.PARKED, {"reason": f"{reason}; its {(self.plan.on_failure or {}).get('runbook')} run "
+                                               f"{link.get('run')} is parked (needs a person)"})
+            self.flush(anchor=True)
+            return Status.PARKED
         if self.state.status is not Status.FAILED:
             self.emit(Event.FAILED, {"reason": reason})
             self.flush(anchor=True)

@@ -121,6 +121,7 @@ class RunState:
     children: dict[str, dict[str, Any]] = field(default_factory=dict)   # step id -> {run, status}
     prompts: dict[str, dict[str, Any]] = field(default_factory=dict)
     reason: str = ""
+    failure: str = ""             # why it last failed (kept while its on_failure run is parked)
     length: int = 0
     plan_file: str = ""
     offer: dict[str, Any] | None = None    # the run's on_failure offer (run.offer), once made
@@ -223,6 +224,8 @@ def apply(st: RunState, rec: dict[str, Any]) -> None:
         st.status = STATUS_OF[Event(kind)]
         if kind in (Event.FAILED, Event.PARKED, Event.INTERRUPTED, Event.ABANDONED):
             st.reason = data.get("reason", "")
+        if kind == Event.FAILED:
+            st.failure = st.reason
     if kind == Event.RUN_STARTED:
         st.run_id = rec.get("run", "")
         st.runbook = data.get("runbook", "")

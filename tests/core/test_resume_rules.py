@@ -407,3 +407,34 @@ steps:
 """)
     assert w.run("own") == ExitCode.OK
     assert of_type(w.records(), "item.result", step="a", item="verify-0", passed=True)
+
+
+def test_a_parked_rollback_parks_its_release_and_resuming_finishes_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The accepted on_failure run waits for a person (a refused approval): the failed run parks too (exit 4,
+    saying so), and resuming it resumes the rollback, which ends it rolled-back."""
+    w = world(tmp_path)
+    (w.root / "runbooks" / "cleanup.yaml").write_text("""\
+name: cleanup
+title: Offered when flow fails after its mark, with an approval
+params: {source: {type: string}, dir: {type: string}}
+steps:
+  - id: approve
+    title: A second person approves the cleanup
+    approval: {source: prompt, min: 1}
+  - id: clean
+    title: Clean up
+    do:
+      - uses: effects.append
+        with: {file: "${params.dir}/cleanup.txt", line: "cleanup after ${params.source}"}
+""")
+    refused = {"run.on_failure": True, "run.on_failure/approve.approval": {"approvers": ["tester@example.com"]}}
+    assert w.run("flow", params={"fail_after": "true"}, answers=refused) == ExitCode.PARKED
+    flow_id, cleanup_id = w.runs()
+    assert w.state(flow_id).status is Status.PARKED and "is parked" in w.state(flow_id).reason
+    assert w.run(resume=flow_id, answers=refused) == ExitCode.PARKED
+    ok = {"run.on_failure": True, "run.on_failure/approve.approval": {"approvers": ["bob@example.com"]}}
+    assert w.run(resume=flow_id, answers=ok) == ExitCode.FAILED            # rolled-back exits 1
+    assert w.state(flow_id).status is Status.ROLLED_BACK
+    assert "expected 'fine', found 'late'" in w.state(flow_id).reason      # the failure, not the wait
+    assert w.lines("cleanup.txt") == [f"cleanup after {flow_id}"]
