@@ -623,9 +623,6 @@ def ecs_update_service_probe(ctx: Context) -> Outcome | None:
                                           "one's)"},
            "runbook": {**S, "description": "the release runbook whose runs are searched (default "
                                            "production-release)"},
-           "release_run": {**S, "description": "the release run being undone (its offer names it): when it "
-                                               "recorded what was live before it but failed before recording what it "
-                                               "deployed, the target is what was live before it"},
            "release_step": {**S, "description": "STEP.ITEM whose outputs hold the task definition live before "
                                                 "the release (default record-live.live)"},
            "deployed_step": {**S, "description": "STEP.ITEM whose outputs hold the task definition the release "
@@ -681,12 +678,6 @@ def ecs_rollback_target(ctx: Context) -> Outcome:
     release_step = str(ctx.args.get("release_step") or "record-live.live")
     deployed_step = str(ctx.args.get("deployed_step") or "deploy-wait.current")
     runs = ctx.history.runs(runbook=runbook, env=ctx.env_name or None) if ctx.history is not None else []
-    named = str(ctx.args.get("release_run") or "")
-    for run in runs:               # the release that offered this rollback, failed before recording its deploy
-        before = str((run.outputs.get(release_step) or {}).get("task_definition") or "")
-        if named and run.run_id == named and before and not run.outputs.get(deployed_step) \
-                and not aws.same_task_definition(before, current["task_definition"]):
-            return _journal_target(ctx, current, before, run, base)
     undone = None
     for run in runs:
         deployed = str((run.outputs.get(deployed_step) or {}).get("task_definition") or "")

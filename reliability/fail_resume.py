@@ -119,8 +119,24 @@ def _items(step: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
             for section in ("requires", "do", "verify") for i, item in enumerate(step.get(section) or [])]
 
 
+def _needed_by_rollback(root: Path, on_failure: dict[str, Any] | None) -> str:
+    """The step of the failing run whose outputs the on_failure runbook needs to find its target ('' for none).
+
+    ``aws.ecs_rollback_target`` (rollback-fast's ``target`` step) rolls back to what the release recorded
+    live before its merge only once the release has recorded what it deployed (its ``deployed_step``,
+    ``deploy-wait.current`` by default): it never guesses, so before that the target is the operator's choice.
+    """
+    if not on_failure:
+        return ""
+    for step in _plan_steps(root, on_failure["runbook"])[0]:
+        for _, _, item in _items(step):
+            if item.get("uses") == "aws.ecs_rollback_target":
+                return str((item.get("with") or {}).get("deployed_step") or "deploy-wait.current").split(".")[0]
+    return ""
+
+
 def honest(runbook_steps: list[str], step: str, on_failure: dict[str, Any] | None, linked_final: str | None,
-           continued: bool) -> tuple[str, str]:
+           continued: bool, needed: str = "") -> tuple[str, str]:
     """The honest final outcome of a case, decided from the runbook, and why."""
     if continued:
         return ("succeeded with 1 deviation(s)",
@@ -132,6 +148,11 @@ def honest(runbook_steps: list[str], step: str, on_failure: dict[str, Any] | Non
     after = (on_failure or {}).get("after")
     past = not after or (after in runbook_steps and runbook_steps.index(step) > runbook_steps.index(after))
     if on_failure and past:
+        if needed in runbook_steps and runbook_steps.index(step) <= runbook_steps.index(needed):
+            return ("failed", f"a failure after {after} offers {on_failure['runbook']} and the answers accept it, "
+                              f"but the release has not recorded what it deployed ({needed}): the rollback does "
+                              "not guess its target and stops for the operator's choice; fixed or not, the "
+                              "release stays failed (its failed step is never re-run)")
         return ("rolled-back", f"a failure after {after or 'any step'} offers {on_failure['runbook']}, the answers "
                                "accept it and it succeeds (once the injection no longer hits it): rolled-back, final")
     return ("succeeded", "nothing changed the plan: fixed, the run finishes")
@@ -153,6 +174,7 @@ def pairs_of(root: Path, runbook: str, answers: dict[str, Any], prefix: str = ""
     """
     steps, on_failure = _plan_steps(root, runbook)
     order = [s["id"] for s in steps]
+    needed = _needed_by_rollback(root, on_failure)
     pairs: list[Pair] = []
     notes: list[str] = []
     for step in steps:
@@ -161,7 +183,7 @@ def pairs_of(root: Path, runbook: str, answers: dict[str, Any], prefix: str = ""
             notes.append(f"{runbook} {sid}: never runs in a clean run (its condition skips it)")
             continue
         kind = step.get("kind", "task")
-        final, why = honest(order, sid, on_failure, linked_final, step.get("on_failure") == "continue")
+        final, why = honest(order, sid, on_failure, linked_final, step.get("on_failure") == "continue", needed)
 
         def pair(way: str, item: str, **extra: Any) -> Pair:
             first = 4 if way == "approval" else 0 if step.get("on_failure") == "continue" and way != "abort" else 1
