@@ -71,7 +71,8 @@ def test_person_at_a_terminal(tmp_path: Path) -> None:
 TYPEAHEAD = """\
 name: typeahead
 title: A confirmation, then a failing check
-params: {dir: {type: string}, size: {type: string, choices: [small, large]}, link_it: {type: boolean}}
+params: {dir: {type: string}, size: {type: string, choices: [small, large]}, link_it: {type: boolean},
+         replicas: {type: integer}}
 steps:
   - id: go
     title: Go
@@ -106,6 +107,10 @@ def test_keys_typed_ahead_never_answer_the_next_prompt(tmp_path: Path) -> None:
     child.send(DOWN + "\r")
     child.expect(r"\(link_it")                         # a boolean is a yes/no
     child.send("n\r")
+    child.expect(r"\(replicas, a whole number\)")        # a number says so, and is checked as it is typed
+    child.send("\x15three\r")
+    child.expect("is not an integer")
+    child.send("\x153\r")
     child.expect("Start?")
     child.send("y\r")
     child.expect("Yes")                                # answered; the engine works for two seconds...
@@ -122,6 +127,7 @@ def test_keys_typed_ahead_never_answer_the_next_prompt(tmp_path: Path) -> None:
     assert answers["go.broken.on_fail"] == {"choice": "abort"}
     started = next(r for r in records if r["type"] == "run.started")
     assert started["data"]["params"]["size"] == "large" and started["data"]["params"]["link_it"] is False
+    assert started["data"]["params"]["replicas"] == 3
 
 
 def test_a_link_must_be_an_http_url(tmp_path: Path) -> None:
@@ -129,13 +135,14 @@ def test_a_link_must_be_an_http_url(tmp_path: Path) -> None:
     (root / "runbooks" / "typeahead.yaml").write_text(TYPEAHEAD)
     home = tmp_path / "home"
     answers = tmp_path / "a.yaml"
-    answers.write_text("runbook: typeahead\nparams: {size: small, link_it: true}\nanswers:\n  go.confirm: true\n"
+    answers.write_text("runbook: typeahead\nparams: {size: small, link_it: true, replicas: 1}\nanswers:\n"
+                       "  go.confirm: true\n"
                        "  go.broken.on_fail: {choice: skip, reason: known}\n"
                        "  record.dash: {done: true, link: not a link}\n")
     bad = invoke("runbook", "typeahead", "--param", f"dir={tmp_path}", "--answers", str(answers), root=root, home=home)
     assert bad.returncode == 2 and "'not a link' is not a link: give an http(s) URL" in bad.stderr
     assert not home.exists()
-    child = spawn(["runbook", "typeahead", "--param", f"dir={tmp_path}", "--param", "size=small", "--param",
+    child = spawn(["runbook", "typeahead", "--param", f"dir={tmp_path}", "--param", "replicas=1", "--param", "size=small", "--param",
                    "link_it=true"], root, home)
     child.expect(r"Start\? .*\(y/N\)")
     child.send("y\r")

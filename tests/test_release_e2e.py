@@ -366,3 +366,16 @@ def test_ctrl_c_during_the_pipeline_wait_then_resume_with_the_printed_command(ho
     assert app_version(home) == "v1.2.0"
     if os.environ.get("RUNBOOK_TEST_SCREEN"):            # the README's screen capture comes from here
         Path(os.environ["RUNBOOK_TEST_SCREEN"]).write_text(first + "\n--- resumed ---\n" + second + "\n")
+
+
+def test_an_old_version_is_refused_before_the_prerequisites(home: Path) -> None:
+    """The version's own check (newer than the last release tag, read from the remote) runs before
+    anything else: exit 2, no run, nobody asked."""
+    old = run(home, "runbook", "production-release", "--env", "sandbox", "--param", "version=v1.1.0",
+              "--non-interactive")
+    assert old.returncode == 2, old.stdout + old.stderr
+    assert "version=v1.1.0: v1.1.0 is not greater than the latest release v1.1.0" in old.stderr
+    assert not (home / "runs").exists() or not any((home / "runs").iterdir())
+    bad = run(home, "runbook", "production-release", "--env", "sandbox", "--param", "version=1.2",
+              "--non-interactive")
+    assert bad.returncode == 2 and "expected a version like v1.2.0" in bad.stderr
