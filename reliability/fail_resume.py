@@ -82,7 +82,7 @@ class Pair:
     @property
     def inject(self) -> str:
         """The ``RUNBOOK_FAIL_AT`` of the failing runs ('' when the operator declines a confirm)."""
-        return "" if self.way == "abort" and self.item == "confirm" else self.target
+        return "" if self.way == "abort" and self.item == "confirm" else f"{self.runbook}/{self.target}"
 
     @property
     def asked(self) -> str:

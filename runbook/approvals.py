@@ -53,7 +53,7 @@ def run_gate(runner: Host, step: Step) -> None:
         args = {k: v for k, v in spec.items() if k not in ("source", "wait", "message")}
         ctx = runner.context(step, {"uses": gate.name}, args, None)
         started = time.monotonic()
-        outcome = failing(f"{step.id}.approval") or runner.invoke(gate, ctx)
+        outcome = failing(f"{step.id}.approval", runner.plan.name) or runner.invoke(gate, ctx)
         while not outcome.passed and outcome.outputs.get("park"):
             outcome = wait_for_approvals(runner, step, gate, ctx, spec.get("wait") or {}, outcome)
             if outcome.passed or not outcome.outputs.get("park") or not keep_waiting(runner, step, outcome):
@@ -79,7 +79,7 @@ def run_gate(runner: Host, step: Step) -> None:
     members = members_of(runner)
     problem = approval_problem(approvers, runner.operator, int(spec.get("min", 1)), list(spec.get("roles") or []),
                                members)
-    forced = failing(f"{step.id}.approval")
+    forced = failing(f"{step.id}.approval", runner.plan.name)
     problem = problem or (forced.summary if forced else "")
     runner.emit(Event.PROMPT, {"id": prompt.id, "kind": "approval", "answer": {"approvers": approvers},
                                "source": source, "by": runner.operator, "verified": False,

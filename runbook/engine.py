@@ -464,12 +464,12 @@ class Runner:
             crash(target, "before-intent")
             self.emit(Event.ITEM_INTENT, {"step": step.id, "item": key, "uses": plugin.name, "args": args}, flush=True)
             crash(target, "after-intent")
-            outcome = failing(target) or self.invoke(plugin, ctx)
+            outcome = failing(target, self.plan.name) or self.invoke(plugin, ctx)
             crash(target, "after-effect")
         elif item.data.get("wait"):
-            outcome = failing(target) or self.poll(plugin, item.data, ctx, target)
+            outcome = failing(target, self.plan.name) or self.poll(plugin, item.data, ctx, target)
         else:
-            outcome = failing(target) or self.invoke(plugin, ctx)
+            outcome = failing(target, self.plan.name) or self.invoke(plugin, ctx)
         self.record(step.id, key, plugin, outcome, time.monotonic() - started, flush=plugin.kind is PluginKind.ACTION)
         return outcome
 

@@ -107,12 +107,13 @@ class Recorder:
         self._buffer = []
 
 
-def failing(target: str) -> Any:
-    """The failure hook: ``RUNBOOK_FAIL_AT=STEP.ITEM[,STEP.ITEM...]`` makes those items fail
-    (an action after its intent, without its effect; ``STEP.approval`` refuses a gate); a failed
-    Outcome, or None. Off unless set."""
+def failing(target: str, runbook: str = "") -> Any:
+    """The failure hook: ``RUNBOOK_FAIL_AT=[RUNBOOK/]STEP.ITEM[,...]`` makes those items fail (an
+    action after its intent, without its effect; ``STEP.approval`` refuses a gate); ``RUNBOOK/``
+    picks one runbook's item where a linked run has the same ``STEP.ITEM``. A failed Outcome, or
+    None. Off unless set."""
     spec = os.environ.get("RUNBOOK_FAIL_AT")
-    if spec and target in spec.split(","):
+    if spec and (target in spec.split(",") or f"{runbook}/{target}" in spec.split(",")):
         from .plugins import Outcome
 
         return Outcome.fail(f"failed by RUNBOOK_FAIL_AT={target} (test hook)", {"fail_at": target})
