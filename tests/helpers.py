@@ -109,3 +109,26 @@ def write_answers(path: Path, runbook: str, answers: dict[str, Any], params: dic
         data["params"] = params
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def results(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A run's item results by ``STEP.ITEM`` (the last one of each)."""
+    return {f"{r['data']['step']}.{r['data']['item']}": r["data"] for r in records if r["type"] == "item.result"}
+
+
+def finished(records: list[dict[str, Any]]) -> dict[str, str]:
+    """A run's steps by their final status."""
+    return {r["data"]["step"]: r["data"]["status"] for r in records if r["type"] == "step.finished"}
+
+
+def app_version(home: Path) -> str:
+    """The version the sandbox's app answers /health with."""
+    import urllib.request
+
+    from runbook.sandbox import control
+
+    state = control.read_state(home)
+    assert state is not None
+    with urllib.request.urlopen(state["app"]["base_url"] + "/health", timeout=5) as resp:   # nosec B310 (loopback)
+        return json.loads(resp.read())["version"]
+

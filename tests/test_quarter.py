@@ -23,7 +23,7 @@ import yaml
 from runbook import git as g
 from runbook.sandbox import control
 
-from helpers import REPO, invoke
+from helpers import REPO, app_version, finished, invoke, results
 
 pytestmark = pytest.mark.slow          # not in the fast tier: `python -m pytest -m "not slow"`
 
@@ -71,19 +71,7 @@ def records(home: Path, run_id: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (home / "runs" / run_id / "journal.jsonl").read_text().splitlines()]
 
 
-def results(recs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {f"{r['data']['step']}.{r['data']['item']}": r["data"] for r in recs if r["type"] == "item.result"}
 
-
-def finished(recs: list[dict[str, Any]]) -> dict[str, str]:
-    return {r["data"]["step"]: r["data"]["status"] for r in recs if r["type"] == "step.finished"}
-
-
-def app_version(home: Path) -> str:
-    state = control.read_state(home)
-    assert state is not None
-    with urllib.request.urlopen(state["app"]["base_url"] + "/health", timeout=5) as resp:
-        return json.loads(resp.read())["version"]
 
 
 def github(home: Path, path: str) -> Any:

@@ -6,7 +6,6 @@ import json
 import os
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 from runbook import git as g
 from runbook.sandbox import control
 
-from helpers import REPO, invoke, spawn, wait_for
+from helpers import REPO, app_version, finished, invoke, results, spawn, wait_for
 
 pytestmark = pytest.mark.slow          # not in the fast tier: `python -m pytest -m "not slow"`
 
@@ -44,19 +43,7 @@ def journals(home: Path) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def results(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {f"{r['data']['step']}.{r['data']['item']}": r["data"] for r in records if r["type"] == "item.result"}
 
-
-def finished(records: list[dict[str, Any]]) -> dict[str, str]:
-    return {r["data"]["step"]: r["data"]["status"] for r in records if r["type"] == "step.finished"}
-
-
-def app_version(home: Path) -> str:
-    state = control.read_state(home)
-    assert state is not None
-    with urllib.request.urlopen(state["app"]["base_url"] + "/health", timeout=5) as resp:
-        return json.loads(resp.read())["version"]
 
 
 def service_revision(home: Path) -> str:
