@@ -132,3 +132,14 @@ def app_version(home: Path) -> str:
     with urllib.request.urlopen(state["app"]["base_url"] + "/health", timeout=5) as resp:   # nosec B310 (loopback)
         return json.loads(resp.read())["version"]
 
+
+def processes_with(marker: str) -> list[str]:
+    """The pids whose command line contains MARKER (what a sweep must not leave running)."""
+    left = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker in cmdline.read_bytes().decode(errors="replace"):
+                left.append(cmdline.parent.name)
+        except OSError:
+            pass
+    return left

@@ -9,13 +9,14 @@ figure (every pair) and the sandbox sample (slow).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from reliability import fail_resume as fr
 from reliability import sandbox_kills as sk
 from reliability.suite import PROJECT
+
+from helpers import processes_with
 
 
 def _rec(type_: str, **data: object) -> dict:
@@ -91,13 +92,7 @@ def test_sandbox_sample_fails_resumes_and_ends_honestly() -> None:
     fig = fr.sandbox_fail_then_resume(True)
     report = "\n".join(fig.notes)
     assert fig.tried >= 2 and fig.failed == 0 and fig.held == fig.tried, report
-    left = []                                   # every sandbox stopped, no engine process left behind
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if "rel-sandbox-fail-" in cmdline.read_bytes().decode(errors="replace"):
-                left.append(cmdline.parent.name)
-        except OSError:
-            pass
+    left = processes_with("rel-sandbox-fail-")        # every sandbox stopped, no engine process left behind
     assert not left, left
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import pytest
 
 import json
-from pathlib import Path
 
 from reliability import sandbox_kills as sk
 from reliability import suite
+
+from helpers import processes_with
 
 pytestmark = pytest.mark.slow          # not in the fast tier: `python -m pytest -m "not slow"`
 
@@ -108,11 +109,5 @@ def test_short_sample_survives_every_kill_and_repeats_nothing() -> None:
     assert fig.tried >= 4 and fig.failed == 0 and fig.held == fig.tried, report
     assert "SIGKILL" in report and "rollback-fast" in report and " 0 side effects repeated" in report, report
     assert json.dumps(fig.as_tuple())           # printable as the sweep prints it
-    left = []                                   # every sandbox stopped, no engine process left behind
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if "rel-sandbox-kills-" in cmdline.read_bytes().decode(errors="replace"):
-                left.append(cmdline.parent.name)
-        except OSError:
-            pass
+    left = processes_with("rel-sandbox-kills-")        # every sandbox stopped, no engine process left behind
     assert not left, left
