@@ -8,6 +8,7 @@ registered twice is an error. Dispatch is a lookup in the registry, never a chai
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import importlib.machinery
@@ -94,6 +95,18 @@ class Plugin:
     description: str = ""
     module: str = ""
     source: str = ""
+    lint: Callable[[dict[str, Any]], list[tuple[tuple[Any, ...], str]]] | None = None
+    outputs_for: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+    def outputs_of(self, args: Any) -> dict[str, Any]:
+        """The output schema of one use: what ``outputs_for`` derives from its written arguments
+        (``select:`` keys of aws.call, say), else the registered one."""
+        if self.outputs_for is not None and isinstance(args, dict):
+            try:
+                return self.outputs_for(args)
+            except Exception:     # a half-written item: the lint reports what is wrong with it
+                return self.outputs
+        return self.outputs
 
     @property
     def version(self) -> str:
@@ -296,10 +309,24 @@ def probe(name: str) -> Callable[[Callable[[Context], Outcome | None]], Callable
             raise PluginError(f"probe for unknown plugin {name!r}")
         if plugin.probe is not None:
             raise PluginError(f"plugin {name!r} already has a probe")
-        _REGISTRY[name] = Plugin(plugin.name, plugin.kind, plugin.func, plugin.args, plugin.outputs, func,
-                                 plugin.side_effect, plugin.description, plugin.module, plugin.source)
+        _REGISTRY[name] = dataclasses.replace(plugin, probe=func)
         return func
     return deco
+
+
+def static(name: str, lint: Callable[[dict[str, Any]], list[tuple[tuple[Any, ...], str]]] | None = None,
+           outputs: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+    """Attach validate-time knowledge to a registered plugin.
+
+    ``lint(args)`` gets an item's ``with:`` as written (values may still be ``${...}``
+    templates: leave those alone) and returns ``(path below with:, message)`` pairs, each
+    reported as ``FILE:LINE:COL`` like any other error; ``outputs(args)`` returns the
+    output schema of that use, so references to its outputs are checked against it.
+    """
+    plugin = _REGISTRY.get(name)
+    if plugin is None:
+        raise PluginError(f"static checks for unknown plugin {name!r}")
+    _REGISTRY[name] = dataclasses.replace(plugin, lint=lint or plugin.lint, outputs_for=outputs or plugin.outputs_for)
 
 
 class Registry(Mapping[str, Plugin]):

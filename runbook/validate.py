@@ -13,7 +13,7 @@ from typing import Any, Iterator
 from . import templates
 from .errors import Diagnostic, InputError
 from .model import PY_TYPES, SECTION_KIND, ParamType, PluginKind, Section, StepKind, step_kind
-from .plugins import Registry
+from .plugins import Plugin, Registry
 from .project import Project
 from .schemas import SCHEMA_TYPE_NAMES, Pending, describe, load_schema, quote, suggest, validate as schema_validate
 from .yamlfile import Document
@@ -350,8 +350,9 @@ class _RunbookRules:
                 self.check_plugin_args(ipath + ("with",), plugin.args, args, index)
                 if uses.startswith("git."):
                     self.check_git_literals(ipath + ("with",), args)
+                self.lint(ipath + ("with",), plugin, args)
             if isinstance(iid, str):
-                info.outputs[iid] = plugin.outputs
+                info.outputs[iid] = plugin.outputs_of(args)
                 if section is Section.DO:
                     info.actions.add(iid)
                 if plugin.kind is PluginKind.ACTION and plugin.side_effect and plugin.probe is None:
@@ -369,6 +370,19 @@ class _RunbookRules:
                     re.compile(args[key])
                 except re.error as exc:
                     self.err(path + (key,), f"invalid regular expression {quote(args[key])}: {exc}")
+
+    def lint(self, path: tuple[Any, ...], plugin: Plugin, args: dict[str, Any]) -> None:
+        """The plugin's own static checks of its arguments (an AWS operation and its parameters
+        against botocore's service model, say)."""
+        if plugin.lint is None:
+            return
+        try:
+            found = plugin.lint(args)
+        except Exception as exc:   # a plugin's lint is foreign code: its crash is a finding, not ours
+            self.err(path, f"{plugin.name}: its static check raised {type(exc).__name__}: {exc}")
+            return
+        for rel, message in found:
+            self.err(path + tuple(rel), message)
 
     def check_git_literals(self, path: tuple[Any, ...], value: Any) -> None:
         """A written value git could read as an option (``--upload-pack=...``) is refused before anything runs."""
