@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Sequence, TextIO
 
+from . import conditions
 from .backends import store_of
 from .errors import Diagnostic, ExitCode, InputError, RunbookError, UsageError
 
@@ -282,7 +283,8 @@ def write_plan(plan: Any, out: TextIO, show_prompts: bool) -> None:
         out.write(f"  on failure:  offer {plan.on_failure['runbook']}{after}\n")
     out.write("  steps:\n")
     for n, step in enumerate(plan.steps, 1):
-        cond = [f"{c.key} {c.value}" for c in step.conditions]
+        cond = [f"{c.key} {conditions.text(c.value)}" for c in step.conditions] \
+            + ([f"ends the run, {step.end}"] if step.end else [])
         extra = f"  [{'; '.join(cond)}]" if cond else ""
         out.write(f"  {n:>3}. {step.id}: {step.title}{extra}\n")
         if step.approval is not None:

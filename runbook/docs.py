@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .conditions import text
 from .model import Section, StepKind, step_kind
 from .plugins import Registry
 from .validate import items_of
@@ -62,9 +63,11 @@ def render(data: dict[str, Any], registry: Registry) -> str:
 
 def _step(n: int, step: dict[str, Any], registry: Registry) -> list[str]:
     out = [f"### {n}. {step.get('title') or step['id']} (`{step['id']}`)", ""]
-    conditions = [f"`{k}: {_value(step[k])}`" for k in ("when", "unless") if k in step]
+    conditions = [f"`{k}: {text(step[k])}`" for k in ("when", "unless") if k in step]
     if conditions:
         out += [f"Only {' and '.join(conditions)}.", ""]
+    if step.get("end"):
+        out += [f"**The run ends here, {step['end']},** when this step {'runs' if conditions else 'succeeds'}.", ""]
     if step.get("instructions"):
         out += [step["instructions"].rstrip(), ""]
     kind = step_kind(step)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import approvals, templates
+from . import approvals, conditions, templates
 from .errors import CheckFailed, Interrupted, Parked, RunbookError, StepFailed
 from .locks import Fenced, LockRef
 from .model import PluginKind, Section, StepKind
@@ -124,6 +124,8 @@ class Runner:
             for step in self.plan.steps:
                 if not self.state.finished(step.id):
                     self.run_step(step)
+                if step.end and self.state.steps[step.id].status is StepStatus.SUCCEEDED:
+                    return self.end_at(step)
         except Fenced:
             self.stop_fenced()
             raise
@@ -143,6 +145,18 @@ class Runner:
             self.flush(anchor=True)
             return self.offer_on_failure(str(exc))
         self.emit(Event.SUCCEEDED, {"deviations": len(self.state.deviations)})
+        self.flush(anchor=True)
+        return Status.SUCCEEDED
+
+    def end_at(self, step: Step) -> Status:
+        """``end:``: the run ends at this step, with its status and the step's title as the reason
+        (``failed`` offers the ``on_failure`` runbook like any failure)."""
+        reason = f"ended at step {step.id}: {self.render(step.title, step.id) or step.id}"
+        if step.end == "failed":
+            self.emit(Event.FAILED, {"reason": reason, "ended_at": step.id})
+            self.flush(anchor=True)
+            return self.offer_on_failure(reason)
+        self.emit(Event.SUCCEEDED, {"deviations": len(self.state.deviations), "ended_at": step.id, "reason": reason})
         self.flush(anchor=True)
         return Status.SUCCEEDED
 
@@ -261,10 +275,14 @@ class Runner:
         """Why the step's own conditions skip it ('' when it runs)."""
         for cond in step.conditions:
             resolved = self.resolve(cond.value, step.id)
-            if not isinstance(resolved, bool):
-                raise StepFailed(f"{cond.key}: {cond.value!r} resolved to {resolved!r}, not a boolean")
-            if (cond.key == "when" and not resolved) or (cond.key == "unless" and resolved):
-                return f"{cond.key}: {cond.written} is {str(resolved).lower()}"
+            try:
+                value = conditions.evaluate(resolved)
+            except conditions.ConditionError as exc:
+                raise StepFailed(f"{cond.key}: {conditions.text(cond.written)} cannot be decided: {exc}") from None
+            if (cond.key == "when" and not value) or (cond.key == "unless" and value):
+                found = f" ({conditions.text(resolved)})" if isinstance(resolved, dict) and resolved != cond.written \
+                    else ""
+                return f"{cond.key}: {conditions.text(cond.written)} is {str(value).lower()}{found}"
         return ""
 
     def run_task(self, step: Step, deadline: float | None) -> None:
@@ -458,7 +476,7 @@ class Runner:
             current = self.state.steps.get(step.id)
             mine = current.items.get(key) if current else None
             if mine is not None and mine.intent is not None and mine.result is None:
-                recovered = self.recover(step, key, plugin, ctx)
+                recovered = self.recover(step, item, plugin, ctx)
                 if recovered is not None:
                     return recovered
             crash(target, "before-intent")
@@ -528,9 +546,18 @@ class Runner:
             outcome.summary = f"still failing after {timeout:.0f} s ({tries} tries): {outcome.summary}"
         return outcome
 
-    def recover(self, step: Step, key: str, plugin: Plugin, ctx: Context) -> Outcome | None:
-        """An action was interrupted after its intent: find out whether its effect happened."""
-        if plugin.probe is not None:
+    def recover(self, step: Step, item: Item, plugin: Plugin, ctx: Context) -> Outcome | None:
+        """An action was interrupted after its intent: find out whether its effect happened (the
+        author's ``probe:``, else the plugin's probe, else the step's verify checks, else ask)."""
+        key = item.key
+        if item.probe is not None:
+            found = self.author_probe(step, item)
+            if found is None:
+                return None                      # the effect does not exist: run the action
+            if found.passed:
+                self.record(step.id, key, plugin, found, 0.0, flush=True, recovered="probe")
+                return found
+        elif plugin.probe is not None:
             found = self.invoke(plugin, ctx, probe=True)
             if found is None:
                 return None                      # the effect did not happen: run the action
@@ -556,6 +583,24 @@ class Runner:
                                 "or abort?"):
             return None
         return Outcome(True, "skipped by the operator after an interruption")  # the skip is recorded
+
+    def author_probe(self, step: Step, item: Item) -> Outcome | None:
+        """Run an action's ``probe:`` check: its pass means the effect exists (its outputs become
+        the action's), its failure that it does not (None); a check that could not look (it
+        raised, or its arguments did not resolve) leaves the effect unknown (a failed Outcome)."""
+        spec = item.probe or {}
+        plugin = self.registry[str(spec.get("uses"))]
+        args = self.resolve(dict(spec.get("with") or {}), step.id)
+        problem = argument_problem(plugin, args)
+        if problem:
+            return Outcome.fail(f"probe {plugin.name}: {problem}")
+        found = self.invoke(plugin, self.context(step, dict(spec), args, None))
+        if found.passed:
+            return Outcome(True, f"recovered by probe {plugin.name}: {found.summary}",
+                           {"probe": plugin.name, **found.evidence}, found.outputs)
+        if found.evidence.get("error"):
+            return found
+        return None
 
     # -- approval gates ----------------------------------------------------------------
     def run_approval(self, step: Step, deadline: float | None = None) -> None:

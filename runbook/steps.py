@@ -49,6 +49,12 @@ class Item:
     def with_(self) -> dict[str, Any]:
         return dict(self.data.get("with") or {})
 
+    @property
+    def probe(self) -> dict[str, Any] | None:
+        """The author's ``probe:`` (a check that passes when this action's effect exists)."""
+        found = self.data.get("probe")
+        return found if isinstance(found, dict) else None
+
 
 @dataclass(frozen=True)
 class Condition:
@@ -82,6 +88,7 @@ class Step:
     items: tuple[Item, ...] = ()
     approval: dict[str, Any] | None = None
     run: dict[str, Any] | None = None
+    end: str | None = None     # succeeded | failed: the run ends here when this step succeeds
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> "Step":
@@ -102,7 +109,7 @@ class Step:
                    retry=Retry(int(retry.get("attempts", 3)) if on_failure is OnFailure.RETRY else 1,
                                float(retry.get("delay", 0))),
                    timeout=float(data["timeout"]) if data.get("timeout") else None, items=items,
-                   approval=data.get("approval"), run=data.get("run"))
+                   approval=data.get("approval"), run=data.get("run"), end=data.get("end"))
 
     def section(self, section: Section) -> tuple[Item, ...]:
         return tuple(i for i in self.items if i.section is section)

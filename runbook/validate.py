@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import templates
+from . import conditions, templates
 from .errors import Diagnostic, InputError
 from .model import PY_TYPES, SECTION_KIND, ParamType, PluginKind, Section, StepKind, step_kind
 from .plugins import Plugin, Registry
@@ -52,6 +52,8 @@ class StepInfo:
     conditional_reason: str = ""
     unrecoverable: dict[str, str] = field(default_factory=dict)  # item id -> action with no probe
     actions: set[str] = field(default_factory=set)     # ids of its do items (its verify may use their outputs)
+    conditions: dict[str, Any] = field(default_factory=dict)     # its when/unless as written
+    probed: dict[str, dict[str, Any]] = field(default_factory=dict)  # action id -> its author probe's outputs
 
 
 @dataclass
@@ -150,6 +152,7 @@ class _RunbookRules:
         } if isinstance(self.data.get("params"), dict) else {}
         self.steps: dict[str, StepInfo] = {}
         self.own: StepInfo | None = None      # the step whose verify items are being checked
+        self.current: dict[str, Any] = {}     # the when/unless of the step being checked
 
     def err(self, path: tuple[Any, ...], message: str, key: bool = False) -> None:
         self.diags.append(self.doc.diag(path, message, key=key))
@@ -249,13 +252,17 @@ class _RunbookRules:
             return
         kind = step_kind(step)
         self.check_kind_keys(base, step, kind)
+        self.current = {k: step[k] for k in ("when", "unless") if k in step}
         for cond in ("when", "unless"):
             if cond in step:
                 self.check_condition(base + (cond,), step[cond], index)
+        if "end" in step:
+            self.check_end(base, step, index)
         for key in ("title", "instructions", "confirm"):
             if isinstance(step.get(key), str):
                 self.check_strings(base + (key,), step[key], before=index)
-        info = StepInfo(sid, index, always_runs(step))
+        info = StepInfo(sid, index, always_runs(step), conditions=dict(self.current)
+                        if step.get("on_failure") != "continue" else {})
         if not info.always:
             info.conditional_reason = ("it has 'when:'" if "when" in step else "it has 'unless:'" if "unless" in step
                                        else "it has 'on_failure: continue'")
@@ -351,11 +358,15 @@ class _RunbookRules:
                 if uses.startswith("git."):
                     self.check_git_literals(ipath + ("with",), args)
                 self.lint(ipath + ("with",), plugin, args)
+            probed = self.check_probe(ipath + ("probe",), item["probe"], plugin, index) if "probe" in item else None
             if isinstance(iid, str):
                 info.outputs[iid] = plugin.outputs_of(args)
                 if section is Section.DO:
                     info.actions.add(iid)
-                if plugin.kind is PluginKind.ACTION and plugin.side_effect and plugin.probe is None:
+                if probed is not None:
+                    info.probed[iid] = probed
+                elif plugin.kind is PluginKind.ACTION and plugin.side_effect and plugin.probe is None \
+                        and "probe" not in item:
                     info.unrecoverable[iid] = uses
 
     def check_plugin_args(self, path: tuple[Any, ...], schema: dict[str, Any], args: dict[str, Any], index: int) -> None:
@@ -370,6 +381,51 @@ class _RunbookRules:
                     re.compile(args[key])
                 except re.error as exc:
                     self.err(path + (key,), f"invalid regular expression {quote(args[key])}: {exc}")
+
+    def check_probe(self, path: tuple[Any, ...], probe: Any, action: Plugin, index: int) -> dict[str, Any] | None:
+        """An action's ``probe:``: a read-only check that passes when the action's effect exists;
+        returns the output schema it gives (None when it is not usable)."""
+        if action.kind is not PluginKind.ACTION:
+            self.err(path, f"'probe:' belongs to actions (under 'do:'); {action.name} is a check", key=True)
+            return None
+        if not isinstance(probe, dict):
+            return None                          # the schema reported it
+        uses = probe.get("uses")
+        if not isinstance(uses, str):
+            return None
+        plugin = self.v.registry.get(uses)
+        if plugin is None:
+            self.err(path + ("uses",), f"unknown check {uses!r}{suggest(uses, list(self.v.registry))}; "
+                                       "`invoke runbook.checks` lists them")
+            return None
+        if plugin.kind is not PluginKind.CHECK:
+            self.err(path + ("uses",), f"{uses} is an action; a probe must be a read-only check (it runs on resume "
+                                       "to find out whether the effect already exists)")
+            return None
+        args = probe.get("with", {})
+        required = [str(r) for r in plugin.args.get("required") or []]
+        if "with" not in probe and required:
+            self.err(path, f"missing 'with:'; {uses} needs {', '.join(repr(r) for r in required)}")
+            return None
+        if not isinstance(args, dict):
+            return None
+        own, self.own = self.own, None           # a probe runs before its action's outputs exist
+        self.check_plugin_args(path + ("with",), plugin.args, args, index)
+        self.lint(path + ("with",), plugin, args)
+        self.own = own
+        return plugin.outputs_of(args)
+
+    def check_end(self, base: tuple[Any, ...], step: dict[str, Any], index: int) -> None:
+        """``end: succeeded|failed`` ends the run at this step: the steps after it need a way to run."""
+        if step.get("end") not in ("succeeded", "failed"):
+            return                               # the schema reported it
+        steps = self.data.get("steps")
+        later = [s.get("id") for s in steps[index + 1:] if isinstance(s, dict)] if isinstance(steps, list) else []
+        if later and "when" not in step and "unless" not in step:
+            self.err(base + ("end",), f"step {step.get('id')!r} ends the run whenever it runs (it has no 'when:' or "
+                                      f"'unless:'), so {', '.join(map(repr, later[:3]))}"
+                                      f"{' ...' if len(later) > 3 else ''} would never run; give it a condition "
+                                      "or move it last")
 
     def lint(self, path: tuple[Any, ...], plugin: Plugin, args: dict[str, Any]) -> None:
         """The plugin's own static checks of its arguments (an AWS operation and its parameters
@@ -479,9 +535,11 @@ class _RunbookRules:
             which = "its own step" if sid == here else "a later step"
             self.err(path, f"{ref.text}: refers to {which} {sid!r}; only outputs of earlier steps are known")
             return _BAD
-        if own is None and not info.always:
+        if own is None and not info.always and not any(
+                conditions.covers(self.current, c) for c in info.conditions.items()):
             self.err(path, f"{ref.text}: step {sid!r} may not run ({info.conditional_reason}), so its outputs "
-                           "may not exist; reference a step that always runs")
+                           "may not exist; reference it from a step with the identical condition (or a "
+                           "'when: {all: [...]}' that includes it), or reference a step that always runs")
             return _BAD
         rest = parts[n:]
         if not rest:
@@ -500,6 +558,12 @@ class _RunbookRules:
         if sub is None:
             self.err(path, f"{ref.text}: {sid}.{item} has no output {unknown}")
             return _BAD
+        if item in info.probed and own is None:
+            given, _ = schema_at(info.probed[item], rest[1:])
+            if given is None:
+                self.err(path, f"{ref.text}: the probe of {sid}.{item} does not give {quote(rest[1])}, so after a "
+                               "crash recovered by the probe it would be missing; select it in the probe too")
+                return _BAD
         if item in info.unrecoverable:
             self.err(path, f"{ref.text}: {info.unrecoverable[item]} has no probe, so when a crash interrupts "
                            f"{sid}.{item} its outputs cannot be recovered on resume (only its effect can be "
@@ -510,7 +574,14 @@ class _RunbookRules:
     def check_condition(self, path: tuple[Any, ...], value: Any, index: int) -> None:
         if isinstance(value, bool):
             return
-        if not isinstance(value, str):
+        if isinstance(value, dict):
+            self.check_structured(path, value, index)
+            return
+        nested = any(isinstance(part, str) and part in conditions.OPERATORS for part in path[2:])
+        if not isinstance(value, str) or "${" not in value:
+            if nested:   # the schema checks a step's when/unless, not what is inside a structured one
+                self.err(path, f"{conditions.text(value) if not isinstance(value, str) else quote(value)} is not a "
+                               "condition: true, false, one ${...} resolving to a boolean, or {OPERATOR: ...}")
             return  # the schema reported it
         try:
             ref = templates.whole(value)
@@ -518,6 +589,9 @@ class _RunbookRules:
             self.err(path, str(exc))
             return
         if ref is None:
+            if nested:
+                self.err(path, f"{quote(value)} is not a condition: a condition is exactly one ${{...}} resolving to "
+                               "a boolean (or {OPERATOR: ...})")
             return  # not exactly one ${...}: the schema reported it
         t = self.ref_type(path, ref, index)
         if t is _BAD:
@@ -525,6 +599,76 @@ class _RunbookRules:
         if t != "boolean":
             self.err(path, f"{ref.text} resolves to {SCHEMA_TYPE_NAMES.get(t, t) if t else 'a value of unknown type'}, "
                            "but a condition needs a boolean")
+
+    def check_structured(self, path: tuple[Any, ...], cond: dict[str, Any], index: int) -> None:
+        """A structured condition: one operator, its operands' types checked before the run."""
+        if len(cond) != 1:
+            self.err(path, f"a condition has exactly one operator ({', '.join(conditions.OPERATORS)}); "
+                           f"found {', '.join(map(str, cond)) or 'none'}")
+            return
+        op, arg = next(iter(cond.items()))
+        where = path + (op,)
+        if op not in conditions.OPERATORS:
+            self.err(path + (op,), f"unknown condition operator {quote(str(op))}"
+                                   f"{suggest(str(op), list(conditions.OPERATORS))}; one of "
+                                   f"{', '.join(conditions.OPERATORS)}", key=True)
+            return
+        if op == "not":
+            self.check_condition(where, arg, index)
+            return
+        if op in ("all", "any"):
+            if not isinstance(arg, list) or not arg:
+                self.err(where, f"'{op}:' takes a list of conditions")
+                return
+            for i, part in enumerate(arg):
+                self.check_condition(where + (i,), part, index)
+            return
+        if not isinstance(arg, list) or len(arg) != 2:
+            self.err(where, f"'{op}:' takes two operands, like {{{op}: [A, B]}}")
+            return
+        a, b = (self.operand_type(where + (i,), v, index) for i, v in enumerate(arg))
+        if a is _BAD or b is _BAD:
+            return
+        name = {t: SCHEMA_TYPE_NAMES.get(t, t) for t in (a, b) if isinstance(t, str)}
+        if op in conditions.NUMERIC:
+            for i, t in enumerate((a, b)):
+                if t is not None and t not in ("integer", "number"):
+                    self.err(where + (i,), f"{_operand(arg[i])} is {name[t]}, but '{op}:' compares numbers")
+        elif op in ("equals", "not_equals"):
+            if a is not None and b is not None and not _comparable(a, b):
+                self.err(where + (1,), f"{_operand(arg[0])} is {name[a]} and {_operand(arg[1])} is {name[b]}: "
+                                       f"they are never equal")
+        elif op == "in":
+            if b is not None and b != "array":
+                self.err(where + (1,), f"{_operand(arg[1])} is {name[b]}, but 'in:' needs a list as its second operand")
+            elif isinstance(arg[1], list) and a is not None:
+                for i, v in enumerate(arg[1]):
+                    t = _literal_type(v)
+                    if not templates.has_templates(v) and t is not None and not _comparable(a, t):
+                        self.err(where + (1, i), f"{_operand(v)} is {SCHEMA_TYPE_NAMES.get(t, t)}, but "
+                                                 f"{_operand(arg[0])} is {name[a]}: it can never be in the list")
+                        break
+        elif op == "matches":
+            if a is not None and a != "string":
+                self.err(where + (0,), f"{_operand(arg[0])} is {name[a]}, but 'matches:' tests strings")
+            if isinstance(arg[1], str) and not templates.has_templates(arg[1]):
+                try:
+                    re.compile(arg[1])
+                except re.error as exc:
+                    self.err(where + (1,), f"invalid regular expression {quote(arg[1])}: {exc}")
+            elif b is not None and b != "string":
+                self.err(where + (1,), f"{_operand(arg[1])} is {name[b]}, but a pattern is a string")
+
+    def operand_type(self, path: tuple[Any, ...], value: Any, index: int) -> Any:
+        """The type an operand has at run time (None: unknown), or _BAD after an error."""
+        pend = self.pendify(path, value, index)
+        if pend is _BAD:
+            return _BAD
+        if isinstance(pend, Pending):
+            return pend.type
+        if isinstance(value, (dict, list)) and templates.has_templates(value):
+            return "array" if isinstance(value, list) else "object"
+        return _literal_type(value)
 
     def check_approval(self, path: tuple[Any, ...], approval: Any, index: int) -> None:
         if not isinstance(approval, dict):
@@ -678,6 +822,23 @@ def _is_type(value: Any, ptype: str) -> bool:
     if isinstance(value, bool) and ptype != ParamType.BOOLEAN:
         return False
     return isinstance(value, types)
+
+
+def _literal_type(value: Any) -> str | None:
+    for py, name in ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "array"),
+                     (dict, "object"), (type(None), "null")):
+        if isinstance(value, py):
+            return name
+    return None
+
+
+def _comparable(a: str, b: str) -> bool:
+    return a == b or {a, b} <= {"integer", "number"}
+
+
+def _operand(value: Any) -> str:
+    return value if isinstance(value, str) and value.startswith("${") else conditions.text(value) \
+        if not isinstance(value, str) else quote(value)
 
 
 def _types_fit(have: str, want: str) -> bool:
