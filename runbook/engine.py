@@ -513,7 +513,7 @@ class Runner:
         except (Interrupted, Parked, Fenced, KeyboardInterrupt):
             raise
         except RunbookError as exc:
-            return Outcome.fail(f"{plugin.name}: {exc}")
+            return Outcome.fail(f"{plugin.name}: {exc}", {"error": type(exc).__name__})
         except Exception as exc:  # plugin code is foreign: its crash is an outcome, not ours
             return Outcome.fail(f"{plugin.name} raised {type(exc).__name__}: {self.redactor.text(str(exc))}",
                                 {"error": type(exc).__name__})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runbook.plugins import Context, Outcome, action, probe
+from runbook.plugins import Context, Outcome, action, check, probe
 
 
 def _lines(path: Path) -> list[str]:
@@ -28,3 +28,21 @@ def append_done(ctx: Context) -> Outcome | None:
     if ctx.args["line"] in _lines(path):
         return Outcome.ok(f"{ctx.args['line']!r} is already in {path}", count=len(_lines(path)))
     return None
+
+
+@check("effects.has_line", args={"properties": {"file": {"type": "string"}, "line": {"type": "string"}},
+                                 "required": ["file", "line"]},
+       outputs={"type": "object", "properties": {"line": {"type": "string"}}})
+def has_line(ctx: Context) -> Outcome:
+    """The line is in the file (a file that cannot be read raises: the check cannot tell)."""
+    path = ctx.path(ctx.args["file"])
+    lines = path.read_text().splitlines() if path.exists() else []
+    if ctx.args["line"] in lines:
+        return Outcome.ok(f"{ctx.args['line']!r} is in {path}", line=ctx.args["line"])
+    return Outcome.fail(f"{ctx.args['line']!r} is not in {path}")
+
+
+@check("effects.echo", args={"properties": {"value": {}}, "required": ["value"]}, outputs={"type": "object"})
+def echo(ctx: Context) -> Outcome:
+    """Passes, with ``value`` as its output (of a type known only at run time)."""
+    return Outcome.ok(f"value {ctx.args['value']!r}", value=ctx.args["value"])
