@@ -376,6 +376,7 @@ def _jmespath_problem(expression: Any) -> str:
         jmespath.compile(expression)
     except jmespath.exceptions.JMESPathError as exc:
         text = str(exc).split("\n", 1)[0].replace("Invalid jmespath expression: ", "").strip().rstrip(":")
+        text = text.removesuffix(", for expression")
         return f"invalid JMESPath {quote(expression)}: {text}"
     return ""
 
