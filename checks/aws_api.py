@@ -206,10 +206,9 @@ def _error(ctx: Context, call: _Call | None, exc: ExternalError, **more: Any) ->
     return Outcome.fail(ctx.redact(f"{where}: {text}"), evidence)
 
 
-def _once(ctx: Context) -> tuple[_Call, dict[str, Any], bool]:
-    call = _call_of(ctx)
+def _once(ctx: Context, call: _Call) -> tuple[dict[str, Any], bool]:
     response, paginated = aws.call_all(ctx.env, call.service, call.method, call.params)
-    return call, _plain(response), paginated
+    return _plain(response), paginated
 
 
 @action("aws.call", args={"properties": CALL_ARGS, "required": ["service", "operation"]},
@@ -218,7 +217,8 @@ def aws_call(ctx: Context) -> Outcome:
     """Call ``service.operation(**params)``; the ``select`` expressions over the response are the outputs."""
     call: _Call | None = None
     try:
-        call, response, paginated = _once(ctx)
+        call = _call_of(ctx)
+        response, paginated = _once(ctx, call)
     except ExternalError as exc:
         return _error(ctx, call, exc)
     selected = _select(ctx, response)
@@ -233,7 +233,8 @@ def aws_check(ctx: Context) -> Outcome:
     """Call a read-only operation once; pass when every ``expect`` JMESPath finds its value (or one of them)."""
     call: _Call | None = None
     try:
-        call, response, paginated = _once(ctx)
+        call = _call_of(ctx)
+        response, paginated = _once(ctx, call)
     except ExternalError as exc:
         return _error(ctx, call, exc)
     selected = _select(ctx, response)
@@ -279,7 +280,8 @@ def aws_wait(ctx: Context) -> Outcome:
     calls = 0
     while True:
         try:
-            call, response, paginated = _once(ctx)
+            call = call or _call_of(ctx)
+            response, paginated = _once(ctx, call)
         except ExternalError as exc:
             return _error(ctx, call, exc, calls=calls)
         calls += 1
