@@ -33,7 +33,7 @@ import math
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from runbook import aws
 from runbook.errors import ExternalError
@@ -340,9 +340,10 @@ def _run_waiter(ctx: Context) -> Outcome:
         reason = " ".join(str(exc.kwargs.get("reason") or exc).split())
         last = _plain(dict(exc.last_response or {}))
         last.pop("ResponseMetadata", None)
-        selected = _select(ctx, last) if "Error" not in last else {}
-        evidence = _evidence(ctx, call, last, selected, waiter=waiter, waited_s=round(time.monotonic() - started, 3))
-        return Outcome(False, ctx.redact(f"{call.where}: waiter {waiter} gave up: {reason}"), evidence, selected)
+        last_selected = _select(ctx, last) if "Error" not in last else {}
+        evidence = _evidence(ctx, call, last, last_selected, waiter=waiter,
+                             waited_s=round(time.monotonic() - started, 3))
+        return Outcome(False, ctx.redact(f"{call.where}: waiter {waiter} gave up: {reason}"), evidence, last_selected)
     except ExternalError as exc:
         return _error(ctx, call, exc, waiter=waiter)
     waited = round(time.monotonic() - started, 3)
@@ -364,7 +365,7 @@ def _run_waiter(ctx: Context) -> Outcome:
 Finding = tuple[tuple[Any, ...], str]
 
 
-def _literal(value: Any) -> bool:
+def _literal(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and not has_templates(value)
 
 
