@@ -242,3 +242,136 @@ def image_digest_in(image: str) -> str:
     """The digest an image reference pins (``repo@sha256:...``), or ''."""
     match = re.search(r"@(sha256:[0-9a-f]{64})$", image or "")
     return match.group(1) if match else ""
+
+
+# -- any operation: full results, waiters, the service models ------------------------------
+
+def operation_label(service: str, method: str) -> str:
+    """``ec2 DescribeVolumes`` for ``("ec2", "describe_volumes")``: how errors and summaries name a call."""
+    return _operation_name(service, method)
+
+
+def call_all(env: Mapping[str, Any], service: str, method: str, params: Mapping[str, Any],
+             what: str = "") -> tuple[dict[str, Any], bool]:
+    """Any operation, translated: a paginated one is paginated and its pages merged (boto3's
+    ``build_full_result``). Returns (the response without ResponseMetadata, whether it was paginated)."""
+    operation = _operation_name(service, method) + (f" ({what})" if what else "")
+    with translate(operation, env):
+        made = client(env, service)
+        if made.can_paginate(method):
+            merged = made.get_paginator(method).paginate(**params).build_full_result()
+            return _without_metadata(dict(merged)), True
+        result = dict(getattr(made, method)(**params))
+    return _without_metadata(result), False
+
+
+def _without_metadata(response: dict[str, Any]) -> dict[str, Any]:
+    response.pop("ResponseMetadata", None)
+    return response
+
+
+def wait(env: Mapping[str, Any], service: str, waiter: str, params: Mapping[str, Any],
+         delay: float | None = None, max_attempts: int | None = None) -> None:
+    """Run boto3's waiter ``waiter`` (snake_case, e.g. ``volume_available``). A waiter that gives up
+    raises botocore's WaiterError unchanged (the caller reports its reason and last response);
+    anything else is translated."""
+    import botocore.exceptions as bce
+
+    operation = f"{service} waiter {waiter}"
+    config: dict[str, Any] = {}
+    if delay is not None:
+        config["Delay"] = max(1, int(round(delay)))   # botocore sleeps whole seconds
+    if max_attempts is not None:
+        config["MaxAttempts"] = max(1, int(max_attempts))
+    try:
+        with translate(operation, env):
+            made = client(env, service).get_waiter(waiter)
+            made.wait(**params, **({"WaiterConfig": config} if config else {}))
+    except ExternalError as exc:
+        if isinstance(exc.original, bce.WaiterError):
+            raise exc.original from None
+        raise
+
+
+_MODEL_LOCK = threading.Lock()
+
+
+def _botocore_session() -> Any:
+    """One botocore session for reading service models (offline; no credentials are looked at)."""
+    global _MODEL_SESSION
+    with _MODEL_LOCK:
+        if _MODEL_SESSION is None:
+            import botocore.session
+
+            _MODEL_SESSION = botocore.session.get_session()
+        return _MODEL_SESSION
+
+
+_MODEL_SESSION: Any = None
+_MODELS: dict[str, Any] = {}
+_WAITERS: dict[str, dict[str, str]] = {}
+
+
+def service_names() -> list[str]:
+    """Every service botocore has a model for (``ec2``, ``ssm``, ...)."""
+    key = "\0services"
+    if key not in _MODELS:
+        _MODELS[key] = list(_botocore_session().get_available_services())
+    return list(_MODELS[key])
+
+
+def service_model(service: str) -> Any | None:
+    """botocore's ServiceModel of ``service`` (loaded once per process), or None when unknown."""
+    if service not in _MODELS:
+        if service not in service_names():
+            return None
+        _MODELS[service] = _botocore_session().get_service_model(service)
+    return _MODELS[service]
+
+
+def operations(service: str) -> dict[str, str]:
+    """boto3 method name -> API operation name (``describe_volumes`` -> ``DescribeVolumes``)."""
+    key = f"\0ops:{service}"
+    if key not in _MODELS:
+        from botocore import xform_name
+
+        model = service_model(service)
+        _MODELS[key] = {xform_name(op): op for op in (model.operation_names if model is not None else [])}
+    return dict(_MODELS[key])
+
+
+def waiters(service: str) -> dict[str, str]:
+    """boto3 waiter name -> the API operation it polls (``volume_available`` -> ``DescribeVolumes``)."""
+    if service not in _WAITERS:
+        import botocore.exceptions as bce
+        from botocore import xform_name
+
+        found: dict[str, str] = {}
+        try:
+            model = _botocore_session().get_waiter_model(service)
+        except bce.DataNotFoundError:
+            model = None
+        for name in (model.waiter_names if model is not None else []):
+            found[xform_name(name)] = model.get_waiter(name).operation
+        _WAITERS[service] = found
+    return dict(_WAITERS[service])
+
+
+def api_name(env: Mapping[str, Any], service: str, method: str) -> str:
+    """The API operation a boto3 method calls (``describe_db_instances`` -> ``DescribeDBInstances``),
+    or '' when the service has no such method."""
+    operation = _operation_name(service, method)
+    with translate(operation, env):
+        mapping = client(env, service).meta.method_to_api_mapping
+    return str(mapping.get(method, ""))
+
+
+def waiter_operation(env: Mapping[str, Any], service: str, waiter: str) -> str:
+    """The boto3 method a waiter polls (``volume_available`` -> ``describe_volumes``), or '' when unknown."""
+    from botocore import xform_name
+
+    with translate(f"{service} waiter {waiter}", env):
+        made = client(env, service)
+        if waiter not in made.waiter_names:
+            return ""
+        return str(xform_name(made.get_waiter(waiter).config.operation))
