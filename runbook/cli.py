@@ -78,13 +78,13 @@ def validate(root: Path, paths: Sequence[str] = (), out: TextIO = sys.stdout) ->
     """`runbook.validate`: every runbook and environment (or the given files/folders)."""
     project = _project(root)
     if paths:
-        found = [f for p in paths for f in _yaml_files(Path(p) if Path(p).is_absolute() else Path.cwd() / p)]
+        given = [f for p in paths for f in _yaml_files(Path(p) if Path(p).is_absolute() else Path.cwd() / p)]
         missing = [p for p in paths if not (Path(p) if Path(p).is_absolute() else Path.cwd() / p).exists()]
         if missing:
             raise InputError([Diagnostic(m, 0, 0, "no such file or folder") for m in missing])
         seen: set[Path] = set()
         files = []
-        for f in found:                 # one file reached by two paths (a symlink, a folder and a file in it) once
+        for f in given:                 # one file reached by two paths (a symlink, a folder and a file in it) once
             real = f.resolve()
             if real not in seen:
                 seen.add(real)
