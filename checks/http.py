@@ -13,7 +13,7 @@ import os
 import time
 from typing import Any
 
-from runbook.plugins import Context, Outcome, check
+from runbook.plugins import Context, Outcome, action, check, static
 
 _MISSING = object()
 
@@ -121,3 +121,99 @@ def request(ctx: Context) -> Outcome:
     if problems:
         return Outcome(False, f"{method} {ctx.redact(url)}: " + "; ".join(problems), evidence, outputs)
     return Outcome(True, f"{method} {ctx.redact(url)}: {status} in {latency:.0f} ms", evidence, outputs)
+
+
+SEND_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
+TEXT_LIMIT = 4096          # characters of the response kept in the ``text`` output
+EXCERPT_LIMIT = 512        # characters of the response kept in the evidence
+KEPT_HEADERS = ("content-type", "location", "etag", "retry-after", "x-request-id")
+
+
+@action("http.send",
+        args={"properties": {
+            "method": {"enum": SEND_METHODS},
+            "url": {"type": "string", "pattern": "^https?://"},
+            "headers": {"type": "object", "additionalProperties": {"type": "string"},
+                        "description": "request headers; values may be ${params.SECRET} (redacted wherever recorded)"},
+            "json": {"description": "a JSON body (any JSON value); sent with Content-Type: application/json"},
+            "body": {"type": "string", "description": "a text body (not with json)"},
+            "status": {"anyOf": [{"type": "integer", "minimum": 100, "maximum": 599},
+                                 {"type": "array", "items": {"type": "integer", "minimum": 100, "maximum": 599},
+                                  "minItems": 1}],
+                       "description": "the expected status or statuses (default: any 2xx)"},
+            "timeout": {"type": "number", "exclusiveMinimum": 0}},
+            "required": ["method", "url"]},
+        outputs={"type": "object", "properties": {
+            "status": {"type": "integer"}, "latency_ms": {"type": "number"},
+            "json": {"description": "the response parsed when it is JSON, else null"},
+            "text": {"type": "string"},
+            "headers": {"type": "object", "additionalProperties": {"type": "string"}}}},
+        description="Send a POST/PUT/PATCH/DELETE with a JSON or text body; fail unless the status is the expected one")
+def send(ctx: Context) -> Outcome:
+    """Send a request that changes something; pass when the status is the expected one (default any 2xx).
+
+    Header values (tokens from secret parameters) are never recorded: the evidence keeps
+    their names only, and everything recorded passes through the run's redaction.
+    """
+    import urllib.error
+    import urllib.request
+
+    args = ctx.args
+    method = args["method"]
+    url = args["url"]
+    where = f"{method} {ctx.redact(url)}"
+    headers = {str(k): str(v) for k, v in (args.get("headers") or {}).items()}
+    data: bytes | None = None
+    if "json" in args:
+        data = json.dumps(args["json"]).encode()
+        if not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
+    elif "body" in args:
+        data = str(args["body"]).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(req, timeout=args.get("timeout") or ctx.timeout or 30) as resp:  # nosec B310
+            raw, status, got = resp.read(), resp.status, resp.headers
+    except urllib.error.HTTPError as exc:
+        raw, status, got = exc.read(), exc.code, exc.headers
+    except (urllib.error.URLError, OSError) as exc:
+        reason = ctx.redact(str(getattr(exc, "reason", exc)))
+        return Outcome.fail(f"{where}: no response ({reason}); is the service up and the URL right? "
+                            "(nothing is known to have been sent)",
+                            {"method": method, "url": ctx.redact(url), "error": reason})
+    latency = round((time.monotonic() - started) * 1000, 1)
+    text = ctx.redact(raw.decode("utf-8", errors="replace"))
+    parsed: Any = None
+    try:
+        parsed = json.loads(text) if text.strip() else None
+    except ValueError:
+        parsed = None
+    kept = {k.lower(): ctx.redact(str(v)) for k, v in (got.items() if got is not None else [])
+            if k.lower() in KEPT_HEADERS}
+    wanted = args.get("status")
+    allowed = None if wanted is None else wanted if isinstance(wanted, list) else [wanted]
+    ok = 200 <= status < 300 if allowed is None else status in allowed
+    excerpt = text[:EXCERPT_LIMIT] + ("..." if len(text) > EXCERPT_LIMIT else "")
+    evidence: dict[str, Any] = {"method": method, "url": ctx.redact(url), "status": status, "latency_ms": latency,
+                                "request_headers": sorted(headers), "size": len(raw), "response": excerpt}
+    if data is not None:
+        evidence["request_size"] = len(data)
+    outputs = {"status": status, "latency_ms": latency, "json": parsed, "text": text[:TEXT_LIMIT], "headers": kept}
+    if not ok:
+        expected = "any 2xx" if allowed is None else " or ".join(map(str, allowed))
+        quoted = " ".join(excerpt.split())[:200]
+        return Outcome(False, f"{where}: status {status}, expected {expected}; the response says: "
+                              f"{quoted or '(empty)'} (evidence keeps the response's first {EXCERPT_LIMIT} characters)",
+                       evidence, outputs)
+    return Outcome(True, f"{where}: {status} in {latency:.0f} ms", evidence, outputs)
+
+
+def _send_lint(args: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+    """Validate-time: one body only."""
+    if "json" in args and "body" in args:
+        return [(("body",), "give either 'json' (a JSON body) or 'body' (a text body), not both")]
+    return []
+
+
+static("http.send", lint=_send_lint)

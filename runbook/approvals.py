@@ -68,9 +68,14 @@ def run_gate(runner: Host, step: Step) -> None:
         return
     env = runner.plan.env
     if env is not None and env.protected:
-        raise StepFailed(f"prompt approvals are refused on protected environment {env.name!r}: use a github-pr "
-                         "approval, or (for teams without GitHub) the team backend, where each approver runs "
-                         f"`{hints.approve(runner.run_id, env.name)}` under their own AWS identity")
+        if not getattr(runner.store, "verifies_approvals", False):
+            raise StepFailed(hints.protected_prompt_approval(env.name, [step.id]))
+        # the team backend: the gate opens on approvals recorded under the approvers' own identities; until
+        # there are enough, the run waits for them (parked), with the exact commands that open it
+        raise Parked(f"prompt approvals are refused on protected environment {env.name!r}: the gate opens on "
+                     f"approvals recorded with runbook.approve; each approver runs "
+                     f"`{hints.approve(runner.run_id, env.name)}` under their own AWS identity, then "
+                     f"`{hints.resume(runner.run_id, env.name)}` continues the run")
     prompt = Prompt(f"{step.id}.approval", "approval",
                     f"Approvers for '{step.title or step.id}' (at least {spec.get('min', 1)}, space-separated):",
                     details=results_so_far(runner))

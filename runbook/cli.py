@@ -79,10 +79,17 @@ def validate(root: Path, paths: Sequence[str] = (), out: TextIO = sys.stdout) ->
     """`runbook.validate`: every runbook and environment (or the given files/folders)."""
     project = _project(root)
     if paths:
-        files = [f for p in paths for f in _yaml_files(Path(p) if Path(p).is_absolute() else Path.cwd() / p)]
+        given = [f for p in paths for f in _yaml_files(Path(p) if Path(p).is_absolute() else Path.cwd() / p)]
         missing = [p for p in paths if not (Path(p) if Path(p).is_absolute() else Path.cwd() / p).exists()]
         if missing:
             raise InputError([Diagnostic(m, 0, 0, "no such file or folder") for m in missing])
+        seen: set[Path] = set()
+        files = []
+        for f in given:                 # one file reached by two paths (a symlink, a folder and a file in it) once
+            real = f.resolve()
+            if real not in seen:
+                seen.add(real)
+                files.append(f)
     else:
         files = [project.runbooks_dir / f"{n}.yaml" for n in project.runbook_names()]
         files += [project.environments_dir / f"{n}.yaml" for n in project.environment_names()]
@@ -102,7 +109,7 @@ def validate(root: Path, paths: Sequence[str] = (), out: TextIO = sys.stdout) ->
     diags: list[Diagnostic | str] = []
     counts = {"runbook": 0, "environment": 0}
     for file in files:
-        kind = "environment" if file.resolve().parent.name == "environments" else "runbook"
+        kind = "environment" if is_environment_file(project, file) else "runbook"
         counts[kind] += 1
         if kind == "environment":
             _, found = check_environment(project, file)
@@ -116,6 +123,25 @@ def validate(root: Path, paths: Sequence[str] = (), out: TextIO = sys.stdout) ->
         _remember_valid(cache, key, counts)
     out.write(f"ok: {counts['runbook']} runbook(s) and {counts['environment']} environment(s) are valid\n")
     return ExitCode.OK
+
+
+def is_environment_file(project: Any, file: Path) -> bool:
+    """An environment file wherever it lives: in a folder named ``environments`` (where it is, or
+    where its link points), or a mapping without ``steps`` that has a key only environments have
+    (``vars``, ``aws``, ``protected``...). Anything else is validated as a runbook."""
+    if "environments" in (file.parent.name, file.resolve().parent.name):
+        return True
+    try:
+        data = project.load(file).data
+    except InputError:
+        return False
+    return isinstance(data, dict) and "steps" not in data and bool(set(data) & _environment_only_keys())
+
+
+def _environment_only_keys() -> set[str]:
+    from .schemas import load_schema
+
+    return set(load_schema("environment").get("properties") or {}) - set(load_schema("runbook").get("properties") or {})
 
 
 VALIDATED_CACHE = "validated.json"
@@ -154,7 +180,10 @@ def _validated_cache(root: Path, files: Sequence[Path]) -> tuple[Path | None, st
         if folder.is_dir():
             sources.update(folder.glob("*.py"))
     h = hashlib.sha256(sys.version.encode())
-    for mod in ("jsonschema", "yaml"):
+    # the files asked about, as given and as resolved: another file of the same folder, or the same file
+    # reached through a link from an environments/ folder, is another question with its own verdict
+    h.update(json.dumps([[str(Path(f).absolute()), str(Path(f).resolve())] for f in files]).encode())
+    for mod in ("jsonschema", "yaml", "botocore"):
         found = importlib.util.find_spec(mod)
         origin = Path(found.origin) if found is not None and found.origin else None
         if origin is not None and origin.exists():

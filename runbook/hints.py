@@ -45,3 +45,16 @@ def approve(run_id: str, env: str | None = None) -> str:
 
 def status(env: str | None = None) -> str:
     return _cmd("runbook.status", env=env)
+
+
+def protected_prompt_approval(env: str, gates: list[str]) -> str:
+    """Why a prompt approval gate cannot run on a protected environment on this machine's backend, and
+    the way that works without GitHub: the team backend, where approvers record their approval with
+    ``runbook.approve`` under their own AWS identity. The run id exists only once the run has started
+    (and parked at the gate, which then prints the approve command with it)."""
+    return (f"prompt approvals are refused on protected environment {env!r} (steps {', '.join(gates)}): a name "
+            "typed at a prompt proves nothing. Use a github-pr approval, or, for teams without GitHub, the team "
+            f"backend: add `backend: {{kind: aws, bucket: ..., table: ..., region: ...}}` to environments/{env}.yaml, "
+            f"run `{_cmd('backend.init', env=env)}` once, and start the run again; it parks at the gate and each "
+            f"approver runs `{approve('RUN_ID', env)}` (the run id the parked run prints) under their own AWS "
+            "identity, then the operator resumes it")

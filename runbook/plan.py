@@ -22,6 +22,7 @@ from .steps import PromptId, Step
 from .params import Params
 from .plugins import Registry, save_caches
 from .project import Project
+from .schemas import suggest
 from .validate import Checked, RunbookValidator, check_environment, items_of
 from .yamlfile import Document
 
@@ -243,8 +244,9 @@ class _Scope:
                     if isinstance(cur, dict) and part in cur:
                         cur = cur[part]
                     else:
+                        near = suggest(part, [str(k) for k in cur]) if isinstance(cur, dict) else ""
                         self.diags.append(self.doc.diag(path, f"{ref.text}: environment {self.env.name!r} has no "
-                                                              f"{'.'.join(ref.parts)} (add it to "
+                                                              f"{'.'.join(ref.parts)}{near} (add it to "
                                                               f"environments/{self.env.name}.yaml)"))
                         raise templates.Unresolved(ref.text)
                 return cur

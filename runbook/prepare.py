@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import answers as answers_mod
+from . import answers as answers_mod, hints
 from .errors import CheckFailed, InputError, Parked, UsageError
 from .locks import Holder, LockRef
 from .params import Params, check_value, env_var, resolve
@@ -175,10 +175,7 @@ def guard_flags(session: Session, p: Prepared) -> None:
         raise InputError([f"<command line>: --yes is refused on protected environment {env.name!r} (at --yes)"])
     gates = [s.id for s in p.plan.steps if s.approval is not None and s.approval.get("source") == "prompt"]
     if gates and not session.store.verifies_approvals:
-        raise InputError([f"{p.plan.file}: prompt approvals are refused on protected environment {env.name!r} "
-                          f"(steps {', '.join(gates)}); use a github-pr approval, or (for teams without GitHub) "
-                          "the team backend (`backend: {kind: aws}`), where each approver runs "
-                          "`invoke runbook.approve RUN_ID --env ENV` under their own AWS identity"])
+        raise InputError([f"{p.plan.file}: {hints.protected_prompt_approval(env.name, gates)}"])
     chain = _chain(p)
     if not chain.has_person and not any(a.answer(_typed_prompt(env.name, p)) is not None for a in chain.prompters):
         raise InputError([f"<command line>: protected environment {env.name!r} needs its name typed "
