@@ -68,6 +68,9 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30).close()
     hooks = Hooks()
     root = tmp_path / "examples"
     shutil.copytree(EXAMPLES, root)
@@ -82,6 +85,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
     ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=endpoint)
     yield {"root": root, "home": tmp_path / "home", "ec2": ec2, "hooks": hooks, "endpoint": endpoint}
     hooks.httpd.shutdown()
+    hooks.httpd.server_close()
     server.stop()
     aws.reset()
 
