@@ -179,6 +179,7 @@ class _RunbookRules:
             ptype = spec.get("type")
             if not isinstance(ptype, str) or ptype not in {t.value for t in ParamType}:
                 continue
+            self.check_list_param(base, spec, ptype)
             pattern = spec.get("pattern")
             compiled = None
             if isinstance(pattern, str):
@@ -208,6 +209,32 @@ class _RunbookRules:
                     self.err(base + ("example",), f"example {problem}")
             if isinstance(spec.get("check"), dict):
                 self.check_param_check(base + ("check",), spec["check"])
+
+    def check_list_param(self, base: tuple[Any, ...], spec: dict[str, Any], ptype: str) -> None:
+        """``items``, ``min_items`` and ``max_items`` belong to list parameters, and must make sense."""
+        if ptype != ParamType.LIST:
+            for key in ("items", "min_items", "max_items"):
+                if key in spec:
+                    self.err(base + (key,), f"'{key}:' applies to list parameters, not {ptype}", key=True)
+            return
+        low, high = spec.get("min_items"), spec.get("max_items")
+        if isinstance(low, int) and isinstance(high, int) and low > high:
+            self.err(base + ("max_items",), f"max_items {high} is below min_items {low}")
+        items = spec.get("items")
+        if not isinstance(items, dict):
+            return
+        itype = items.get("type", "string")
+        if isinstance(items.get("pattern"), str):
+            if itype != ParamType.STRING:
+                self.err(base + ("items", "pattern"), f"a pattern applies to string values, not {itype}")
+            try:
+                re.compile(items["pattern"])
+            except re.error as exc:
+                self.err(base + ("items", "pattern"), f"invalid regular expression {quote(items['pattern'])}: {exc}")
+        if isinstance(items.get("choices"), list) and isinstance(itype, str):
+            for i, choice in enumerate(items["choices"]):
+                if not _is_type(choice, itype):
+                    self.err(base + ("items", "choices", i), f"choice {choice!r} is not a{'n' if itype == 'integer' else ''} {itype}")
 
     def check_param_check(self, path: tuple[Any, ...], spec: dict[str, Any]) -> None:
         """A parameter's ``check:``: a read-only check whose arguments may use params and env only
@@ -437,6 +464,8 @@ class _RunbookRules:
                 self.err(path, f"{ref.text}: parameters are plain values; nothing below {name!r}")
                 return _BAD
             ptype = self.params[name].get("type")
+            if ptype == ParamType.LIST:
+                return "array"                                  # a list parameter is a JSON-schema array
             return ptype if isinstance(ptype, str) else None   # a wrong type is reported at params.NAME.type
         if ref.root == "env":
             sub, unknown = schema_at(self.v.env_schema, ref.parts)
@@ -681,7 +710,7 @@ def _is_type(value: Any, ptype: str) -> bool:
 
 
 def _types_fit(have: str, want: str) -> bool:
-    return have == want or (have == "integer" and want == "number")
+    return have == want or (have == "integer" and want == "number") or (have == "array" and want == "list")
 
 
 def param_problem(spec: dict[str, Any], value: Any, compiled: re.Pattern[str] | None = None,
@@ -690,6 +719,8 @@ def param_problem(spec: dict[str, Any], value: Any, compiled: re.Pattern[str] | 
     ptype = spec.get("type", "string")
     if not _is_type(value, ptype):
         return f"{value!r} is not a{'n' if ptype == 'integer' else ''} {ptype}"
+    if ptype == ParamType.LIST:
+        return list_problem(spec, value, name)
     pattern = spec.get("pattern")
     if isinstance(pattern, str) and isinstance(value, str):
         try:
@@ -705,6 +736,21 @@ def param_problem(spec: dict[str, Any], value: Any, compiled: re.Pattern[str] | 
     for bound, op in (("minimum", lambda a, b: a < b), ("maximum", lambda a, b: a > b)):
         if isinstance(spec.get(bound), (int, float)) and isinstance(value, (int, float)) and op(value, spec[bound]):
             return f"{value!r} is {'below the minimum' if bound == 'minimum' else 'above the maximum'} {spec[bound]}"
+    return None
+
+
+def list_problem(spec: dict[str, Any], value: list[Any], name: str = "") -> str | None:
+    """Why a list does not fit a list parameter (its length, then each value against ``items``), or None."""
+    low, high = spec.get("min_items"), spec.get("max_items")
+    if isinstance(low, int) and len(value) < low:
+        return f"{value!r} has {len(value)} value(s), fewer than min_items {low}"
+    if isinstance(high, int) and len(value) > high:
+        return f"{value!r} has {len(value)} value(s), more than max_items {high}"
+    items = spec.get("items") if isinstance(spec.get("items"), dict) else {"type": "string"}
+    for i, one in enumerate(value):
+        problem = param_problem(dict(items, type=items.get("type", "string")), one, name=name)
+        if problem:
+            return f"value [{i}]: {problem}"
     return None
 
 
