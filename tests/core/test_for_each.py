@@ -199,3 +199,31 @@ def test_for_each_over_a_list_output_runs_an_include_per_value(tmp_path: Path) -
     assert started == ["find", "drain", "drain[0].cordon", "drain[0].evict", "drain[1].cordon", "drain[1].evict"]
     assert of_type(recs, "item.result", step="drain[1].cordon", item="mark", passed=True)[0]["data"]["each"] == {
         "index": 1, "value": "n2"}
+
+
+def test_a_for_each_run_step_starts_one_linked_run_per_value_and_console_lines_carry_the_value(
+        tmp_path: Path) -> None:
+    from runbook.console import Console
+
+    w = world(tmp_path)
+    (w.root / "runbooks" / "fleet-runs.yaml").write_text("""\
+name: fleet-runs
+title: One linked cleanup run per source (for_each over a literal list, on a run step)
+params: {dir: {type: string}}
+steps:
+  - id: each
+    title: Clean up after each source
+    for_each: [red, blue]
+    run: {runbook: cleanup, with: {source: "${each.value}", dir: "${params.dir}"}}
+""")
+    assert w.run("fleet-runs") == ExitCode.OK
+    assert w.lines("cleanup.txt") == ["cleanup after red", "cleanup after blue"]
+    state = w.state(w.runs()[0] if w.state(w.runs()[0]).runbook == "fleet-runs" else w.runs()[-1])
+    assert sorted(state.children) == ["each[0]", "each[1]"]
+    assert all(c["status"] == "succeeded" for c in state.children.values())
+
+    out = io.StringIO()
+    console = Console(out=out, plain=True)
+    for rec in w.records(state.run_id):
+        console.event(rec)
+    assert "> each[1] (blue): Clean up after each source" in out.getvalue()
