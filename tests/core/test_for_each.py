@@ -139,6 +139,15 @@ def test_one_failure_more_than_max_failures_fails_the_step_and_starts_no_more(tm
     assert "2 iteration(s) failed, more than max_failures 1" in state.reason
     assert not state.deviations
 
+    # fixed: a resume runs the failed values and the one never started; a is never done again
+    (w.work / "fixed").write_text("")
+    assert w.run(resume=w.last()) == ExitCode.OK
+    assert w.lines("drained.txt") == ["0:a", "1:bad-1", "2:bad-2", "3:d"]   # marks of bad-* are not repeated
+    recs = w.records()
+    assert len(of_type(recs, "step.started", step="drain[0]")) == 1
+    assert [len(of_type(recs, "item.intent", step=f"drain[{i}]", item="check")) for i in range(4)] == [1, 2, 2, 1]
+    assert w.state(w.last()).status is Status.SUCCEEDED and w.lines("after.txt") == ["after"]
+
 
 def test_a_crash_in_the_middle_resumes_with_the_values_not_done(tmp_path: Path) -> None:
     import sys
