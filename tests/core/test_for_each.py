@@ -236,3 +236,35 @@ steps:
     for rec in w.records(state.run_id):
         console.event(rec)
     assert "> each[1] (blue): Clean up after each source" in out.getvalue()
+
+
+def test_a_condition_of_one_included_step_skips_that_step_in_each_iteration_not_the_for_each(
+        tmp_path: Path) -> None:
+    w = world(tmp_path)
+    (w.root / "runbooks" / "drain-node.yaml").write_text("""\
+name: drain-node
+title: Drain one node; cordon only when asked to
+params:
+  dir: {type: string}
+  node: {type: string}
+  cordon: {type: boolean, default: false}
+steps:
+  - id: cordon
+    title: Cordon the node
+    when: "${params.cordon}"
+    do:
+      - id: mark
+        uses: effects.append
+        with: {file: "${params.dir}/cordoned.txt", line: "${params.node}"}
+  - id: evict
+    title: Evict its pods
+    do:
+      - id: evict
+        uses: effects.append
+        with: {file: "${params.dir}/evicted.txt", line: "${params.node}"}
+""")
+    assert w.run("fleet-include") == ExitCode.OK
+    state = w.state(w.last())
+    assert [state.steps[f"drain[{i}].{s}"].status.value for i in (0, 1) for s in ("cordon", "evict")] == [
+        "skipped", "succeeded", "skipped", "succeeded"]
+    assert w.lines("evicted.txt") == ["n1", "n2"] and w.lines("cordoned.txt") == []
