@@ -189,7 +189,8 @@ def group_each(steps: list[Step]) -> list[Step]:
             out.append(step)
             continue
         if out and out[-1].id == step.each_of and out[-1].members:
-            out[-1] = replace(out[-1], members=out[-1].members + (step,))
+            shared = tuple(c for c in out[-1].conditions if c in step.conditions)   # an include's own conditions
+            out[-1] = replace(out[-1], members=out[-1].members + (step,), conditions=shared)
             continue
         data = step.data
         own = [c for c in step.conditions if "${each." not in str(c.value)]   # the rest is per iteration
