@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Diagnostic, InputError
+from .prompts import every_iteration
 from .schemas import describe, load_schema, suggest, validate as schema_validate
 from .yamlfile import Document, display_name, load_file
 
@@ -65,8 +66,11 @@ def check_against(answers: Answers, runbook: str, prompts: list[Any]) -> None:
     if answers.runbook != runbook:
         diags.append(doc.diag(("runbook",), f"this answers file is for runbook {answers.runbook!r}, not {runbook!r}"))
     kinds = {p.id: p.kind for p in prompts}
+    every = {every_iteration(k): v for k, v in kinds.items()}     # STEP[*].ITEM answers every iteration
     for pid, answer in answers.answers.items():
         path = ("answers", pid)
+        if pid not in kinds and ("[*]" in pid and pid in every or every_iteration(pid) in kinds):
+            kinds[pid] = every[every_iteration(pid)]
         if pid not in kinds:
             diags.append(doc.diag(path, f"no prompt {pid!r} in runbook {runbook!r}{suggest(pid, list(kinds))}; "
                                         f"`invoke runbook.show {runbook}` lists the prompt ids", key=True))

@@ -316,6 +316,9 @@ def write_plan(plan: Any, out: TextIO, show_prompts: bool) -> None:
             + ([f"ends the run, {step.end}"] if step.end else [])
         extra = f"  [{'; '.join(cond)}]" if cond else ""
         out.write(f"  {n:>3}. {step.id}: {step.title}{extra}\n")
+        if step.each_of and all(s.each_of != step.each_of for s in plan.steps[:n - 1]):
+            out.write(f"         for each {step.data.get('for_each')!r} (concurrency {step.data.get('concurrency', 1)}, "
+                      f"max_failures {step.data.get('max_failures', 0)}): ids {step.each_of}[i]\n")
         if step.approval is not None:
             a = step.approval
             roles = f", roles {', '.join(a['roles'])}" if a.get("roles") else ""

@@ -68,6 +68,11 @@ class Console:
     def event(self, rec: dict[str, Any]) -> None:
         kind = rec.get("type", "")
         data = rec.get("data") or {}
+        if isinstance(data.get("each"), dict) and "step" in data:    # a for_each iteration: its value shown
+            value = _short(data["each"].get("value"))
+            data = {**data, "step": f"{data['step']} ({value})"}
+            if "item" in data:
+                data["item"] = f"{data['item']} ({value})"
         handler = getattr(self, "_on_" + kind.replace(".", "_"), None)
         if handler is not None:
             handler(data, rec)

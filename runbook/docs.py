@@ -68,6 +68,9 @@ def _step(n: int, step: dict[str, Any], registry: Registry) -> list[str]:
         out += [f"Only {' and '.join(conditions)}.", ""]
     if step.get("end"):
         out += [f"**The run ends here, {step['end']},** when this step {'runs' if conditions else 'succeeds'}.", ""]
+    if "for_each" in step:
+        limits = f" ({step.get('concurrency', 1)} at a time, up to {step.get('max_failures', 0)} may fail)"
+        out += [f"Once for each value of `{_value(step['for_each'])}`{limits}: `${{each.value}}` is the value.", ""]
     if step.get("instructions"):
         out += [step["instructions"].rstrip(), ""]
     kind = step_kind(step)

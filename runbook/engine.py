@@ -10,6 +10,8 @@ dispatched through a table (``RUN_KIND``); approval gates live in ``approvals``.
 from __future__ import annotations
 
 import os
+import re
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +27,10 @@ from .prompts import Chain, Prompt
 from .recorder import Recorder, crash, failing
 from .redact import Redactor
 from .state import Event, RunState, Status, StepStatus
-from .steps import Item, Step
+from .steps import Item, Step, each_id, group_each, iteration
 
 CRASH_POINTS = ("before-intent", "after-intent", "after-effect")
+_EACH_ROOT = re.compile(r"^(.*?\[\d+\])")      # STEP[i] of STEP[i].INNER.ITEM
 MAX_SCRIPTED_RETRIES = 3
 
 __all__ = ["CRASH_POINTS", "LockRef", "Runner", "StepFailed"]
@@ -54,6 +57,9 @@ class Runner:
     make_plan: Callable[[str, dict[str, Any]], Plan] | None = None   # for run: and on_failure children
     recorder: Recorder = field(init=False)
     _scripted_retries: dict[str, int] = field(default_factory=dict)
+    _each: dict[str, dict[str, Any]] = field(default_factory=dict)   # STEP[i] -> {of, index, value}
+    _asking: Any = field(default_factory=threading.RLock)          # one prompt at a time
+    _parallel: int = 0                                               # for_each iterations in threads now
 
     def __post_init__(self) -> None:
         self.recorder = Recorder(self.store, self.run_id, self.operator, self.redactor, self._fence, self.console)
@@ -73,7 +79,11 @@ class Runner:
             self.store.locks.check(self.lock.key, self.lock.owner, self.lock.epoch)
 
     def emit(self, kind: Event, data: dict[str, Any], flush: bool = False) -> None:
-        """One journal record (redacted, shown on the console)."""
+        """One journal record (redacted, shown on the console); a for_each iteration's records carry
+        its index and value."""
+        each = self.each_of(str(data.get("step") or data.get("id") or ""))
+        if each is not None and "each" not in data:
+            data = {**data, "each": {"index": each["index"], "value": each["value"]}}
         self.recorder.emit(kind, data, flush)
 
     def flush(self, anchor: bool = False) -> None:
@@ -121,7 +131,7 @@ class Runner:
                 # the run failed after its `after` step and its on_failure runbook was accepted: a
                 # resume finishes that linked run; the run's own failed step is never run again
                 return self.rolled_back(self.state.failure or self.state.reason, self.run_on_failure())
-            for step in self.plan.steps:
+            for step in group_each(self.plan.steps):
                 if not self.state.finished(step.id):
                     self.run_step(step)
                 if step.end and self.state.steps[step.id].status is StepStatus.SUCCEEDED:
@@ -206,7 +216,7 @@ class Runner:
         deadline = time.monotonic() + step.timeout if step.timeout else None
         while True:
             try:
-                RUN_KIND[step.kind](self, step, deadline)
+                (Runner.run_each if step.members else RUN_KIND[step.kind])(self, step, deadline)
             except _Declined as exc:
                 self.finish_step(step.id, StepStatus.SKIPPED, reason=str(exc))
                 return
@@ -330,7 +340,8 @@ class Runner:
         if not todo:
             return
         self.flush()
-        answers = self.prompter.checklist(todo)
+        with self._asking:
+            answers = self.prompter.checklist(todo)
         for prompt in todo:
             answer, source = answers[prompt.id]
             answer = self.complete_manual(prompt, answer, source)
@@ -505,7 +516,8 @@ class Runner:
         """Call plugin code; its unexpected errors become a failed outcome, named and recorded."""
         fn = plugin.probe if probe else plugin.func
         assert fn is not None
-        waiting = self.console.waiting(f"{plugin.name} ...") if self.console is not None else _null_wait()
+        waiting = self.console.waiting(f"{plugin.name} ...") if self.console is not None and not self._parallel \
+            else _null_wait()
         try:
             with waiting as update:
                 ctx.progress = update
@@ -684,27 +696,124 @@ class Runner:
     def ask_with_source(self, prompt: Prompt) -> tuple[dict[str, Any], str]:
         """Ask through the prompter chain (after writing what is buffered); journal the answer."""
         self.flush()
-        answer, source = self.prompter.ask(prompt)
+        with self._asking:
+            answer, source = self.prompter.ask(prompt)
         if prompt.kind != "approval":
             self.emit(Event.PROMPT, {"id": prompt.id, "kind": prompt.kind, "question": prompt.text,
                                      "answer": answer, "source": source, "by": self.operator}, flush=True)
         return answer, source
 
-    def scope(self) -> templates.Scope:
-        """What templates see now: parameters (secrets too), the environment, the run, outputs so far."""
+    def scope(self, sid: str = "") -> templates.Scope:
+        """What templates see now: parameters (secrets too), the environment, the run, outputs so far;
+        in a for_each iteration (``sid`` is STEP[i]...), ``${each...}`` and its own steps' outputs."""
         params = {**self.plan.params.values, **self.plan.params.secrets}
         env = merge(self.plan.env.data, self.plan.env.overlay) if self.plan.env else {}
         run = {"id": self.run_id, "operator": self.operator, "checkout": str(self.checkout)}
-        return templates.Scope(params, env, run, {s.id for s in self.plan.steps}, self.state.outputs,
-                               lambda sid: sid in self.state.steps)
+        each = self.each_of(sid)
+        mapped = self.each_mapping(each)
+        return templates.Scope(params, env, run, {s.id for s in self.plan.steps},
+                               lambda s, key: self.state.outputs(mapped(s), key),
+                               lambda s: mapped(s) in self.state.steps,
+                               each={"index": each["index"], "value": each["value"]} if each else None)
 
     def resolve(self, value: Any, sid: str) -> Any:
         """Every template in ``value`` looked up now (CheckFailed when one has no value)."""
-        return self.scope().resolve(value)
+        return self.scope(sid).resolve(value)
 
     def render(self, text: str, sid: str) -> str:
         """Text for people: rendered where it can be, else as written."""
-        return self.scope().text(text)
+        return self.scope(sid).text(text)
+
+    # -- for_each ----------------------------------------------------------------------
+    def each_of(self, key: str) -> dict[str, Any] | None:
+        """The for_each iteration a step id or prompt id (``STEP[i]...``) belongs to, or None."""
+        m = _EACH_ROOT.match(key) if "[" in key else None
+        return self._each.get(m.group(1)) if m else None
+
+    @staticmethod
+    def each_mapping(each: dict[str, Any] | None) -> Callable[[str], str]:
+        """Inside an iteration, ``${steps.STEP...}`` of its own for_each step means ``STEP[i]...``."""
+        if each is None:
+            return lambda sid: sid
+        owner, here = each["of"], each_id(each["of"], each["of"], each["index"])
+        return lambda sid: here + sid[len(owner):] if sid == owner or sid.startswith(owner + ".") else sid
+
+    def each_values(self, step: Step) -> list[Any]:
+        """A for_each step's values: those recorded at its first start (a resume never changes them),
+        else resolved now and recorded."""
+        known = self.state.steps.get(step.id)
+        if known is not None and known.values is not None:
+            return known.values
+        values = self.resolve(step.data.get("for_each"), step.id)
+        if not isinstance(values, list):
+            raise StepFailed(f"for_each: {step.data.get('for_each')!r} resolved to {values!r}, not a list")
+        self.emit(Event.EACH_VALUES, {"step": step.id, "values": values}, flush=True)
+        return values
+
+    def run_each(self, step: Step, deadline: float | None = None) -> None:
+        """A for_each step: its members (the step, or its include's steps) once per value, as
+        ``STEP[i]...`` with their own records and prompts; at most ``concurrency`` at once (in
+        threads; prompts one at a time). Iterations already done are never repeated. After more
+        than ``max_failures`` failed, no more start and the step fails; failures within it are
+        deviations and the step succeeds."""
+        values = self.each_values(step)
+        limit = int(step.data.get("max_failures") or 0)
+        concurrency = max(1, int(step.data.get("concurrency") or 1))
+        failed: dict[int, tuple[str, str]] = {}      # index -> (iteration step id, why)
+
+        def one(index: int) -> None:
+            self._each[each_id(step.id, step.id, index)] = {"of": step.id, "index": index, "value": values[index]}
+            for member in step.members:
+                it = iteration(member, index, values[index])
+                if self.state.finished(it.id):
+                    continue
+                try:
+                    self.run_step(it)
+                except (StepFailed, CheckFailed) as exc:
+                    failed[index] = (it.id, str(exc))
+                    return
+
+        todo = [i for i in range(len(values))
+                if not all(self.state.finished(each_id(step.id, m.id, i)) for m in step.members)]
+        if concurrency == 1:
+            for index in todo:
+                if len(failed) > limit:
+                    break
+                one(index)
+        else:
+            self.each_in_threads(todo, one, concurrency, lambda: len(failed) > limit)
+        if len(failed) > limit:
+            raise StepFailed(f"{len(failed)} iteration(s) failed, more than max_failures {limit}: " + "; ".join(
+                f"{sid} ({values[i]}): {why}" for i, (sid, why) in sorted(failed.items())), offer=True)
+        for index, (sid, why) in sorted(failed.items()):
+            self.finish_step(sid, StepStatus.FAILED, reason=f"{why} (within max_failures {limit})", continued=True,
+                             each_failed=True)
+
+    def each_in_threads(self, todo: list[int], one: Callable[[int], None], concurrency: int,
+                        stop: Callable[[], bool]) -> None:
+        """Run ``one`` over ``todo`` in at most ``concurrency`` threads; none starts once ``stop()``
+        says so or one raised (that error is raised once the running ones have ended)."""
+        from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+        error: BaseException | None = None
+        queue = list(todo)
+        self._parallel += 1
+        try:
+            with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="for_each") as pool:
+                running: set[Future[None]] = set()
+                while queue or running:
+                    while queue and len(running) < concurrency and error is None and not stop():
+                        running.add(pool.submit(one, queue.pop(0)))
+                    if not running:
+                        break
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        if future.exception() is not None and error is None:
+                            error = future.exception()
+        finally:
+            self._parallel -= 1
+        if error is not None:
+            raise error
 
 
 class _ReadOnly:

@@ -15,6 +15,7 @@ class ParamType(StrEnum):
     INTEGER = "integer"
     NUMBER = "number"
     BOOLEAN = "boolean"
+    LIST = "list"              # items: a param-like spec of each value; min_items, max_items
 
 
 class OnFailure(StrEnum):
@@ -66,7 +67,7 @@ class PluginKind(StrEnum):
 
 SECTION_KIND = {Section.REQUIRES: PluginKind.CHECK, Section.VERIFY: PluginKind.CHECK, Section.DO: PluginKind.ACTION}
 PY_TYPES = {ParamType.STRING: (str,), ParamType.INTEGER: (int,), ParamType.NUMBER: (int, float),
-            ParamType.BOOLEAN: (bool,)}
+            ParamType.BOOLEAN: (bool,), ParamType.LIST: (list,)}
 ID_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 PARAM_PATTERN = r"^[a-z][a-z0-9_]*$"

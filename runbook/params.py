@@ -45,6 +45,8 @@ class Params:
 def convert(spec: Mapping[str, Any], raw: Any) -> Any:
     """Text from a command line or variable to the parameter's type; ValueError with a reason."""
     ptype = spec.get("type", "string")
+    if ptype == "list":
+        return convert_list(spec, raw)
     if not isinstance(raw, str):
         return raw
     if ptype == "integer":
@@ -65,6 +67,34 @@ def convert(spec: Mapping[str, Any], raw: Any) -> Any:
             return False
         raise ValueError(f"{raw!r} is not a boolean (true/false)")
     return raw
+
+
+def convert_list(spec: Mapping[str, Any], raw: Any, prompt: bool = False) -> Any:
+    """A list parameter: a YAML flow list (``[a, b]``) from a command line or variable, comma-separated
+    values at a prompt; each value converted to the type of ``items``."""
+    if isinstance(raw, str):
+        if prompt:
+            raw = [v.strip() for v in raw.split(",") if v.strip()]
+        else:
+            import yaml
+
+            try:
+                raw = yaml.safe_load(raw) if raw.strip() else []
+            except yaml.YAMLError:
+                raise ValueError(f"{raw!r} is not a list: write a YAML flow list like '[a, b]'") from None
+            if not isinstance(raw, list):
+                raise ValueError(f"{raw!r} is not a list: write a YAML flow list like '[a, b]'")
+    if not isinstance(raw, list):
+        return raw
+    items = dict(spec.get("items") or {"type": "string"})
+    out = []
+    for value in raw:
+        if items.get("type", "string") == "string" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)              # [1, 2] as names, not numbers
+        elif isinstance(value, str):
+            value = convert(items, value)
+        out.append(value)
+    return out
 
 
 def resolve(spec: Mapping[str, Mapping[str, Any]], cli: Sequence[str] = (), environ: Mapping[str, str] | None = None,
@@ -140,7 +170,7 @@ def resolve(spec: Mapping[str, Mapping[str, Any]], cli: Sequence[str] = (), envi
 
 def check_value(spec: Mapping[str, Any], raw: Any) -> Any:
     """Convert and check one value typed at a prompt; ValueError with the reason."""
-    value = convert(spec, raw)
+    value = convert_list(spec, raw, prompt=True) if spec.get("type") == "list" else convert(spec, raw)
     problem = param_problem(dict(spec), value)
     if problem:
         raise ValueError(problem)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 from . import templates
 from .errors import Diagnostic, InputError
 from .model import StepKind, step_kind
-from .steps import PromptId, Step
+from .steps import PromptId, Step, each_links, each_prompts, group_each
 from .params import Params
 from .plugins import Registry, save_caches
 from .project import Project
@@ -85,10 +85,11 @@ class Plan:
         out: list[PromptId] = []
         if self.env is not None and self.env.protected:
             out.append(PromptId("run.environment", "run", f"type the environment name ({self.env.name}) to start"))
-        for step in self.steps:
-            out.extend(step.prompts())
+        for step in group_each(self.steps):
+            out.extend(each_prompts(step.members) if step.members else step.prompts())
         for link, prompts in self.linked.items():
-            out.extend(PromptId(f"{link}/{p.id}", p.kind, p.text) for p in prompts if p.id != "run.takeover")
+            out.extend(PromptId(f"{each}/{p.id}", p.kind, p.text) for each in each_links(self.steps, link)
+                       for p in prompts if p.id != "run.takeover")
         out.append(PromptId("run.force", "run", "resume although the plan changed (with a reason)"))
         if self.emergency:
             out.append(PromptId("run.takeover", "run", "take the lock over from a live holder (with a reason)"))
@@ -185,20 +186,23 @@ class Resolver:
             if kind is StepKind.INCLUDE:
                 out.extend(self._include(checked, raw, index, scope, env, diags))
                 continue
-            step = templates.render(copy.deepcopy(raw), scope.lookup_at(path), partial=True)
-            step = scope.prefix_steps(step)
+            # this runbook's own ${steps.X} first (an include's are its own steps), then the values of
+            # its parameters, which may name the including runbook's steps (already qualified)
+            step = templates.render(scope.prefix_steps(copy.deepcopy(raw)), scope.lookup_at(path), partial=True)
             step["id"] = scope.prefix + raw["id"]
             step["kind"] = kind.value
             step["source"] = {"file": checked.doc.file, "line": checked.doc.position(path)[0],
                               **{k: raw[k] for k in ("when", "unless") if k in raw}}
+            if "for_each" in raw:
+                step.update(_each_of(raw, scope, index))
             out.append(step)
         return out
 
     def _include(self, checked: Checked, raw: dict[str, Any], index: int, scope: "_Scope",
                  env: Environment | None, diags: list[Diagnostic]) -> list[dict[str, Any]]:
         target = self.check(checked.includes[raw["include"]])
-        given = templates.render(copy.deepcopy(raw.get("with") or {}), scope.lookup_at(("steps", index, "with")),
-                                 partial=True)
+        given = scope.prefix_steps(templates.render(copy.deepcopy(raw.get("with") or {}),
+                                                    scope.lookup_at(("steps", index, "with")), partial=True))
         inner_specs = target.data.get("params") or {}
         inner = Params()
         for name, spec in inner_specs.items():
@@ -215,6 +219,8 @@ class Resolver:
                         {cond: templates.render(raw[cond], scope.lookup_at(("steps", index, cond)), partial=True)})
                     step.setdefault("parent_written", []).append({cond: raw[cond]})
             step["included_from"] = scope.prefix + raw["id"]
+            if "for_each" in raw:
+                step.update(_each_of(raw, scope, index))
         return steps
 
 
@@ -272,6 +278,15 @@ class _Scope:
                 return templates.render(v, fix, partial=True)
             return v
         return walk(value)
+
+
+def _each_of(raw: dict[str, Any], scope: "_Scope", index: int) -> dict[str, Any]:
+    """What a step of a for_each step (or of its include) carries: the values (a list once known),
+    the step running once per value, its title, concurrency and max_failures."""
+    values = scope.prefix_steps(templates.render(raw["for_each"], scope.lookup_at(("steps", index, "for_each")),
+                                                 partial=True))
+    return {"for_each": values, "each_of": scope.prefix + raw["id"], "each_title": raw.get("title", ""),
+            "concurrency": raw.get("concurrency", 1), "max_failures": raw.get("max_failures", 0)}
 
 
 def _first_env_ref(doc: Document, data: dict[str, Any]) -> tuple[str, str] | None:

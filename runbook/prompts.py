@@ -57,10 +57,20 @@ class AnswersPrompter:
     def answer(self, prompt: Prompt) -> Answer | None:
         if prompt.id in self.answers:
             return normalize(self.answers[prompt.id])
+        every = every_iteration(prompt.id)          # STEP[*].ITEM answers each iteration STEP[i].ITEM
+        if every != prompt.id and every in self.answers:
+            return normalize(self.answers[every])
         return None
 
     def checklist(self, prompts: list[Prompt]) -> dict[str, Answer]:
         return {p.id: a for p in prompts if (a := self.answer(p)) is not None}
+
+
+def every_iteration(pid: str) -> str:
+    """A for_each iteration's prompt id ``STEP[i].ITEM`` as the id answering every iteration, ``STEP[*].ITEM``."""
+    import re
+
+    return re.sub(r"\[\d+\]", "[*]", pid, count=1) if "[" in pid else pid
 
 
 class YesPrompter:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -63,6 +64,7 @@ class Recorder:
     state: RunState = field(default_factory=RunState)
     _buffer: list[dict[str, Any]] = field(default_factory=list)
     _journal: Any = None
+    _lock: Any = field(default_factory=threading.RLock)   # for_each iterations in threads
     acted: bool = False          # since the last anchor: an action, an answer, a child run (see ACTED)
 
     def open(self, create: bool, records: list[dict[str, Any]] | None = None) -> None:
@@ -77,6 +79,10 @@ class Recorder:
 
     def emit(self, kind: Event, data: dict[str, Any], flush: bool = False) -> None:
         """Buffer one record (redacted), show it, and write the buffer when ``flush``."""
+        with self._lock:
+            self._emit(kind, data, flush)
+
+    def _emit(self, kind: Event, data: dict[str, Any], flush: bool) -> None:
         rec = record(self.run_id, self.operator, kind, self.redactor.data(data))
         self._buffer.append(rec)
         self.acted = self.acted or kind in ACTED
@@ -87,6 +93,10 @@ class Recorder:
 
     def flush(self, anchor_it: bool = False) -> None:
         """Write the buffered records as one group commit; anchor the journal in the ledger when asked."""
+        with self._lock:
+            self._flush(anchor_it)
+
+    def _flush(self, anchor_it: bool) -> None:
         if self._buffer:
             written = self._journal.append(self._buffer)
             self._buffer = []

@@ -149,7 +149,9 @@ class Session:
         if spec.get("suggest") == "next-release":
             default = next_release_default(env, default)
         kind = spec.get("type", "string")
-        hint = {"integer": ", a whole number", "number": ", a number"}.get(kind, "")
+        if kind == "list" and isinstance(default, list):
+            default = ", ".join(map(str, default))          # typed back comma-separated
+        hint = {"integer": ", a whole number", "number": ", a number", "list": ", comma-separated"}.get(kind, "")
         prompt = Prompt(f"params.{name}", "param", f"{spec.get('description') or name} ({name}{hint}):",
                         secret=bool(spec.get("secret")), default=default, choices=list(spec.get("choices") or []),
                         validate=lambda raw: ask_value(spec, raw), extra={"type": kind})

@@ -16,6 +16,7 @@ class Event(StrEnum):
     FORCED = "run.forced"
     STEP_STARTED = "step.started"
     STEP_FINISHED = "step.finished"
+    EACH_VALUES = "step.values"          # a for_each step's values, fixed at its first start
     ITEM_INTENT = "item.intent"
     ITEM_RESULT = "item.result"
     PROMPT = "prompt.answered"
@@ -89,6 +90,7 @@ class StepState:
     continued: bool = False       # failed under on_failure: continue (the run went on)
     active_since: str = ""        # when it last started running in a session ('' while not running)
     active_s: float = 0.0         # seconds it ran in earlier sessions (a watch counts only watched time)
+    values: list[Any] | None = None   # a for_each step's values (step.values), kept across resumes
 
     @property
     def done(self) -> bool:
@@ -181,6 +183,9 @@ def deviation(rec: dict[str, Any]) -> dict[str, Any] | None:
     if kind == Event.STEP_FINISHED and data.get("decision") == "skip":
         return {"time": when, "kind": "failed step skipped", "step": data.get("step", ""),
                 "detail": data.get("reason", "")}
+    if kind == Event.STEP_FINISHED and data.get("each_failed"):
+        return {"time": when, "kind": "for_each iteration failed (within max_failures)",
+                "step": data.get("step", ""), "detail": data.get("reason", "")}
     if kind == Event.STEP_FINISHED and data.get("continued"):
         return {"time": when, "kind": "step failed (on_failure: continue)", "step": data.get("step", ""),
                 "detail": data.get("reason", "")}
@@ -255,6 +260,8 @@ def apply(st: RunState, rec: dict[str, Any]) -> None:
             step.active_s += _seconds(step.active_since, step.finished)
             step.active_since = ""
         step.continued = bool(data.get("continued"))
+    elif kind == Event.EACH_VALUES:
+        st.step(data["step"]).values = list(data["values"])
     elif kind == Event.ITEM_INTENT:
         st.step(data["step"]).item(data["item"]).intent = data
     elif kind == Event.ITEM_RESULT:

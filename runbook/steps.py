@@ -7,7 +7,7 @@ dicts; ``data`` keeps the resolved mapping for what serialises a plan (the diges
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator
 
 from .model import Evidence, OnFailure, Section, StepKind, step_kind
@@ -89,6 +89,8 @@ class Step:
     approval: dict[str, Any] | None = None
     run: dict[str, Any] | None = None
     end: str | None = None     # succeeded | failed: the run ends here when this step succeeds
+    each_of: str = ""                  # for_each: the step that runs once per value (this one, or its include)
+    members: tuple["Step", ...] = ()   # a for_each step at run time: the steps each iteration runs
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> "Step":
@@ -109,7 +111,8 @@ class Step:
                    retry=Retry(int(retry.get("attempts", 3)) if on_failure is OnFailure.RETRY else 1,
                                float(retry.get("delay", 0))),
                    timeout=float(data["timeout"]) if data.get("timeout") else None, items=items,
-                   approval=data.get("approval"), run=data.get("run"), end=data.get("end"))
+                   approval=data.get("approval"), run=data.get("run"), end=data.get("end"),
+                   each_of=str(data.get("each_of") or (data["id"] if "for_each" in data else "")))
 
     def section(self, section: Section) -> tuple[Item, ...]:
         return tuple(i for i in self.items if i.section is section)
@@ -152,3 +155,77 @@ class Step:
                     f"{item.uses} was interrupted and its effect is unknown: retry, skip (it took effect) or abort"
                     if item.is_action else f"{item.uses} failed: retry, skip with a reason, or abort")))
         return out + confirm + ([fail] if any(i.is_action for i in self.items) else [])
+
+
+# -- for_each ----------------------------------------------------------------------------
+EACH_KEYS = ("for_each", "each_of", "each_title", "concurrency", "max_failures")
+
+
+def each_id(owner: str, sid: str, index: int | str) -> str:
+    """The id of ``sid`` (the for_each step ``owner`` or one of its included steps) in iteration
+    ``index``: ``STEP[i]``, ``STEP[i].INNER``."""
+    return f"{owner}[{index}]{sid[len(owner):]}"
+
+
+def each_values(step: Step) -> list[Any] | None:
+    """A for_each step's values when the plan knows them (given parameters), else None."""
+    value = step.data.get("for_each")
+    return value if isinstance(value, list) else None
+
+
+def iteration(member: Step, index: int, value: Any) -> Step:
+    """One iteration of a for_each step (or of one of its included steps): its own id, ``${each...}``
+    filled in."""
+    import copy
+
+    from . import templates
+
+    data = templates.render(copy.deepcopy({k: v for k, v in member.data.items() if k not in EACH_KEYS}),
+                            templates.each_lookup({"index": index, "value": value}), partial=True)
+    data["id"] = each_id(member.each_of, member.id, index)
+    data["each"] = {"of": member.each_of, "index": index, "value": value}
+    return Step.of(data)
+
+
+def group_each(steps: list[Step]) -> list[Step]:
+    """The plan's steps as a run executes them: the steps of one for_each (one step, or the steps of
+    its include) become one step whose ``members`` each iteration runs."""
+    out: list[Step] = []
+    for step in steps:
+        if not step.each_of:
+            out.append(step)
+            continue
+        if out and out[-1].id == step.each_of and out[-1].members:
+            shared = tuple(c for c in out[-1].conditions if c in step.conditions)   # an include's own conditions
+            out[-1] = replace(out[-1], members=out[-1].members + (step,), conditions=shared)
+            continue
+        data = step.data
+        own = [c for c in step.conditions if "${each." not in str(c.value)]   # the rest is per iteration
+        out.append(Step(id=step.each_of, kind=step.kind, title=str(data.get("each_title") or step.title),
+                        data={"id": step.each_of, "for_each": data.get("for_each"),
+                              "concurrency": int(data.get("concurrency") or 1),
+                              "max_failures": int(data.get("max_failures") or 0)},
+                        conditions=tuple(own), members=(step,), each_of=step.each_of))
+    return out
+
+
+def each_prompts(steps: tuple[Step, ...]) -> list[PromptId]:
+    """The prompt ids of a for_each step (its members): ``STEP[i].ITEM`` for each value the plan
+    knows, or ``STEP[*].ITEM`` when the values are known only at run time; then ``STEP.on_fail``."""
+    out: list[PromptId] = []
+    values = each_values(steps[0])
+    for index in (range(len(values)) if values is not None else ["*"]):
+        for step in steps:
+            out += [PromptId(each_id(step.each_of, p.id, index), p.kind, p.text) for p in step.prompts()]
+    out.append(PromptId(f"{steps[0].each_of}.on_fail", "on_fail",
+                        "too many iterations failed: retry, skip with a reason, or abort"))
+    return out
+
+
+def each_links(steps: list[Step], link: str) -> list[str]:
+    """The links of a ``run:`` step's linked runs: ``STEP[i]`` (``STEP[*]``) for a for_each one."""
+    step = next((s for s in steps if s.id == link and s.each_of), None)
+    if step is None:
+        return [link]
+    values = each_values(step)
+    return [each_id(link, link, i) for i in (range(len(values)) if values is not None else ["*"])]

@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-ROOTS = ("params", "env", "run", "steps")
+ROOTS = ("params", "env", "run", "steps", "each")
+EACH_FIELDS = ("value", "index")         # ${each.value}, ${each.index}: inside a for_each step only
 RUN_FIELDS = ("id", "operator", "checkout")
 _TEMPLATE = re.compile(r"\$\$\{|\$\{([^{}]*)\}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z")
@@ -154,13 +155,39 @@ def has_templates(value: Any) -> bool:
     return any("${" in s for _, s in walk_strings(value))
 
 
+def each_value(ref: Ref, each: dict[str, Any] | None) -> Any:
+    """``${each.value}`` (and dotted lookups below a mapping value), ``${each.index}``."""
+    from .errors import CheckFailed
+
+    if each is None:
+        raise CheckFailed(f"{ref.text}: only known inside a step with 'for_each:'")
+    cur: Any = each.get(ref.parts[0])
+    for part in ref.parts[1:]:
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        else:
+            raise CheckFailed(f"{ref.text}: the value {each.get('value')!r} has no {part!r}")
+    return cur
+
+
+def each_lookup(each: dict[str, Any]) -> Callable[[Ref], Any]:
+    """A lookup for ``render(partial=True)`` that fills in ``${each...}`` only."""
+    def lookup(ref: Ref) -> Any:
+        if ref.root != "each":
+            raise Unresolved(ref.text)
+        return each_value(ref, each)
+    return lookup
+
+
 class Scope:
     """What ``${...}`` sees while a run executes: parameters (secrets too), the environment (with
     its overlay), the run, and the outputs of earlier items. A reference that has no value is a
     ``CheckFailed`` naming it (the item using it fails, as any failed check does)."""
 
     def __init__(self, params: dict[str, Any], env: dict[str, Any], run: dict[str, Any], step_ids: set[str],
-                 outputs: Callable[[str, str], dict[str, Any] | None], known: Callable[[str], bool]):
+                 outputs: Callable[[str, str], dict[str, Any] | None], known: Callable[[str], bool],
+                 each: dict[str, Any] | None = None):
+        self.each = each
         self.params = params
         self.env = env
         self.run = run
@@ -184,6 +211,8 @@ class Scope:
             return cur
         if ref.root == "run":
             return self.run[ref.parts[0]]
+        if ref.root == "each":
+            return each_value(ref, self.each)
         return self._output(ref)
 
     def _output(self, ref: Ref) -> Any:

@@ -153,6 +153,7 @@ class _RunbookRules:
         self.steps: dict[str, StepInfo] = {}
         self.own: StepInfo | None = None      # the step whose verify items are being checked
         self.current: dict[str, Any] = {}     # the when/unless of the step being checked
+        self.each: dict[str, Any] | None = None   # inside a for_each step: what ${each.value} is
 
     def err(self, path: tuple[Any, ...], message: str, key: bool = False) -> None:
         self.diags.append(self.doc.diag(path, message, key=key))
@@ -182,6 +183,7 @@ class _RunbookRules:
             ptype = spec.get("type")
             if not isinstance(ptype, str) or ptype not in {t.value for t in ParamType}:
                 continue
+            self.check_list_param(base, spec, ptype)
             pattern = spec.get("pattern")
             compiled = None
             if isinstance(pattern, str):
@@ -211,6 +213,32 @@ class _RunbookRules:
                     self.err(base + ("example",), f"example {problem}")
             if isinstance(spec.get("check"), dict):
                 self.check_param_check(base + ("check",), spec["check"])
+
+    def check_list_param(self, base: tuple[Any, ...], spec: dict[str, Any], ptype: str) -> None:
+        """``items``, ``min_items`` and ``max_items`` belong to list parameters, and must make sense."""
+        if ptype != ParamType.LIST:
+            for key in ("items", "min_items", "max_items"):
+                if key in spec:
+                    self.err(base + (key,), f"'{key}:' applies to list parameters, not {ptype}", key=True)
+            return
+        low, high = spec.get("min_items"), spec.get("max_items")
+        if isinstance(low, int) and isinstance(high, int) and low > high:
+            self.err(base + ("max_items",), f"max_items {high} is below min_items {low}")
+        items = spec.get("items")
+        if not isinstance(items, dict):
+            return
+        itype = items.get("type", "string")
+        if isinstance(items.get("pattern"), str):
+            if itype != ParamType.STRING:
+                self.err(base + ("items", "pattern"), f"a pattern applies to string values, not {itype}")
+            try:
+                re.compile(items["pattern"])
+            except re.error as exc:
+                self.err(base + ("items", "pattern"), f"invalid regular expression {quote(items['pattern'])}: {exc}")
+        if isinstance(items.get("choices"), list) and isinstance(itype, str):
+            for i, choice in enumerate(items["choices"]):
+                if not _is_type(choice, itype):
+                    self.err(base + ("items", "choices", i), f"choice {choice!r} is not a{'n' if itype == 'integer' else ''} {itype}")
 
     def check_param_check(self, path: tuple[Any, ...], spec: dict[str, Any]) -> None:
         """A parameter's ``check:``: a read-only check whose arguments may use params and env only
@@ -253,6 +281,7 @@ class _RunbookRules:
         kind = step_kind(step)
         self.check_kind_keys(base, step, kind)
         self.current = {k: step[k] for k in ("when", "unless") if k in step}
+        self.each = self.check_for_each(base, step, index, kind)
         for cond in ("when", "unless"):
             if cond in step:
                 self.check_condition(base + (cond,), step[cond], index)
@@ -266,6 +295,9 @@ class _RunbookRules:
         if not info.always:
             info.conditional_reason = ("it has 'when:'" if "when" in step else "it has 'unless:'" if "unless" in step
                                        else "it has 'on_failure: continue'")
+        if "for_each" in step:
+            info.always = False
+            info.conditional_reason = "it has 'for_each:', so its outputs are per iteration"
         if step.get("retry") is not None and step.get("on_failure") != "retry":
             self.err(base + ("retry",), "'retry:' needs 'on_failure: retry' on the same step")
         if kind is StepKind.TASK:
@@ -283,7 +315,86 @@ class _RunbookRules:
             if isinstance(run, dict):
                 self.check_linked(base + ("run",), run, index, require_all=False)
             info.outputs["run"] = RUN_OUTPUTS
+        self.each = None
         self.steps[sid] = info
+
+    def check_for_each(self, base: tuple[Any, ...], step: dict[str, Any], index: int,
+                       kind: StepKind) -> dict[str, Any] | None:
+        """``for_each`` resolves to a list (a list parameter or a list output of an earlier step that
+        always runs); ``concurrency``/``max_failures`` need it. What ``${each.value}`` is, or None
+        outside a for_each step."""
+        self.each = None
+        if "for_each" not in step:
+            for key in ("concurrency", "max_failures"):
+                if key in step:
+                    self.err(base + (key,), f"'{key}:' belongs to a step with 'for_each:'", key=True)
+            return None
+        if kind is StepKind.APPROVAL:
+            self.err(base + ("for_each",), "'for_each:' applies to task, include and run steps, not approval gates",
+                     key=True)
+            return None
+        unknown: dict[str, Any] = {"type": None, "schema": None}
+        value = step["for_each"]
+        if isinstance(value, list):
+            types = {schema_type({"const": v}) for v in value}
+            return {"type": types.pop() if len(types) == 1 else None, "schema": None}
+        try:
+            ref = templates.whole(value) if isinstance(value, str) else None
+        except templates.TemplateError as exc:
+            self.err(base + ("for_each",), str(exc))
+            return unknown
+        if ref is None:
+            return unknown                      # the schema reported it
+        t = self.ref_type(base + ("for_each",), ref, index)
+        if t is _BAD:
+            return unknown
+        if t != "array":
+            self.err(base + ("for_each",), f"{ref.text} resolves to "
+                                           f"{SCHEMA_TYPE_NAMES.get(t, t) if t else 'a value of unknown type'}, but "
+                                           "for_each needs a list (a list parameter or a list output)")
+            return unknown
+        items = self.each_items(ref)
+        return {"type": schema_type(items), "schema": items}
+
+    def each_items(self, ref: templates.Ref) -> dict[str, Any] | None:
+        """The schema of one value of the list ``ref`` names (a list parameter's ``items``, an output's)."""
+        if ref.root == "params":
+            items = self.params[ref.parts[0]].get("items")
+            return {"type": str(items.get("type", "string"))} if isinstance(items, dict) else {"type": "string"}
+        if ref.root == "env":
+            sub, _ = schema_at(self.v.env_schema, ref.parts)
+        else:
+            parts, sub = ref.parts, None
+            for n in range(len(parts) - 1, 0, -1):
+                info = self.steps.get(".".join(parts[:n]))
+                if info is not None and parts[n] in info.outputs:
+                    sub, _ = schema_at(info.outputs[parts[n]], parts[n + 1:])
+                    break
+        items = sub.get("items") if isinstance(sub, dict) else None
+        return items if isinstance(items, dict) else None
+
+    def each_ref_type(self, path: tuple[Any, ...], ref: templates.Ref) -> Any:
+        """``${each.value}`` (below it, when its values are mappings) and ``${each.index}``, inside a
+        for_each step only."""
+        if self.each is None:
+            self.err(path, f"{ref.text}: only known inside a step with 'for_each:'")
+            return _BAD
+        field_ = ref.parts[0]
+        if field_ not in templates.EACH_FIELDS or (field_ == "index" and len(ref.parts) > 1):
+            self.err(path, f"{ref.text}: each has each.value and each.index{suggest(field_, templates.EACH_FIELDS)}")
+            return _BAD
+        if field_ == "index":
+            return "integer"
+        if len(ref.parts) == 1:
+            return self.each["type"]
+        schema = self.each.get("schema")
+        if not schema:
+            return None
+        sub, unknown = schema_at(schema, ref.parts[1:])
+        if sub is None:
+            self.err(path, f"{ref.text}: the values of for_each have no {unknown}")
+            return _BAD
+        return schema_type(sub)
 
     def check_kind_keys(self, base: tuple[Any, ...], step: dict[str, Any], kind: StepKind) -> None:
         task_keys = ("requires", "confirm", "do", "verify")
@@ -493,6 +604,8 @@ class _RunbookRules:
                 self.err(path, f"{ref.text}: parameters are plain values; nothing below {name!r}")
                 return _BAD
             ptype = self.params[name].get("type")
+            if ptype == ParamType.LIST:
+                return "array"                                  # a list parameter is a JSON-schema array
             return ptype if isinstance(ptype, str) else None   # a wrong type is reported at params.NAME.type
         if ref.root == "env":
             sub, unknown = schema_at(self.v.env_schema, ref.parts)
@@ -500,6 +613,8 @@ class _RunbookRules:
                 self.err(path, f"{ref.text}: environments have no {unknown} (see schemas/environment.schema.json)")
                 return _BAD
             return schema_type(sub)
+        if ref.root == "each":
+            return self.each_ref_type(path, ref)
         if ref.root == "run":
             if ref.parts[0] not in templates.RUN_FIELDS or len(ref.parts) > 1:
                 self.err(path, f"{ref.text}: run has {', '.join('run.' + f for f in templates.RUN_FIELDS)}"
@@ -732,6 +847,9 @@ class _RunbookRules:
         self.diags.extend(inner_diags)
         if checked is None:
             return
+        if "for_each" in step and any(isinstance(s, dict) and "for_each" in s for s in checked.data.get("steps") or []):
+            self.err(base + ("for_each",), f"include {name!r} has for_each steps itself; for_each does not nest",
+                     key=True)
         self.c.includes[str(name)] = found
         self.c.includes.update(checked.includes)
         self.check_with(base + ("with",), step.get("with") or {}, data, index, require_all=True,
@@ -842,7 +960,7 @@ def _operand(value: Any) -> str:
 
 
 def _types_fit(have: str, want: str) -> bool:
-    return have == want or (have == "integer" and want == "number")
+    return have == want or (have == "integer" and want == "number") or (have == "array" and want == "list")
 
 
 def param_problem(spec: dict[str, Any], value: Any, compiled: re.Pattern[str] | None = None,
@@ -851,6 +969,8 @@ def param_problem(spec: dict[str, Any], value: Any, compiled: re.Pattern[str] | 
     ptype = spec.get("type", "string")
     if not _is_type(value, ptype):
         return f"{value!r} is not a{'n' if ptype == 'integer' else ''} {ptype}"
+    if ptype == ParamType.LIST:
+        return list_problem(spec, value, name)
     pattern = spec.get("pattern")
     if isinstance(pattern, str) and isinstance(value, str):
         try:
@@ -866,6 +986,22 @@ def param_problem(spec: dict[str, Any], value: Any, compiled: re.Pattern[str] | 
     for bound, op in (("minimum", lambda a, b: a < b), ("maximum", lambda a, b: a > b)):
         if isinstance(spec.get(bound), (int, float)) and isinstance(value, (int, float)) and op(value, spec[bound]):
             return f"{value!r} is {'below the minimum' if bound == 'minimum' else 'above the maximum'} {spec[bound]}"
+    return None
+
+
+def list_problem(spec: dict[str, Any], value: list[Any], name: str = "") -> str | None:
+    """Why a list does not fit a list parameter (its length, then each value against ``items``), or None."""
+    low, high = spec.get("min_items"), spec.get("max_items")
+    if isinstance(low, int) and len(value) < low:
+        return f"{value!r} has {len(value)} value(s), fewer than min_items {low}"
+    if isinstance(high, int) and len(value) > high:
+        return f"{value!r} has {len(value)} value(s), more than max_items {high}"
+    found = spec.get("items")
+    items: dict[str, Any] = found if isinstance(found, dict) else {"type": "string"}
+    for i, one in enumerate(value):
+        problem = param_problem(dict(items, type=items.get("type", "string")), one, name=name)
+        if problem:
+            return f"value [{i}]: {problem}"
     return None
 
 

@@ -133,3 +133,21 @@ def test_a_condition_that_cannot_be_decided_at_run_time_fails_the_step(tmp_path:
     failed = of_type(w.records(), "run.failed")[0]["data"]["reason"]
     assert "cannot be decided" in failed and "must both be numbers" in failed
     assert not (w.work / "acted").exists()
+
+
+def test_an_include_given_an_outer_steps_output_reads_the_outer_step(tmp_path: Path) -> None:
+    """``include: part`` with ``with: {v: "${steps.look.out.value}"}``: the value is the including runbook's
+    step output, not a step of the included runbook (which has none by that name)."""
+    w = world(tmp_path)
+    (w.root / "runbooks" / "part.yaml").write_text(
+        "name: part\ntitle: p\nparams:\n  v: {type: string}\n  dir: {type: string}\nsteps:\n"
+        "  - id: own\n    title: Own\n    verify:\n      - id: out\n        uses: effects.echo\n        with: {value: inner}\n"
+        "  - id: write\n    title: Write\n    do:\n      - uses: shell.run\n"
+        "        with: {cwd: \"${params.dir}\", argv: [sh, -c, 'echo \"$0 $1\" >> got.txt', \"${params.v}\","
+        " \"${steps.own.out.value}\"]}\n")
+    (w.root / "runbooks" / "outer.yaml").write_text(
+        "name: outer\ntitle: o\nparams:\n  dir: {type: string}\nsteps:\n"
+        "  - id: look\n    title: Look\n    verify:\n      - id: out\n        uses: effects.echo\n        with: {value: outer}\n"
+        "  - id: inc\n    include: part\n    with: {v: \"${steps.look.out.value}\", dir: \"${params.dir}\"}\n")
+    assert w.run("outer") == ExitCode.OK
+    assert w.lines("got.txt") == ["outer inner"]

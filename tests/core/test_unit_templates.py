@@ -51,7 +51,7 @@ def test_a_dotted_lookup_parses_into_its_root_and_names(expr: str, root: str, pa
     ("params.a ", "${params.a }: no spaces inside a template"),
     ("", "${}: empty template"),
     ("params", "${params}: name what to look up under 'params'"),
-    ("secrets.token", "${secrets.token}: unknown root 'secrets'; use one of params, env, run, steps"),
+    ("secrets.token", "${secrets.token}: unknown root 'secrets'; use one of params, env, run, steps, each"),
 ])
 def test_anything_but_a_plain_dotted_lookup_is_refused(expr: str, message: str) -> None:
     with pytest.raises(TemplateError) as caught:
