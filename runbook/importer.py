@@ -373,7 +373,7 @@ def convert(text: str, name: str, file: str) -> dict[str, Any]:
         item_ids: set[str] = set()
         manual: list[dict[str, Any]] = []
         for item in items:
-            base = slug(item, 5, 40, "item")
+            base = slug(item, 4, 32, "item")
             if base in RESERVED_ITEM_IDS:
                 base += "-item"
             text = item if item.strip() else "(empty list item)"
