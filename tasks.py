@@ -131,7 +131,34 @@ def docs_(c: Any, name: str | None = None, check: bool = False) -> None:
     _call(cli.docs, name, check)
 
 
-runbook_ns = Collection("runbook", run, list_, validate, show, checks, docs_)
+@task(name="import", help={
+    "path": "the Markdown guide (a wiki page saved as .md)",
+    "name": "the new runbook's name: runbooks/NAME.yaml (lowercase letters, digits and '-', starting with a letter)",
+    "force": "overwrite an existing runbooks/NAME.yaml"})
+def import_(c: Any, path: str, name: str, force: bool = False) -> None:
+    """Turn a Markdown runbook into runbooks/NAME.yaml: the first step from a wiki page to automation.
+
+    invoke runbook.import --path GUIDE.md --name NAME [--force]
+
+    Each heading becomes a step (its title; its id a slug of it); each list item or numbered
+    instruction a manual item (its id a slug of its first words, the same on every import);
+    code blocks, tables and paragraphs are kept verbatim as instructions and never run; nested
+    list items and the code under an item stay in that item's text; a section without a list
+    gets one manual item confirming it. The H1 is the title, the text before the first step
+    the description. `${` is written `$${` so nothing reads as a template.
+
+    invoke runbook.import --path wiki/deploy.md --name deploy-to-production
+    invoke runbook deploy-to-production --dry-run --env staging
+
+    Exit 2, nothing written: a bad NAME, a guide that is missing, empty, not UTF-8 or has
+    neither headings nor list items, or an existing runbooks/NAME.yaml without --force.
+    """
+    from runbook import cli
+
+    _call(cli.import_guide, path, name, force=force)
+
+
+runbook_ns = Collection("runbook", run, list_, validate, show, checks, docs_, import_)
 ns = Collection()
 ns.add_collection(runbook_ns)
 

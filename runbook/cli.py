@@ -512,3 +512,45 @@ def docs(root: Path, name: str | None = None, check: bool = False, out: TextIO =
         out.write("stale (run `invoke runbook.docs`): " + ", ".join(stale) + "\n")
         return ExitCode.FAILED
     return ExitCode.OK
+
+
+def import_guide(root: Path, path: str, name: str, force: bool = False, out: TextIO = sys.stdout) -> int:
+    """`invoke runbook.import --path GUIDE.md --name NAME [--force]`: a Markdown runbook becomes
+    runbooks/NAME.yaml (one step per section, one manual item per list item, code kept, never run)."""
+    from .importer import check_name, convert, decode, dump
+    from .journal import atomic_write
+    from .validate import RunbookValidator
+
+    problem = check_name(name)
+    if problem:
+        raise UsageError(f"<command line>: {problem} (at --name)")
+    source = Path(path) if Path(path).is_absolute() else Path.cwd() / path
+    if not source.exists():
+        raise InputError([Diagnostic(path, 0, 0, "no such file")])
+    if not source.is_file():
+        raise InputError([Diagnostic(path, 0, 0, "not a file (a Markdown guide is one file)")])
+    try:
+        raw = source.read_bytes()
+    except OSError as exc:
+        raise InputError([Diagnostic(path, 0, 0, f"cannot be read ({exc.strerror or exc})")]) from None
+    data = convert(decode(raw, path), name, path)
+    project = _project(root)
+    target = project.runbooks_dir / f"{name}.yaml"
+    shown = project.display(target)
+    if target.exists() and not force:
+        raise UsageError(f"{shown}: already exists; nothing was written (add --force to overwrite it)")
+    previous = target.read_bytes() if target.exists() else None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(target, dump(data).encode("utf-8"))
+    _, diags = RunbookValidator(project, _registry(root)).check(target)
+    if diags:       # the importer's own mistake: put back what was there and say what is wrong
+        if previous is None:
+            target.unlink()
+        else:
+            atomic_write(target, previous)
+        raise InputError(diags)
+    items = sum(len(step["do"]) for step in data["steps"])
+    out.write(f"wrote {shown}: {len(data['steps'])} steps, {items} manual items from {path} (code is kept as "
+              f"text, never run)\nnext: invoke runbook.validate --path {shown}; invoke runbook {name} --dry-run "
+              f"--env ENV; invoke runbook.docs --name {name}\n")
+    return ExitCode.OK

@@ -8,6 +8,7 @@ from typing import Any
 from .conditions import text
 from .model import Section, StepKind, step_kind
 from .plugins import Registry
+from .templates import unescape
 from .validate import items_of
 
 SECTION_TITLES = {Section.REQUIRES: "Before you start", Section.DO: "Do", Section.VERIFY: "Check"}
@@ -24,10 +25,10 @@ def _args(args: dict[str, Any]) -> str:
 def render(data: dict[str, Any], registry: Registry) -> str:
     """The guide for one runbook (its data as validated)."""
     name = data["name"]
-    out = [f"# {data['title']}", "", f"*Generated from `runbooks/{name}.yaml` by `invoke runbook.docs`; "
+    out = [f"# {unescape(data['title'])}", "", f"*Generated from `runbooks/{name}.yaml` by `invoke runbook.docs`; "
            "edit the runbook, not this file.*", ""]
     if data.get("description"):
-        out += [data["description"].rstrip(), ""]
+        out += [unescape(data["description"]).rstrip(), ""]
     out += ["## Run it", "", "```sh", f"invoke runbook {name} --env ENV"
             + "".join(f" --param {p}=..." for p, s in (data.get("params") or {}).items()
                       if "default" not in s and not s.get("secret")), "```", ""]
@@ -62,7 +63,7 @@ def render(data: dict[str, Any], registry: Registry) -> str:
 
 
 def _step(n: int, step: dict[str, Any], registry: Registry) -> list[str]:
-    out = [f"### {n}. {step.get('title') or step['id']} (`{step['id']}`)", ""]
+    out = [f"### {n}. {unescape(step.get('title') or step['id'])} (`{step['id']}`)", ""]
     conditions = [f"`{k}: {text(step[k])}`" for k in ("when", "unless") if k in step]
     if conditions:
         out += [f"Only {' and '.join(conditions)}.", ""]
@@ -72,7 +73,7 @@ def _step(n: int, step: dict[str, Any], registry: Registry) -> list[str]:
         limits = f" ({step.get('concurrency', 1)} at a time, up to {step.get('max_failures', 0)} may fail)"
         out += [f"Once for each value of `{_value(step['for_each'])}`{limits}: `${{each.value}}` is the value.", ""]
     if step.get("instructions"):
-        out += [step["instructions"].rstrip(), ""]
+        out += [unescape(step["instructions"]).rstrip(), ""]
     kind = step_kind(step)
     if kind is StepKind.INCLUDE:
         args = f" with {_args(step['with'])}" if step.get("with") else ""
@@ -107,7 +108,9 @@ def _step(n: int, step: dict[str, Any], registry: Registry) -> list[str]:
 def _item(item: dict[str, Any], registry: Registry) -> str:
     if "manual" in item:
         evidence = {"note": " - write down a note", "link": " - record a link"}.get(item.get("evidence", "none"), "")
-        return f"- [ ] {item['manual']}{evidence}"
+        # a multi-line item (an imported guide's code or nested list) stays inside its box: indented
+        first, *rest = unescape(item["manual"]).rstrip().split("\n")
+        return "\n".join([f"- [ ] {first}{evidence}"] + [f"  {line}" if line.strip() else "" for line in rest])
     plugin = registry.get(item["uses"])
     what = plugin.description if plugin is not None else item["uses"]
     args = f" ({_args(item['with'])})" if item.get("with") else ""

@@ -150,6 +150,11 @@ def render(value: Any, lookup: Callable[[Ref], Any], partial: bool = False) -> A
     return "".join(out)
 
 
+def unescape(value: str) -> str:
+    """``$${`` as the ``${`` people read (templates left as written): for guides."""
+    return _TEMPLATE.sub(lambda m: "${" if m.group(1) is None else m.group(0), value)
+
+
 def has_templates(value: Any) -> bool:
     """True when any string inside holds a ``${``."""
     return any("${" in s for _, s in walk_strings(value))
