@@ -162,17 +162,14 @@ def _validated_cache(root: Path, files: Sequence[Path]) -> tuple[Path | None, st
     from .plugins import cache_home
 
     here = Path(__file__).resolve().parent
-    checks_dirs = [Path(root) / "checks"]
-    spec = importlib.util.find_spec("checks")
-    if spec is not None and spec.submodule_search_locations:
-        checks_dirs += [Path(p) for p in spec.submodule_search_locations]
+    checks_dirs = [Path(root) / "checks"]       # the engine's built-ins are under ``here`` (rglob below)
     sources: set[Path] = set()
     folders = {Path(root) / "runbooks", Path(root) / "environments"} | {Path(f).resolve().parent for f in files}
     for folder in folders:
         if folder.is_dir():
             sources.update(p for p in folder.glob("*.y*ml"))
     sources.update(Path(f).resolve() for f in files)
-    for folder in [Path(root) / "schemas", here / "schemas"]:
+    for folder in [Path(root) / "schemas", here / "schema"]:
         if folder.is_dir():
             sources.update(folder.glob("*.json"))
     sources.update(here.rglob("*.py"))

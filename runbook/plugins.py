@@ -1,7 +1,7 @@
 """The plugin registry: checks and actions, one dict filled by decorators.
 
-A plugin module (in the installed ``checks`` package or in the project's own
-``checks/`` folder) registers with ``@check(...)`` or ``@action(...)``. A name
+A plugin module (the engine's built-ins in ``runbook.builtin``, or a file in a project's
+own ``checks/`` folder, loaded by path under a private module name) registers with ``@check(...)`` or ``@action(...)``. A name
 registered twice is an error. Dispatch is a lookup in the registry, never a chain of
 ``if``s. Plugin modules must keep heavy imports (boto3, github) inside functions.
 """
@@ -359,9 +359,9 @@ class _SourceOnly(importlib.machinery.SourceFileLoader):
 
 
 def _builtin_dir() -> Path:
-    import checks
+    from . import builtin
 
-    return Path(checks.__file__).resolve().parent
+    return Path(builtin.__file__).resolve().parent
 
 
 def load(root: Path | None = None, check: bool = False) -> Registry:
@@ -375,11 +375,11 @@ def load(root: Path | None = None, check: bool = False) -> Registry:
         if check:
             _check_schemas(_LOADED[key])
         return _LOADED[key]
-    import checks
+    from . import builtin
 
-    for info in sorted(pkgutil.iter_modules(checks.__path__), key=lambda m: m.name):
+    for info in sorted(pkgutil.iter_modules(builtin.__path__), key=lambda m: m.name):
         if not info.name.startswith("_"):
-            importlib.import_module(f"checks.{info.name}")
+            importlib.import_module(f"runbook.builtin.{info.name}")
     if root is not None:
         folder = Path(root).resolve() / "checks"
         if folder.is_dir() and folder != _builtin_dir():

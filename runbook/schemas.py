@@ -17,7 +17,7 @@ from typing import Any, Iterable
 from .errors import Diagnostic
 from .yamlfile import Document
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parent / "schema"      # inside the package: installed with it
 TYPE_NAMES = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
               float: "a number", type(None): "nothing (null)"}
 

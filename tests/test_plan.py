@@ -104,7 +104,7 @@ def test_plugin_registered_twice_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "checks" / "dup.py").write_text(
         "from runbook.plugins import check, Outcome\n\n"
         "@check('core.equals')\ndef again(ctx):\n    return Outcome.ok('x')\n")
-    with pytest.raises(PluginError, match="plugin 'core.equals' is already registered by .*checks/core.py"):
+    with pytest.raises(PluginError, match="plugin 'core.equals' is already registered by .*runbook/builtin/core.py"):
         load(tmp_path)
 
 

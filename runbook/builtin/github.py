@@ -14,9 +14,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from runbook import github_api as api
-from runbook.errors import ExternalError
-from runbook.plugins import Context, Outcome, action, check, probe
+from runbook.api import github as api
+from runbook.api import ExternalError
+from runbook.api import Context, Outcome, action, check, probe
 
 NUMBER: dict[str, Any] = {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": "^[0-9]+$"}]}
 FULL_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
@@ -184,7 +184,7 @@ def open_release_pr_probe(ctx: Context) -> Outcome | None:
 def _conflicting_files(ctx: Context, base_sha: str, head_sha: str) -> list[str] | None:
     """The files merging ``head_sha`` into ``base_sha`` conflicts in, from the local clone (GitHub's API
     does not name them); None when there is no clone or git cannot tell."""
-    from runbook import git as g
+    from runbook.api import git as g
 
     repo = ctx.path(str(ctx.args["repo"])) if ctx.args.get("repo") else ctx.checkout
     if repo is None or not g.is_repo(Path(repo)):

@@ -13,7 +13,7 @@ import os
 import time
 from typing import Any
 
-from runbook.plugins import Context, Outcome, action, check, static
+from runbook.api import Context, Outcome, action, check, static
 
 _MISSING = object()
 

@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from runbook import git as g
-from runbook.plugins import Context, Outcome, action, check, probe
-from runbook.redact import PATTERNS
+from runbook.api import git as g
+from runbook.api import Context, Outcome, action, check, probe
+from runbook.api import SECRET_PATTERNS as PATTERNS
 
 REPO = {"repo": {"type": "string", "description": "path of the clone (default: the run's checkout)"}}
 SHA = {"type": "object", "properties": {"sha": {"type": "string"}}}

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from runbook.errors import RunbookError
-from runbook.plugins import Context, Outcome, check
+from runbook.api import RunbookError
+from runbook.api import Context, Outcome, check
 
 _MISSING = object()
 

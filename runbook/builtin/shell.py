@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from runbook import proc
-from runbook.plugins import Context, Outcome, action, check
+from runbook.api import proc
+from runbook.api import Context, Outcome, action, check
 
 ARGS: dict[str, Any] = {
     "properties": {

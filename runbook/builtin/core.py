@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runbook.plugins import Context, Outcome, check
+from runbook.api import Context, Outcome, check
 
 
 @check("core.equals",

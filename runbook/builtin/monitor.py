@@ -14,7 +14,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from runbook.plugins import Context, Outcome, check
+from runbook.api import Context, Outcome, check
 
 WATCHED = (("aws.cloudwatch_5xx_rate", "5XX"), ("aws.cloudwatch_latency", "latency"),
            ("aws.cloudwatch_no_alarms", "alarms"), ("aws.logs_errors", "error logs"))
@@ -27,7 +27,7 @@ def _started(ctx: Context) -> float:
 
 
 def _look(ctx: Context, window: float) -> list[tuple[str, Outcome]]:
-    from checks import aws as checks_aws
+    from . import aws as checks_aws
 
     funcs = {"aws.cloudwatch_5xx_rate": checks_aws.cloudwatch_5xx_rate, "aws.cloudwatch_latency":
              checks_aws.cloudwatch_latency, "aws.cloudwatch_no_alarms": checks_aws.cloudwatch_no_alarms,

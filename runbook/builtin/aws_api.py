@@ -35,11 +35,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from runbook import aws
-from runbook.errors import ExternalError
-from runbook.plugins import Context, Outcome, action, check, static
-from runbook.schemas import quote, suggest
-from runbook.templates import has_templates
+from runbook.api import aws
+from runbook.api import ExternalError
+from runbook.api import Context, Outcome, action, check, static
+from runbook.api import quote, suggest
+from runbook.api import has_templates
 
 S = {"type": "string"}
 CONDITION = {"type": "object", "minProperties": 1,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from runbook.plugins import Context, Outcome, action, check, probe
+from runbook.api import Context, Outcome, action, check, probe
 
 
 @check("file.contains",

@@ -34,9 +34,9 @@ import re
 import time
 from typing import Any, Callable
 
-from runbook import aws
-from runbook.errors import ExternalError, RunbookError
-from runbook.plugins import Context, Outcome, action, check, probe
+from runbook.api import aws
+from runbook.api import ExternalError, RunbookError
+from runbook.api import Context, Outcome, action, check, probe
 
 S = {"type": "string"}
 I0 = {"type": "integer", "minimum": 0}
