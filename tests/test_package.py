@@ -201,3 +201,20 @@ def test_the_wheel_builds_offline_and_runs_from_its_install_folder(tmp_path: Pat
     assert where.returncode == 0, where.stderr
     assert where.stdout.splitlines() == [str(target / "runbook" / "__init__.py"), "False"]
     adopt(tmp_path / "team" / "ops", [str(target), deps], tmp_path / "home", isolated=True)
+
+
+def test_the_readmes_example_plugin_and_its_test_work_in_an_init_project(tmp_path: Path) -> None:
+    """The README's complete plugin and its test, copied as a team would, pass in a fresh project."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Plugins\n"):]
+    plugin, test = re.findall(r"```python\n(.*?)```", section, re.S)[:2]
+    env = environment([str(REPO)] + sysconfig.get_paths()["purelib"].split(os.pathsep), tmp_path / "home")
+    project = tmp_path / "ops"
+    assert py(["-m", "runbook", "init", str(project)], tmp_path, env, False).returncode == 0
+    (project / "checks" / "ticket.py").write_text(plugin)
+    (project / "tests").mkdir()
+    (project / "tests" / "test_ticket.py").write_text(test)
+    done = py(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], project, env, False)
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout + done.stderr
+    listed = py(["-m", "invoke", "runbook.checks"], project, env, False)
+    assert "team.ticket_open" in listed.stdout
