@@ -260,4 +260,4 @@ def test_the_invoke_command_end_to_end(proj: Path, tmp_path: Path) -> None:
 
 
 def test_the_repository_tasks_list_the_command() -> None:
-    assert "def import_" in (REPO / "tasks.py").read_text()
+    assert "def import_" in (REPO / "runbook" / "tasks.py").read_text()

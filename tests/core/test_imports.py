@@ -8,13 +8,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent.parent
 COMMANDS = {"runbook.cli", "runbook.audit_cli", "runbook.sandbox.commands", "runbook.backends.commands",
-            "runbook.__main__"}
+            "runbook.__main__", "runbook.tasks"}
 
 
 def modules(package: str) -> dict[str, Path]:
     base = REPO / package
     out = {}
     for path in base.rglob("*.py"):
+        if "template" in path.relative_to(base).parts:
+            continue                     # the files `init` writes into a new project: data, not the engine
         rel = path.relative_to(REPO).with_suffix("")
         parts = list(rel.parts)
         if parts[-1] == "__init__":
