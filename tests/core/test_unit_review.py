@@ -113,7 +113,8 @@ def test_deviations_and_notes_are_kept_apart(run: RunView) -> None:
 
 
 def test_linked_runs(run: RunView) -> None:
-    assert run.children == [{"run": "C1", "step": "postmortem", "runbook": "post-rollback", "status": "succeeded"}]
+    assert run.children == [{"run": "C1", "step": "postmortem", "runbook": "post-rollback", "status": "succeeded",
+                             "started": "2026-11-30T10:22:00.000000Z", "finished": "2026-11-30T10:23:00.000000Z"}]
     assert view(journal([("run.started", "op", {"runbook": "child", "parent": {"run": "P", "step": "s"}})])) \
         .parent == {"run": "P", "step": "s"}
 
