@@ -130,9 +130,12 @@ def audit_export(root: Path, run_id: str, fmt: str = "md", output: str | None = 
                      "timeline": [{"time": e["time"], "type": e["type"], "operator": e.get("operator"),
                                    "text": describe(e)} for e in run.events]})
         text = json.dumps(data, indent=2, default=str) + "\n"
+    elif fmt == "md":
+        text = report.markdown(run, verified, events, links)
     else:
-        md = report.markdown(run, verified, events, links)
-        text = md if fmt == "md" else report.html_report(run, verified, md, related, edges)
+        brief = [{"time": e["time"], "operator": e.get("operator"), "text": describe(e)} for e in run.events
+                 if e.get("type") in BRIEF or (e.get("type") == "item.result" and not (e.get("data") or {}).get("passed"))]
+        text = report.html_report(run, verified, links, related, edges, brief)
     if output:
         Path(output).write_text(text, encoding="utf-8")
         out.write(f"wrote {output}\n")
