@@ -274,6 +274,11 @@ def _e(value: Any) -> str:
     return html.escape(str(value if value is not None else ""), quote=True)
 
 
+def _t(when: str | None) -> str:
+    """A journal time as HH:MM:SS that never wraps, the full time in its ``datetime``."""
+    return f'<time datetime="{_e(when or "")}">{_e(_hms(when or ""))}</time>' if when else "-"
+
+
 def wrap(text: str, width: int, lines: int = 4) -> list[str]:
     """Words onto lines of at most ``width`` characters; a word longer than a line is broken, never cut."""
     out: list[str] = []
@@ -533,7 +538,9 @@ h2 { font-size: 1.15rem; margin: 1.6rem 0 .4rem; border-bottom: 2px solid #d0d4d
 h3 { font-size: 1rem; margin: 1rem 0 .3rem; }
 table { border-collapse: collapse; width: 100%; margin: .3rem 0 .8rem; }
 th, td { border: 1px solid #c4c8cc; padding: .25rem .45rem; text-align: left; vertical-align: top;
-         overflow-wrap: anywhere; word-break: break-word; }
+         overflow-wrap: break-word; }
+td.long { overflow-wrap: anywhere; }
+time { white-space: nowrap; }
 thead th { background: #e8ebee; }
 tbody.step th[scope=rowgroup] { background: #f3f5f7; font-weight: bold; }
 tr.failed td, tr.failed th { background: #fdecea; }
@@ -570,11 +577,13 @@ def _facts(pairs: list[tuple[str, str]]) -> str:
     return '<dl class="facts">' + "".join(f"<dt>{_e(k)}</dt><dd>{v}</dd>" for k, v in pairs) + "</dl>"
 
 
-def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
-    """A table; cells are already HTML."""
+def _table(head: list[str], rows: list[list[str]], cls: str = "", long: int = -1) -> str:
+    """A table; cells are already HTML; the ``long`` column may break anywhere (URLs, ids)."""
+    long = long % len(head)
     return (f'<table{f" class={chr(34)}{cls}{chr(34)}" if cls else ""}><thead><tr>'
             + "".join(f'<th scope="col">{_e(h)}</th>' for h in head) + "</tr></thead><tbody>"
-            + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+            + "".join("<tr>" + "".join(f'<td class="long">{c}</td>' if n == long else f"<td>{c}</td>"
+                                       for n, c in enumerate(row)) + "</tr>" for row in rows)
             + "</tbody></table>")
 
 
@@ -588,7 +597,7 @@ def _item_cells(item: Any) -> tuple[str, str]:
         name = f'{_e(item.text or item.key)} <span class="id">{_e(item.key)}</span>'
         if item.answer is not None:
             said = (f"{_e(answer_text(item.answer))}<br><small>by {_e(item.answered_by or '-')} at "
-                    f"{_e(_hms(item.answered_at))}{' via ' + _e(item.source) if item.source else ''}</small>")
+                    f"{_t(item.answered_at)}{' via ' + _e(item.source) if item.source else ''}</small>")
         else:
             said = _e(item.summary)
         if item.reason and "reason" not in answer_text(item.answer):
@@ -616,20 +625,20 @@ def run_sections(run: RunView, verified: str, links: dict[str, Any], level: int 
     if failures or run.status in ("failed", "rolled-back"):
         rows = []
         for s, i in failures:
-            rows.append([_e(_hms(i.time)), _step_name(s), f"{_e(i.key)} <span class=\"id\">{_e(i.uses)}</span>",
+            rows.append([_t(i.time), _step_name(s), f"{_e(i.key)} <span class=\"id\">{_e(i.uses)}</span>",
                          f"<strong>✗</strong> {_e(i.summary)}"])
         for s in run.steps:
             if s.status == "failed" and not any(s is f for f, _ in failures):
-                rows.append([_e(_hms(s.finished)), _step_name(s), "-", f"<strong>✗</strong> {_e(s.reason)}"])
+                rows.append([_t(s.finished), _step_name(s), "-", f"<strong>✗</strong> {_e(s.reason)}"])
         out.append(f'<section class="failures"><{h}>What failed</{h}>'
-                   + (_table(["Time", "Step", "Check", "Expected / found / where"], rows, "failures") if rows else
+                   + (_table(["Time", "Step", "Check", "Expected / found / where"], rows, "failures", 3) if rows else
                       f"<p>{_e(run.reason or run.status)}</p>")
                    + f"</section>")
     # steps and their items
     parts = ['<table class="steps"><thead><tr><th scope="col">Result</th><th scope="col">Item</th>'
              '<th scope="col">Found, answered</th><th scope="col">Time</th></tr></thead>']
     for s in run.steps:
-        head = (f'{_status(s.status)} · {_step_name(s)} · started {_e(_hms(s.started))}, took {_e(_dur(s.duration))}'
+        head = (f'{_status(s.status)} · {_step_name(s)} · started {_t(s.started)}, took {_e(_dur(s.duration))}'
                 + (f" · {_e(s.reason)}" if s.reason else ""))
         parts.append(f'<tbody class="step" data-step="{_e(s.id)}"><tr class="{ "failed" if s.status == "failed" else "" }">'
                      f'<th scope="rowgroup" colspan="4">{head}</th></tr>')
@@ -637,13 +646,13 @@ def run_sections(run: RunView, verified: str, links: dict[str, Any], level: int 
             name, found = _item_cells(i)
             cls = "failed" if i.passed is False and not i.skipped else ""
             parts.append(f'<tr class="{cls}"><td>{_status(i.mark.replace(" ", "."), i.mark)}</td><td>{name}</td>'
-                         f"<td>{found}</td><td>{_e(_hms(i.time))}</td></tr>")
+                         f'<td class="long">{found}</td><td>{_t(i.time)}</td></tr>')
         for p in s.prompts:
             parts.append(f'<tr><td>{_status("asked", "asked")}</td><td>{_e(p.get("question") or p["id"])} '
-                         f'<span class="id">{_e(p["id"])}</span></td><td>{_e(answer_text(p["answer"]))}<br>'
+                         f'<span class="id">{_e(p["id"])}</span></td><td class="long">{_e(answer_text(p["answer"]))}<br>'
                          f'<small>by {_e(p["by"])} via {_e(p["source"])}</small>'
                          + (f'<br><strong>refused:</strong> {_e(p["refused"])}' if p.get("refused") else "")
-                         + f"</td><td>{_e(_hms(p['time']))}</td></tr>")
+                         + f"</td><td>{_t(p['time'])}</td></tr>")
         parts.append("</tbody>")
     parts.append("</table>")
     out.append(f'<section class="steps"><{h}>Steps</{h}>' + "".join(parts) + "</section>")
@@ -651,14 +660,14 @@ def run_sections(run: RunView, verified: str, links: dict[str, Any], level: int 
     if manual:
         rows = [[_e(s.name), f'{_e(i.text or i.key)} <span class="id">{_e(s.id)}.{_e(i.key)}</span>',
                  _status("succeeded" if i.passed else "skipped", answer_text(i.answer) if i.answer is not None
-                         else i.summary), _e(i.answered_by or "-"), _e(_hms(i.answered_at or i.time)), _e(i.source)]
+                         else i.summary), _e(i.answered_by or "-"), _t(i.answered_at or i.time), _e(i.source)]
                 for s, i in manual]
         out.append(f'<section class="checklist"><{h}>Checklist answers</{h}>'
-                   + _table(["Step", "Item", "Answer and evidence", "By", "When", "Source"], rows, "answers")
+                   + _table(["Step", "Item", "Answer and evidence", "By", "When", "Source"], rows, "answers", 2)
                    + "</section>")
     others = [p for p in run.prompts if p.get("kind") != "manual" and run.step_of(str(p["id"])) is None]
     if others:
-        rows = [[_e(_hms(p["time"])), f'{_e(p.get("question") or p["id"])} <span class="id">{_e(p["id"])}</span>',
+        rows = [[_t(p["time"]), f'{_e(p.get("question") or p["id"])} <span class="id">{_e(p["id"])}</span>',
                  _e(answer_text(p["answer"])), _e(p["by"]), _e(p["source"])] for p in others]
         out.append(f'<section class="decisions"><{h}>Run-level decisions</{h}>'
                    + _table(["Time", "Question", "Answer", "By", "Source"], rows) + "</section>")
@@ -668,12 +677,12 @@ def run_sections(run: RunView, verified: str, links: dict[str, Any], level: int 
         out.append(f'<section class="approvals"><{h}>Approvals</{h}>'
                    + _table(["Step", "Approvers", "Head", "Verified"], rows) + "</section>")
     if run.deviations:
-        rows = [[_e(_hms(d["time"])), _e(d["kind"]), _e(d["step"] or "-"), _e(d["detail"])] for d in run.deviations]
+        rows = [[_t(d["time"]), _e(d["kind"]), _e(d["step"] or "-"), _e(d["detail"])] for d in run.deviations]
         out.append(f'<section class="deviations"><{h}>Deviations from the runbook</{h}>'
                    f"<p>The run went on without what the runbook asked for {len(run.deviations)} time(s).</p>"
                    + _table(["Time", "Deviation", "Step", "Detail"], rows) + "</section>")
     if run.notes:
-        rows = [[_e(_hms(d["time"])), _e(d["kind"]), _e(d["step"] or "-"), _e(d["detail"])] for d in run.notes]
+        rows = [[_t(d["time"]), _e(d["kind"]), _e(d["step"] or "-"), _e(d["detail"])] for d in run.notes]
         out.append(f'<section class="notes"><{h}>Notes (retries, recoveries, offers; not deviations)</{h}>'
                    + _table(["Time", "Note", "Step", "Detail"], rows) + "</section>")
     if run.sessions:
@@ -682,12 +691,12 @@ def run_sections(run: RunView, verified: str, links: dict[str, Any], level: int 
             how = "started the run" if not sess.get("resume") else (
                 f"resumed after {_dur(sess.get('gap_s'))}" + (f" (the previous session ended: {sess['after']})"
                                                               if sess.get("after") else ""))
-            rows.append([str(n), _e(_hms(sess["time"])), _e(sess.get("operator") or "-"), _e(sess.get("host") or "-"),
+            rows.append([str(n), _t(sess["time"]), _e(sess.get("operator") or "-"), _e(sess.get("host") or "-"),
                          _e(how), _e((_hms(sess["ended"]) + " " + (sess.get("end") or "")) if sess.get("ended") else "-")])
         out.append(f'<section class="sessions"><{h}>Sessions and interruptions</{h}>'
                    + _table(["#", "Started", "Operator", "Host", "How", "Ended"], rows) + "</section>")
     if run.takeovers:
-        rows = [[_e(_hms(t["time"])), _e(t.get("by") or "-"), f"<code>{_e(t.get('key'))}</code>",
+        rows = [[_t(t["time"]), _e(t.get("by") or "-"), f"<code>{_e(t.get('key'))}</code>",
                  f"<code>{_e(t.get('from_run') or '-')}</code> ({_e(t.get('from_operator') or '-')})", _e(t.get("reason"))]
                 for t in run.takeovers]
         out.append(f'<section class="takeovers"><{h}>Lock takeovers</{h}>'
@@ -699,7 +708,7 @@ def run_sections(run: RunView, verified: str, links: dict[str, Any], level: int 
                           f"step <code>{_e(p.get('step'))}</code>", "-"])
     for c in links.get("children", run.children):
         link_rows.append(["started", f"<code>{_e(c.get('run'))}</code>", _e(c.get("runbook") or ""),
-                          f"step <code>{_e(c.get('step'))}</code> at {_e(_hms(c.get('started', '')))}",
+                          f"step <code>{_e(c.get('step'))}</code> at {_t(c.get('started', ''))}",
                           _status(str(c.get("status") or "running"))])
     for r in links.get("rolled_back", []):
         link_rows.append(["rolls back", f"<code>{_e(r['run'])}</code>", _e(r.get("runbook")),
@@ -715,7 +724,7 @@ def run_sections(run: RunView, verified: str, links: dict[str, Any], level: int 
                    + _table(["Name", "Value"], [[f"<code>{_e(k)}</code>", f"<code>{_e(v)}</code>"]
                                                 for k, v in params.items()]) + "</section>")
     if events:
-        rows = [[_e(_hms(e["time"])), _e(e.get("operator") or ""), _e(e["text"])] for e in events]
+        rows = [[_t(e["time"]), _e(e.get("operator") or ""), _e(e["text"])] for e in events]
         out.append(f'<section class="journal"><{h}>Journal, in brief</{h}>'
                    + _table(["Time", "Who", "What"], rows) + "</section>")
     return "".join(out)
@@ -797,7 +806,7 @@ def export_data(store: Any, run_id: str) -> tuple[Any, str, dict[str, Any], list
         undone = load(str(release))
         if undone is not None:
             links["rolled_back"] = [{"run": undone.run_id, "runbook": undone.runbook, "version": undone.version}]
-            if not run.parent or run.parent.get("run") != undone.run_id:
+            if not run.parent:                      # started on its own: the timeline links it to the release
                 edges.append({"from": undone.run_id, "to": run.run_id, "kind": "rollback", "step": "",
                               "label": "rolls back"})
         else:
