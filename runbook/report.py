@@ -124,7 +124,8 @@ def text(run: RunView, verified: str) -> str:
         out += [f"    {takeover_line(t)}" for t in run.takeovers]
     out.append("  steps:")
     for step in run.steps:
-        out.append(f"    {step.name} [{step.id}]: {step.status}  started {_hms(step.started)}  "
+        out.append(f"    {step.title + ' [' + step.id + ']' if step.title else step.id}: {step.status}  "
+                   f"started {_hms(step.started)}  "
                    f"took {_dur(step.duration)}" + (f"  -- {step.reason}" if step.reason else ""))
         for item in step.items:
             if item.kind == "manual":
@@ -266,7 +267,7 @@ def _esc(text: Any) -> str:
 
 COLORS = {"succeeded": "#2e7d32", "failed": "#c62828", "skipped": "#757575", "running": "#f9a825",
           "rolled-back": "#6a1b9a", "parked": "#ef6c00", "interrupted": "#ef6c00", "abandoned": "#616161"}
-TICKS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+TICKS: tuple[float, ...] = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 FONT = "DejaVu Sans, Liberation Sans, Arial, sans-serif"
 
 
@@ -302,12 +303,27 @@ def wrap(text: str, width: int, lines: int = 4) -> list[str]:
     return out or [""]
 
 
-def tick_step(span: float, most: int = 8) -> int:
-    """A tick interval a reader expects (1, 2, 5, 10, 15, 30 s, 1, 2, 5, 10, 15, 30 min, 1 h...)."""
+def tick_step(span: float, most: int = 8) -> float:
+    """A tick interval a reader expects (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30 s, 1, 2, 5, 10, 15, 30 min, 1 h...)."""
     for step in TICKS:
         if span / step <= most:
             return step
-    return int(span // most) + 1
+    return float(int(span // most) + 1)
+
+
+def ticks(t0: datetime, t1: datetime, most: int = 8) -> tuple[float, list[tuple[float, str]]]:
+    """The interval and each tick as (seconds after t0, label): at multiples of the interval, in UTC."""
+    span = max((t1 - t0).total_seconds(), 0.5)
+    step = tick_step(span, most)
+    start = t0.timestamp()
+    n = int(start // step) + (0 if abs(start / step - round(start / step)) < 1e-9 else 1)
+    out = []
+    while n * step <= start + span + 1e-9:
+        at = datetime.fromtimestamp(round(n * step, 3), timezone.utc)
+        label = at.strftime("%H:%M:%S.%f")[:10] if step < 1 else at.strftime("%H:%M:%S" if step < 60 else "%H:%M")
+        out.append((n * step - start, label))
+        n += 1
+    return step, out
 
 
 def _tspans(lines: list[str], x: float, first_y: float, gap: float, **attrs: str) -> str:
@@ -364,7 +380,7 @@ def svg_timeline(runs: list[RunView], links: list[Any]) -> str:
                 f'aria-label="timeline: no steps recorded"><text x="10" y="24" font-family="{FONT}" font-size="13">'
                 f'No steps recorded.</text></svg>')
     t0, t1 = min(times), max(times)
-    span = max((t1 - t0).total_seconds(), 1.0)
+    span = max((t1 - t0).total_seconds(), 0.5)
     width, label_w, right = 1000, 340, 90
     x0, x1 = label_w + 10, width - right
     chart_w = x1 - x0
@@ -491,19 +507,14 @@ def svg_timeline(runs: list[RunView], links: list[Any]) -> str:
             body.append(f'<text class="link-label" x="{lx:.1f}" y="{(sy + ty) / 2 + 4:.1f}" font-size="11" '
                         f'fill="#0d47a1">{_e("↓ " + label)}</text>')
     # the axis: ticks at sensible intervals, a light grid through every row
-    step_s = tick_step(span)
-    first_tick = (int(t0.timestamp()) // step_s + 1) * step_s if t0.timestamp() % step_s else int(t0.timestamp())
+    step_s, marks = ticks(t0, t1)
     axis = [f'<line x1="{x0}" y1="34" x2="{x1}" y2="34" stroke="#333"/>']
-    fmt = "%H:%M:%S" if step_s < 60 else "%H:%M"
-    tick = first_tick
-    while tick <= t1.timestamp() + 1e-6:
-        x = x0 + chart_w * (tick - t0.timestamp()) / span
-        label = datetime.fromtimestamp(tick, timezone.utc).strftime(fmt)
+    for offset, label in marks:
+        x = x0 + chart_w * offset / span
         axis.append(f'<line class="tick" x1="{x:.1f}" y1="30" x2="{x:.1f}" y2="{height - 4:.1f}" stroke="#d0d4d8" '
                     f'stroke-width="1"/><text class="tick-label" x="{x:.1f}" y="24" text-anchor="middle" '
                     f'font-size="11" fill="#333">{label}</text>')
-        tick += step_s
-    axis.append(f'<text x="6" y="24" font-size="11" fill="#333">UTC, ticks every {_dur(float(step_s))}; '
+    axis.append(f'<text x="6" y="24" font-size="11" fill="#333">UTC, ticks every {_dur(step_s) if step_s >= 1 else f"{step_s:.1f}s"}; '
                 f'{_dur(span)} in all</text>')
     defs = ['<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
             'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#1565c0"/></marker>']
