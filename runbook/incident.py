@@ -313,12 +313,12 @@ def as_html(env: str, since: str, until: str, runs: list[RunView], summary: dict
             f'<p class="summary{"" if failed else " ok"}"><strong>{"✗ " if failed else "✓ "}{headline}</strong></p>'
             f"</header>",
             f'<section class="incident-summary"><h2>Summary</h2>{facts}</section>',
+            '<section class="timeline"><h2>Timeline</h2><figure id="timeline">'
+            + svg_timeline(runs, links) + f"<figcaption>{LEGEND}</figcaption></figure></section>",
             '<section class="who"><h2>Who did what</h2>'
             + _table(["Time", "Who", "Run", "What"],
                      [[_t(a["time"]), _e(a["who"]), f'<a href="#run-{_e(a["run"])}">{_e(a["runbook"])}</a>',
                        _e(a["what"])] for a in did]) + "</section>",
-            '<section class="timeline"><h2>Timeline</h2><figure id="timeline">'
-            + svg_timeline(runs, links) + f"<figcaption>{LEGEND}</figcaption></figure></section>",
             '<section class="runs"><h2>Runs</h2>'
             + _table(["Run", "Runbook", "Operator", "Started", "Ended", "Outcome", "Journal"],
                      [[f'<a href="#run-{_e(r.run_id)}"><code>{_e(r.run_id)}</code></a>',

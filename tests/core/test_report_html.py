@@ -73,7 +73,7 @@ def drill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         (w.root / "runbooks" / "drill.yaml").write_text(DRILL)
         os.environ["RUNBOOK_HOME"] = str(w.home)
         os.environ["RUNBOOK_OPERATOR"] = "alice@example.com"
-        assert w.run("drill") == ExitCode.PARKED
+        assert w.run("drill", env="local") == ExitCode.PARKED
         run_id = w.runs()[0]
         os.environ["RUNBOOK_OPERATOR"] = "bob@example.com"
         code = w.run(resume=run_id, answers={
@@ -229,3 +229,24 @@ def test_wrap_never_cuts_and_ticks_are_sensible() -> None:
     assert "".join(words).replace(" ", "") == "a" + "x" * 95 + "tail" and all(len(w) <= 40 for w in words)
     assert [report.tick_step(s) for s in (4, 27, 70, 600, 3 * 3600, 3 * 86400)] == [0.5, 5, 10, 120, 1800, 43200]
     assert report.tick_step(0.5) == 0.1
+
+
+def test_the_incident_report_of_the_window(drill: dict[str, Any], tmp_path: Path) -> None:
+    data = json.loads(call(drill, audit_cli.audit_incident, "local", "1h", None, "json"))
+    summary = data["summary"]
+    assert [r["runbook"] for r in data["runs"]] == ["drill", "cleanup"]
+    assert summary["failed"]["step"] == LONG_ID and summary["failed"]["check"] == "login"
+    assert summary["restored_by"]["run"] == drill["child"] and summary["healthy"]["how"] == "it succeeded"
+    assert summary["time_to_restore_s"] is not None and summary["time_to_restore_s"] >= 0
+    assert summary["went_live"]["step"] == "deploy"
+    whats = [a["what"] for a in data["actions"]]
+    assert any("The dashboards are open" in w for w in whats) and any("resumed after" in w for w in whats)
+    md = call(drill, audit_cli.audit_incident, "local", "1h", None, "md")
+    assert "| Time to restore | " in md and "## Who did what" in md and LONG_TITLE in md
+    out = tmp_path / "incident.html"
+    call(drill, audit_cli.audit_incident, "local", "1h", None, "html", str(out))
+    page = parse(out.read_text())
+    assert [t for _, t in page.headings][:4] == ["Incident report: local", "Summary", "Timeline", "Who did what"]
+    assert "Time to restore" in " ".join(page.text)
+    with pytest.raises(Exception, match="--env is required"):
+        call(drill, audit_cli.audit_incident, None, "1h")
