@@ -330,6 +330,7 @@ def as_html(env: str, since: str, until: str, runs: list[RunView], summary: dict
                     f'<span class="id">{_e(r.run_id)}</span></h2><p>{_status(r.status, r.outcome)}'
                     + (f" — {_e(r.reason)}" if r.reason else "") + f" · {_e(', '.join(r.operators))} · "
                     f"{_t(r.started)} to {_t(r.ended)}</p>"
-                    + run_sections(r, verified.get(r.run_id, ""), _links_for(r), level=3) + "</section>")
+                    + run_sections(r, verified.get(r.run_id, ""), _links_for(r), level=3, anchor=f"{r.run_id}-")
+                    + "</section>")
     body.append(f'<section class="rules"><h2>How the summary is computed</h2><pre>{_e(summary["rules"])}</pre></section>')
     return page(f"Incident report: {env} {since} to {until}", "".join(body))

@@ -59,7 +59,8 @@ def answer_text(answer: Any) -> str:
 
 
 SYMBOL = {"succeeded": "✓", "failed": "✗", "skipped": "–", "running": "…", "rolled-back": "↺", "parked": "⏸",
-          "interrupted": "⏸", "abandoned": "⊘"}
+          "interrupted": "⏸", "abandoned": "⊘", "ok": "✓", "done": "✓", "FAILED": "✗", "not done": "⚠",
+          "not.done": "⚠", "asked": "?"}
 
 
 def symbol(status: str) -> str:
@@ -628,9 +629,10 @@ def _item_cells(item: Any) -> tuple[str, str]:
 
 
 def run_sections(run: RunView, verified: str, links: dict[str, Any], level: int = 2,
-                 events: list[dict[str, Any]] | None = None) -> str:
-    """A run's sections (semantic headings and tables); ``level`` is its sections' heading level."""
-    h, sub = f"h{level}", f"h{level + 1}"
+                 events: list[dict[str, Any]] | None = None, anchor: str = "") -> str:
+    """A run's sections (semantic headings and tables); ``level`` is its sections' heading level, ``anchor``
+    prefixes their ids (several runs on one page)."""
+    h = f"h{level}"
     out: list[str] = []
     failures = run.failures
     if failures or run.status in ("failed", "rolled-back"):
@@ -641,7 +643,7 @@ def run_sections(run: RunView, verified: str, links: dict[str, Any], level: int 
         for s in run.steps:
             if s.status == "failed" and not any(s is f for f, _ in failures):
                 rows.append([_t(s.finished), _step_name(s), "-", f"<strong>✗</strong> {_e(s.reason)}"])
-        out.append(f'<section class="failures"><{h}>What failed</{h}>'
+        out.append(f'<section class="failures" id="{anchor}failures"><{h}>What failed</{h}>'
                    + (_table(["Time", "Step", "Check", "Expected / found / where"], rows, "failures", 3) if rows else
                       f"<p>{_e(run.reason or run.status)}</p>")
                    + f"</section>")
@@ -666,35 +668,35 @@ def run_sections(run: RunView, verified: str, links: dict[str, Any], level: int 
                          + f"</td><td>{_t(p['time'])}</td></tr>")
         parts.append("</tbody>")
     parts.append("</table>")
-    out.append(f'<section class="steps"><{h}>Steps</{h}>' + "".join(parts) + "</section>")
+    out.append(f'<section class="steps" id="{anchor}steps"><{h}>Steps</{h}>' + "".join(parts) + "</section>")
     manual = [(s, i) for s in run.steps for i in s.items if i.kind == "manual"]
     if manual:
         rows = [[_e(s.name), f'{_e(i.text or i.key)} <span class="id">{_e(s.id)}.{_e(i.key)}</span>',
                  _status("succeeded" if i.passed else "skipped", answer_text(i.answer) if i.answer is not None
                          else i.summary), _e(i.answered_by or "-"), _t(i.answered_at or i.time), _e(i.source)]
                 for s, i in manual]
-        out.append(f'<section class="checklist"><{h}>Checklist answers</{h}>'
+        out.append(f'<section class="checklist" id="{anchor}checklist"><{h}>Checklist answers</{h}>'
                    + _table(["Step", "Item", "Answer and evidence", "By", "When", "Source"], rows, "answers", 2)
                    + "</section>")
     others = [p for p in run.prompts if p.get("kind") != "manual" and run.step_of(str(p["id"])) is None]
     if others:
         rows = [[_t(p["time"]), f'{_e(p.get("question") or p["id"])} <span class="id">{_e(p["id"])}</span>',
                  _e(answer_text(p["answer"])), _e(p["by"]), _e(p["source"])] for p in others]
-        out.append(f'<section class="decisions"><{h}>Run-level decisions</{h}>'
+        out.append(f'<section class="decisions" id="{anchor}decisions"><{h}>Run-level decisions</{h}>'
                    + _table(["Time", "Question", "Answer", "By", "Source"], rows) + "</section>")
     if run.approvals:
         rows = [[_e(a["step"]), _e(", ".join(a["approvers"])), f'<code>{_e(a.get("head_sha", "")[:12])}</code>',
                  _e("verified on GitHub" if a["verified"] else "unverified prompt approval")] for a in run.approvals]
-        out.append(f'<section class="approvals"><{h}>Approvals</{h}>'
+        out.append(f'<section class="approvals" id="{anchor}approvals"><{h}>Approvals</{h}>'
                    + _table(["Step", "Approvers", "Head", "Verified"], rows) + "</section>")
     if run.deviations:
         rows = [[_t(d["time"]), _e(d["kind"]), _e(d["step"] or "-"), _e(d["detail"])] for d in run.deviations]
-        out.append(f'<section class="deviations"><{h}>Deviations from the runbook</{h}>'
+        out.append(f'<section class="deviations" id="{anchor}deviations"><{h}>Deviations from the runbook</{h}>'
                    f"<p>The run went on without what the runbook asked for {len(run.deviations)} time(s).</p>"
                    + _table(["Time", "Deviation", "Step", "Detail"], rows) + "</section>")
     if run.notes:
         rows = [[_t(d["time"]), _e(d["kind"]), _e(d["step"] or "-"), _e(d["detail"])] for d in run.notes]
-        out.append(f'<section class="notes"><{h}>Notes (retries, recoveries, offers; not deviations)</{h}>'
+        out.append(f'<section class="notes" id="{anchor}notes"><{h}>Notes (retries, recoveries, offers; not deviations)</{h}>'
                    + _table(["Time", "Note", "Step", "Detail"], rows) + "</section>")
     if run.sessions:
         rows = []
@@ -704,13 +706,13 @@ def run_sections(run: RunView, verified: str, links: dict[str, Any], level: int 
                                                               if sess.get("after") else ""))
             rows.append([str(n), _t(sess["time"]), _e(sess.get("operator") or "-"), _e(sess.get("host") or "-"),
                          _e(how), _e((_hms(sess["ended"]) + " " + (sess.get("end") or "")) if sess.get("ended") else "-")])
-        out.append(f'<section class="sessions"><{h}>Sessions and interruptions</{h}>'
+        out.append(f'<section class="sessions" id="{anchor}sessions"><{h}>Sessions and interruptions</{h}>'
                    + _table(["#", "Started", "Operator", "Host", "How", "Ended"], rows) + "</section>")
     if run.takeovers:
         rows = [[_t(t["time"]), _e(t.get("by") or "-"), f"<code>{_e(t.get('key'))}</code>",
                  f"<code>{_e(t.get('from_run') or '-')}</code> ({_e(t.get('from_operator') or '-')})", _e(t.get("reason"))]
                 for t in run.takeovers]
-        out.append(f'<section class="takeovers"><{h}>Lock takeovers</{h}>'
+        out.append(f'<section class="takeovers" id="{anchor}takeovers"><{h}>Lock takeovers</{h}>'
                    + _table(["Time", "By", "Lock", "Taken from run", "Reason"], rows) + "</section>")
     link_rows = []
     if links.get("parent"):
@@ -727,16 +729,16 @@ def run_sections(run: RunView, verified: str, links: dict[str, Any], level: int 
     if run.rolled_back_by:
         link_rows.append(["rolled back by", f"<code>{_e(run.rolled_back_by)}</code>", "", "", "-"])
     if link_rows:
-        out.append(f'<section class="links"><{h}>Linked runs</{h}>'
+        out.append(f'<section class="links" id="{anchor}links"><{h}>Linked runs</{h}>'
                    + _table(["Link", "Run", "Runbook", "Where", "Status"], link_rows) + "</section>")
     params = _params(run)
     if params:
-        out.append(f'<section class="params"><{h}>Parameters</{h}>'
+        out.append(f'<section class="params" id="{anchor}params"><{h}>Parameters</{h}>'
                    + _table(["Name", "Value"], [[f"<code>{_e(k)}</code>", f"<code>{_e(v)}</code>"]
                                                 for k, v in params.items()]) + "</section>")
     if events:
         rows = [[_t(e["time"]), _e(e.get("operator") or ""), _e(e["text"])] for e in events]
-        out.append(f'<section class="journal"><{h}>Journal, in brief</{h}>'
+        out.append(f'<section class="journal" id="{anchor}journal"><{h}>Journal, in brief</{h}>'
                    + _table(["Time", "Who", "What"], rows) + "</section>")
     return "".join(out)
 
