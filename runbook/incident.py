@@ -287,6 +287,20 @@ def as_markdown(env: str, since: str, until: str, runs: list[RunView], summary: 
     return "\n".join(md)
 
 
+def marks(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The summary's moments on the timeline: went live, failed, healthy again."""
+    out = []
+    if summary.get("went_live") and summary.get("failed"):
+        out.append((summary["went_live"]["time"], f"▲ went live {_hms(summary['went_live']['time'])}", "#37474f"))
+    if summary.get("failed"):
+        out.append((summary["failed"]["time"], f"✗ failed {_hms(summary['failed']['time'])}", "#c62828"))
+    if summary.get("healthy"):
+        out.append((summary["healthy"]["time"], f"✓ healthy again {_hms(summary['healthy']['time'])} "
+                                                f"(time to restore {_dur(summary.get('time_to_restore_s'))})",
+                    "#2e7d32"))
+    return out
+
+
 def _links_for(r: RunView) -> dict[str, Any]:
     links: dict[str, Any] = {"children": r.children}
     if r.parent:
@@ -314,7 +328,7 @@ def as_html(env: str, since: str, until: str, runs: list[RunView], summary: dict
             f"</header>",
             f'<section class="incident-summary"><h2>Summary</h2>{facts}</section>',
             '<section class="timeline"><h2>Timeline</h2><figure id="timeline">'
-            + svg_timeline(runs, links) + f"<figcaption>{LEGEND}</figcaption></figure></section>",
+            + svg_timeline(runs, links, marks(summary)) + f"<figcaption>{LEGEND}</figcaption></figure></section>",
             '<section class="who"><h2>Who did what</h2>'
             + _table(["Time", "Who", "Run", "What"],
                      [[_t(a["time"]), _e(a["who"]), f'<a href="#run-{_e(a["run"])}">{_e(a["runbook"])}</a>',

@@ -368,10 +368,11 @@ def normal_links(links: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def svg_timeline(runs: list[RunView], links: list[Any]) -> str:
+def svg_timeline(runs: list[RunView], links: list[Any], marks: list[tuple[str, str, str]] | None = None) -> str:
     """One time axis: a header row per run, a row per step (title, id, status symbol), segments for work,
     waits on a system (striped), waits for a person (outlined) and gaps without a session (dashed);
-    failures marked in colour and in words; a connector from the step that started a linked run."""
+    failures marked in colour and in words; a connector from the step that started a linked run; ``marks``
+    (time, label, colour) are drawn as vertical lines through every row, labelled below the chart."""
     links = normal_links(links)
     order = ordered(runs, links)
     times = [parse_time(t) for run in runs for t in (run.started, run.ended) if t]
@@ -474,6 +475,17 @@ def svg_timeline(runs: list[RunView], links: list[Any]) -> str:
             anchors[(run.run_id, step.id)] = (first if first is not None else x0, last_x if last_x is not None else x0)
             y += h
         y += 6
+    mark_rows = []
+    for n, (when, label, colour) in enumerate(marks or []):
+        mx = xat(when)
+        ly = y + 16 + 16 * n
+        text_w = 6.5 * len(label)
+        anchor, lx = ("start", mx + 4) if mx + 4 + text_w <= width - 4 else ("end", mx - 4)
+        mark_rows.append(f'<line class="mark" x1="{mx:.1f}" y1="36" x2="{mx:.1f}" y2="{ly - 10:.1f}" stroke="{colour}" '
+                         f'stroke-width="1.5"/><text class="mark-label" x="{lx:.1f}" y="{ly:.1f}" font-size="11" '
+                         f'font-weight="bold" text-anchor="{anchor}" fill="{colour}">{_e(label)}</text>')
+    y += 16 * len(marks or [])
+    body += mark_rows
     height = y + 8
     # connectors: from the step that started a linked run (an on_failure offer: from the failure) to the run
     by_id = {r.run_id: r for r in runs}
@@ -504,9 +516,10 @@ def svg_timeline(runs: list[RunView], links: list[Any]) -> str:
                     f'stroke="#1565c0" stroke-width="2" stroke-dasharray="5 3" marker-end="url(#arrow)"/>')
         body.append(f'<circle class="link-start" cx="{sx:.1f}" cy="{sy:.1f}" r="3.5" fill="#1565c0"/>')
         if label:
-            lx = min(sx + 6, x1 - 10)
+            text_w = 6.5 * (len(label) + 2)
+            anchor, lx = ("start", sx + 6) if sx + 6 + text_w <= width - 4 else ("end", sx - 6)
             body.append(f'<text class="link-label" x="{lx:.1f}" y="{(sy + ty) / 2 + 4:.1f}" font-size="11" '
-                        f'fill="#0d47a1">{_e("↓ " + label)}</text>')
+                        f'text-anchor="{anchor}" fill="#0d47a1">{_e("↓ " + label)}</text>')
     # the axis: ticks at sensible intervals, a light grid through every row
     step_s, marks = ticks(t0, t1)
     axis = [f'<line x1="{x0}" y1="34" x2="{x1}" y2="34" stroke="#333"/>']
