@@ -67,6 +67,7 @@ def drill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     check failed, its on_failure cleanup accepted and succeeded (the run ends rolled-back)."""
     base = tmp_path_factory.mktemp("report")
     saved_env = {k: os.environ.get(k) for k in ("RUNBOOK_OPERATOR", "RUNBOOK_HOME")}
+    plugins.load(None)                      # the built-ins, registered once for the whole session
     saved = plugins.reset_for_tests()
     try:
         w = world(base)
