@@ -132,7 +132,7 @@ def summarize(runs: list[RunView]) -> dict[str, Any]:
             stack += [by_id[str(c["run"])] for c in r.children if c.get("run") in by_id]
     else:
         candidates = [r for r in runs if r.started > failed_at and r.status == "succeeded"]
-    healthy = None
+    healthy: dict[str, Any] | None = None
     for r in sorted(candidates, key=lambda x: x.started):
         steps = [s for s in r.steps if s.finished and s.finished >= failed_at]
         for n, s in enumerate(steps):
@@ -246,7 +246,7 @@ def as_json(env: str, since: str, until: str, runs: list[RunView], summary: dict
             did: list[dict[str, Any]], links: list[dict[str, Any]]) -> str:
     from .report import _params
 
-    data = {"environment": env, "since": since, "until": until, "summary": summary, "actions": did,
+    data: dict[str, Any] = {"environment": env, "since": since, "until": until, "summary": summary, "actions": did,
             "links": links, "runs": []}
     for r in runs:
         d = r.to_dict()

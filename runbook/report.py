@@ -399,7 +399,7 @@ def svg_timeline(runs: list[RunView], links: list[Any], marks: list[tuple[str, s
         chars = (label_w - indent - 8) // 8
         head = wrap(f"{symbol(run.status)} {run.name}", chars, 3)
         sub = wrap(f"{run.runbook} · {run.run_id} · {run.outcome}", (label_w - indent - 8) // 7, 2)
-        h = 10 + 16 * len(head) + 14 * len(sub)
+        h = 10.0 + 16 * len(head) + 14 * len(sub)
         body.append(f'<g class="run" data-run="{_e(run.run_id)}">')
         body.append(f'<rect x="0" y="{y:.1f}" width="{width}" height="{h:.1f}" fill="#eef1f4"/>')
         body.append(_tspans(head, indent, y + 16, 16, font_weight="bold", fill="#111", font_size="13"))
@@ -521,9 +521,9 @@ def svg_timeline(runs: list[RunView], links: list[Any], marks: list[tuple[str, s
             body.append(f'<text class="link-label" x="{lx:.1f}" y="{(sy + ty) / 2 + 4:.1f}" font-size="11" '
                         f'text-anchor="{anchor}" fill="#0d47a1">{_e("↓ " + label)}</text>')
     # the axis: ticks at sensible intervals, a light grid through every row
-    step_s, marks = ticks(t0, t1)
+    step_s, tick_marks = ticks(t0, t1)
     axis = [f'<line x1="{x0}" y1="34" x2="{x1}" y2="34" stroke="#333"/>']
-    for offset, label in marks:
+    for offset, label in tick_marks:
         x = x0 + chart_w * offset / span
         axis.append(f'<line class="tick" x1="{x:.1f}" y1="30" x2="{x:.1f}" y2="{height - 4:.1f}" stroke="#d0d4d8" '
                     f'stroke-width="1"/><text class="tick-label" x="{x:.1f}" y="24" text-anchor="middle" '
@@ -659,7 +659,7 @@ def run_sections(run: RunView, verified: str, links: dict[str, Any], level: int 
         out.append(f'<section class="failures" id="{anchor}failures"><{h}>What failed</{h}>'
                    + (_table(["Time", "Step", "Check", "Expected / found / where"], rows, "failures", 3) if rows else
                       f"<p>{_e(run.reason or run.status)}</p>")
-                   + f"</section>")
+                   + "</section>")
     # steps and their items
     parts = ['<table class="steps"><thead><tr><th scope="col">Result</th><th scope="col">Item</th>'
              '<th scope="col">Found, answered</th><th scope="col">Time</th></tr></thead>']

@@ -260,9 +260,9 @@ def view(records: Iterable[dict[str, Any]]) -> RunView:
                 if data.get("kind") != "manual":
                     owner.prompts.append(prompt)
                 else:
-                    item = next((i for i in owner.items if i.key == pid[len(owner.id) + 1:]), None)
-                    if item is not None:
-                        _answered(item, prompt)
+                    answered = next((i for i in owner.items if i.key == pid[len(owner.id) + 1:]), None)
+                    if answered is not None:
+                        _answered(answered, prompt)
                     else:
                         pending[pid] = prompt
             if data.get("kind") == "approval" and data.get("refused"):

@@ -251,3 +251,39 @@ def test_the_incident_report_of_the_window(drill: dict[str, Any], tmp_path: Path
     assert "Time to restore" in " ".join(page.text)
     with pytest.raises(Exception, match="--env is required"):
         call(drill, audit_cli.audit_incident, None, "1h")
+
+
+def test_takeovers_bracketed_ids_unknown_fields_and_a_crash_are_read() -> None:
+    from runbook.review import view
+
+    def rec(i: int, kind: str, op: str, data: dict[str, Any]) -> dict[str, Any]:
+        return {"seq": i, "time": f"2026-11-30T10:{i:02d}:00.000000Z", "run": "R2", "operator": op, "type": kind,
+                "data": data, "future_field": {"x": 1}}
+
+    records = [rec(0, "run.started", "oncall", {"runbook": "on-call-incident", "title": "On-call", "environment": "prod",
+                                                "params": {}, "new_thing": True}),
+               rec(1, "session.started", "oncall", {"resume": False, "host": "pager"}),
+               rec(2, "lock.takeover", "oncall", {"key": "prod", "reason": "API answers 500", "from_run": "R1",
+                                                  "from_operator": "alice"}),
+               rec(3, "step.started", "oncall", {"step": "hosts[0]", "title": "Drain host a"}),
+               rec(4, "prompt.answered", "oncall", {"id": "hosts[0].drained", "kind": "manual", "question": "Drained?",
+                                                    "answer": {"done": True}, "source": "interactive", "by": "oncall"}),
+               rec(5, "item.result", "oncall", {"step": "hosts[0]", "item": "drained", "manual": True, "passed": True,
+                                                "summary": "done"}),
+               # killed here: no record; a new session resumes it
+               rec(9, "session.started", "bob", {"resume": True, "host": "laptop"}),
+               rec(10, "step.finished", "bob", {"step": "hosts[0]", "status": "succeeded"}),
+               rec(11, "run.succeeded", "bob", {"deviations": 1, "ended_at": "hosts[0]"})]
+    run = view(records)
+    assert run.takeovers[0]["from_run"] == "R1" and run.deviations[0]["kind"] == "emergency lock takeover"
+    [item] = run.steps[0].items
+    assert (item.text, item.answered_by) == ("Drained?", "oncall")
+    second = run.sessions[1]
+    assert second["gap_s"] == 4 * 60 and second["after"].startswith("stopped without a record")
+    assert [s["kind"] for s in run.steps[0].segments] == ["person", "gap", "work"]
+    text = report.text(run, "ok")
+    assert "took lock 'prod' from run R1 (alice): API answers 500" in text
+    assert "Drained? [drained]: yes (by oncall at 10:04:00, interactive)" in text
+    assert "resumed after 4m00s (the previous session ended: stopped without a record" in text
+    page = report.html_report(run, "ok", {}, [], [])
+    assert "Lock takeovers" in page and "R1" in page and "Drain host a" in page
