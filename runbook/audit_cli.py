@@ -130,12 +130,56 @@ def audit_export(root: Path, run_id: str, fmt: str = "md", output: str | None = 
                      "timeline": [{"time": e["time"], "type": e["type"], "operator": e.get("operator"),
                                    "text": describe(e)} for e in run.events]})
         text = json.dumps(data, indent=2, default=str) + "\n"
+    elif fmt == "md":
+        text = report.markdown(run, verified, events, links)
     else:
-        md = report.markdown(run, verified, events, links)
-        text = md if fmt == "md" else report.html_report(run, verified, md, related, edges)
+        brief = [{"time": e["time"], "operator": e.get("operator"), "text": describe(e)} for e in run.events
+                 if e.get("type") in BRIEF or (e.get("type") == "item.result" and not (e.get("data") or {}).get("passed"))]
+        text = report.html_report(run, verified, links, related, edges, brief)
     if output:
         Path(output).write_text(text, encoding="utf-8")
         out.write(f"wrote {output}\n")
+    else:
+        out.write(text)
+    return ExitCode.OK
+
+
+def audit_incident(root: Path, env: str | None = None, since: str | None = None, until: str | None = None,
+                   fmt: str = "md", output: str | None = None, out: TextIO = sys.stdout) -> int:
+    """`invoke audit.incident --env ENV --since T [--until T] --format html|md|json [--output F]`: every run
+    of the window and the runs linked to them on one time axis, a summary on top."""
+    from datetime import datetime, timezone
+
+    from . import incident
+    from .review import parse_since, stamp
+
+    problems = []
+    if not env:
+        problems.append("<command line>: --env is required: the environment the incident happened in (at --env)")
+    if not since:
+        problems.append("<command line>: --since is required: 2h, 3d or an ISO time (at --since)")
+    if fmt not in ("md", "json", "html"):
+        problems.append(f"<command line>: --format must be md, json or html, not {fmt!r} (at --format)")
+    if problems:
+        raise InputError(problems)
+    start, end = parse_since(since), parse_since(until, "--until")
+    store = store_of(root, env)
+    runs = incident.gather(store, env, start, end)
+    links = incident.links_of(runs)
+    summary = incident.summarize(runs)
+    did = incident.actions(runs)
+    since_s = stamp(start) if start else ""
+    until_s = stamp(end) if end else f"now ({stamp(datetime.now(timezone.utc))})"
+    assert env is not None
+    if fmt == "json":
+        text = incident.as_json(env, since_s, until_s, runs, summary, did, links)
+    else:
+        verified = {r.run_id: verified_text(store, r.run_id) for r in runs}
+        render = incident.as_html if fmt == "html" else incident.as_markdown
+        text = render(env, since_s, until_s, runs, summary, did, links, verified)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        out.write(f"wrote {output} ({len(runs)} run(s))\n")
     else:
         out.write(text)
     return ExitCode.OK

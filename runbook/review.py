@@ -58,6 +58,22 @@ class ItemView:
     attempts: int = 0
     time: str = ""
     recovered: str = ""
+    text: str = ""                # a manual item's text (the question the operator answered)
+    answer: Any = None            # its answer: {done, note, link, reason}
+    answered_by: str = ""
+    answered_at: str = ""
+    source: str = ""              # interactive, answers-file:..., --yes
+    started: str = ""             # when the step turned to it (the previous event of its step)
+    waited: bool = False          # a wait on another system (a poll, a rollout, a pipeline), not work
+
+    @property
+    def mark(self) -> str:
+        """Its result in a word."""
+        if self.skipped:
+            return "not done" if self.kind == "manual" else "skipped"
+        if self.kind == "manual":
+            return "done" if self.passed else "not done"
+        return "ok" if self.passed else "FAILED" if self.passed is False else "-"
 
 
 @dataclass
@@ -69,6 +85,14 @@ class StepView:
     finished: str = ""
     reason: str = ""
     items: list[ItemView] = field(default_factory=list)
+    prompts: list[dict[str, Any]] = field(default_factory=list)     # its confirm, approval, on_fail answers
+    segments: list[dict[str, Any]] = field(default_factory=list)    # {start, end, kind: work|wait|person|gap, label}
+    cursor: str = ""              # the time of its latest event (where the next segment starts)
+
+    @property
+    def name(self) -> str:
+        """Its title, else its id."""
+        return self.title or self.id
 
     @property
     def duration(self) -> float | None:
@@ -99,8 +123,33 @@ class RunView:
     deviations: list[dict[str, Any]] = field(default_factory=list)   # state.deviation: decisions to go on without
     notes: list[dict[str, Any]] = field(default_factory=list)        # retries, recoveries, offers: not deviations
     sessions: list[dict[str, Any]] = field(default_factory=list)
+    takeovers: list[dict[str, Any]] = field(default_factory=list)   # lock.takeover: the run it took the lock from
     events: list[dict[str, Any]] = field(default_factory=list)
     records: int = 0
+    rolled_back_by: str = ""      # the run whose success ended this one rolled-back
+
+    @property
+    def name(self) -> str:
+        """Its runbook's title, else its name."""
+        return self.title or self.runbook or self.run_id
+
+    @property
+    def interruptions(self) -> list[dict[str, Any]]:
+        """Every session after the first: who resumed, after how long, and how the previous one ended."""
+        return [s for s in self.sessions[1:]]
+
+    @property
+    def failures(self) -> list[tuple[StepView, ItemView]]:
+        """Every check or action whose latest result failed (its summary says expected, found, where)."""
+        return [(s, i) for s in self.steps for i in s.items if i.passed is False and not i.skipped]
+
+    def step_of(self, prompt_id: str) -> StepView | None:
+        """The step a prompt id (``STEP.ITEM``, ``STEP.confirm``; ids may hold dots and brackets) belongs to."""
+        best = None
+        for step in self.steps:
+            if prompt_id.startswith(step.id + ".") and (best is None or len(step.id) > len(best.id)):
+                best = step
+        return best
 
     @property
     def version(self) -> str:
@@ -128,6 +177,9 @@ class RunView:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        for step in data["steps"]:
+            step.pop("cursor", None)
+        data["interruptions"] = self.interruptions
         data["version"] = self.version
         data["outcome"] = self.outcome
         data["duration_s"] = self.duration
@@ -143,10 +195,14 @@ def view(records: Iterable[dict[str, Any]]) -> RunView:
 
     run = RunView("")
     steps: dict[str, StepView] = {}
+    pending: dict[str, dict[str, Any]] = {}     # manual answers journaled before their item's result
     terminal = {k.value: v.value for k, v in STATUS_OF.items() if k not in (Event.SESSION, Event.RUN_STARTED)}
+    last = ""
     for rec in records:
         run.records += 1
         kind, data, when = rec.get("type", ""), rec.get("data") or {}, rec.get("time", "")
+        if not isinstance(data, dict):
+            data = {}
         dev = deviation(rec)
         if dev is not None:
             run.deviations.append(dev)
@@ -162,65 +218,156 @@ def view(records: Iterable[dict[str, Any]]) -> RunView:
             run.secret_params = sorted(data.get("secret_hashes") or {})
             run.parent, run.started = data.get("parent"), when
         elif kind == "session.started":
-            run.sessions.append({"time": when, "operator": op, "resume": data.get("resume"), "host": data.get("host")})
-            run.status, run.ended = "running", ""
+            _session(run, steps, data, op, when, last)
         elif kind in terminal:
             run.status, run.reason, run.ended = terminal[kind], data.get("reason", ""), when
-        elif kind == "step.started":
-            step = steps.setdefault(data["step"], StepView(data["step"]))
-            step.title = data.get("title", step.title)
+            run.rolled_back_by = str(data.get("by_run") or run.rolled_back_by) if kind == "run.rolled-back" else ""
+            _session_end(run, steps, kind, data, when)
+        elif kind == "step.started" and data.get("step"):
+            step = steps.setdefault(str(data["step"]), StepView(str(data["step"])))
+            step.title = data.get("title") or step.title
             step.started = step.started or when
+            if step.finished:               # started again (a resume, a retry): the pause is a gap
+                _segment(step, step.finished, when, "gap", "stopped, started again")
+                step.finished, step.status = "", "running"
+            step.status = "running"
+            step.cursor = when
             if step not in run.steps:
                 run.steps.append(step)
-        elif kind == "step.finished":
-            step = steps.setdefault(data["step"], StepView(data["step"]))
-            step.status, step.finished, step.reason = data["status"], when, data.get("reason", "")
+        elif kind == "step.finished" and data.get("step"):
+            step = steps.setdefault(str(data["step"]), StepView(str(data["step"])))
+            _segment(step, step.cursor or when, when, "work")
+            step.status, step.finished, step.reason = str(data.get("status", "")), when, data.get("reason", "")
+            step.cursor = when
             if step not in run.steps:
                 run.steps.append(step)
-        elif kind == "item.result":
-            _item(run, steps, data, when)
+        elif kind == "item.result" and data.get("step") and data.get("item"):
+            item = _item(run, steps, data, when)
+            answer = pending.pop(f"{data['step']}.{data['item']}", None)
+            if answer is not None:
+                _answered(item, answer)
         elif kind == "prompt.answered":
-            run.prompts.append({"time": when, "id": data.get("id"), "kind": data.get("kind"),
-                                "question": data.get("question", ""), "answer": data.get("answer"),
-                                "source": data.get("source"), "by": data.get("by", op),
-                                **({"refused": data["refused"]} if data.get("refused") else {})})
+            pid = str(data.get("id") or "")
+            prompt = {"time": when, "id": pid, "kind": data.get("kind"),
+                      "question": data.get("question", ""), "answer": data.get("answer"),
+                      "source": data.get("source"), "by": data.get("by", op),
+                      **({"refused": data["refused"]} if data.get("refused") else {})}
+            run.prompts.append(prompt)
+            owner = run.step_of(pid)
+            if owner is not None:
+                _segment(owner, owner.cursor or when, when, "person", pid[len(owner.id) + 1:])
+                owner.cursor = max(owner.cursor, when)
+                if data.get("kind") != "manual":
+                    owner.prompts.append(prompt)
+                else:
+                    answered = next((i for i in owner.items if i.key == pid[len(owner.id) + 1:]), None)
+                    if answered is not None:
+                        _answered(answered, prompt)
+                    else:
+                        pending[pid] = prompt
             if data.get("kind") == "approval" and data.get("refused"):
-                run.notes.append({"time": when, "kind": "approval refused", "step": data["id"].rsplit(".", 1)[0],
-                                       "detail": data["refused"]})
+                run.notes.append({"time": when, "kind": "approval refused", "step": pid.rsplit(".", 1)[0],
+                                  "detail": data["refused"]})
         elif kind in ("child.started", "child.finished"):
             found = next((c for c in run.children if c["run"] == data.get("run")), None)
             if found is None:
                 found = {"run": data.get("run"), "step": data.get("step"), "runbook": data.get("runbook"),
-                         "status": "running"}
+                         "status": "running", "started": when, "finished": ""}
                 run.children.append(found)
             if kind == "child.finished":
-                found["status"] = data.get("status")
+                found["status"], found["finished"] = data.get("status"), when
+        elif kind == "lock.takeover":
+            run.takeovers.append({"time": when, "key": data.get("key"), "from_run": data.get("from_run"),
+                                  "from_operator": data.get("from_operator"), "reason": data.get("reason", ""),
+                                  "by": op})
         elif kind == "run.offer":
             run.notes.append({"time": when, "kind": "on_failure offered", "step": "",
                                    "detail": f"{data.get('runbook')}: {'accepted' if data.get('accepted') else 'declined'}"})
         elif kind == "journal.repaired":
             run.notes.append({"time": when, "kind": "torn journal tail cut", "step": "",
                                    "detail": f"{data.get('bytes')} bytes at {data.get('offset')} kept in {data.get('kept_in')}"})
+        last = when or last
+    if run.sessions and not run.sessions[-1].get("ended") and run.status != "running":
+        run.sessions[-1]["ended"] = run.ended or last
     return run
 
 
-def _item(run: RunView, steps: dict[str, StepView], data: dict[str, Any], when: str) -> None:
-    step = steps.setdefault(data["step"], StepView(data["step"]))
+# Checks that wait on another system (a rollout, a pipeline, a window): drawn apart from work.
+WAITING = frozenset({"monitor.window", "aws.ecs_wait_stable", "aws.wait", "github.workflow_run",
+                     "github.pr_mergeable"})
+
+
+def _segment(step: StepView, start: str, end: str, kind: str, label: str = "") -> None:
+    """A stretch of a step's time: work, a wait on a system, a wait for a person, or a gap (no session)."""
+    if not start or not end or end < start:
+        return
+    last = step.segments[-1] if step.segments else None
+    if last is not None and last["kind"] == kind and last["end"] == start and not label and not last["label"]:
+        last["end"] = end
+    else:
+        step.segments.append({"start": start, "end": end, "kind": kind, "label": label})
+
+
+def _answered(item: ItemView, prompt: dict[str, Any]) -> None:
+    item.text = str(prompt.get("question") or item.text)
+    item.answer, item.answered_by = prompt.get("answer"), str(prompt.get("by") or "")
+    item.answered_at, item.source = str(prompt.get("time") or ""), str(prompt.get("source") or "")
+
+
+def _session(run: RunView, steps: dict[str, StepView], data: dict[str, Any], op: Any, when: str, last: str) -> None:
+    """A session starts: the previous one's end (its record, else its last record: a crash), the gap."""
+    previous = run.sessions[-1] if run.sessions else None
+    gap = None
+    if previous is not None:
+        if not previous.get("ended"):
+            previous["ended"], previous["end"] = last, "stopped without a record (killed or its machine lost)"
+        gap = (parse_time(when) - parse_time(previous["ended"])).total_seconds() if previous["ended"] else None
+        for step in run.steps:
+            if step.status == "running" and step.cursor and step.cursor < when:
+                _segment(step, step.cursor, when, "gap", "no session")
+                step.cursor = when
+    run.sessions.append({"time": when, "operator": data.get("operator") or op, "resume": bool(data.get("resume")),
+                         "host": data.get("host"), "ended": "", "end": "", "gap_s": gap,
+                         "after": (previous or {}).get("end", "")})
+    run.status, run.ended = "running", ""
+
+
+def _session_end(run: RunView, steps: dict[str, StepView], kind: str, data: dict[str, Any], when: str) -> None:
+    if run.sessions:
+        run.sessions[-1]["ended"] = when
+        run.sessions[-1]["end"] = kind.split(".", 1)[-1] + (f": {data['reason']}" if data.get("reason") else "")
+    for step in run.steps:
+        if step.status == "running" and step.cursor:
+            _segment(step, step.cursor, when, "work")
+            step.cursor = when
+
+
+def _item(run: RunView, steps: dict[str, StepView], data: dict[str, Any], when: str) -> ItemView:
+    sid, key = str(data["step"]), str(data["item"])
+    step = steps.setdefault(sid, StepView(sid))
     if step not in run.steps:
         run.steps.append(step)
-    item = next((i for i in step.items if i.key == data["item"]), None)
-    kind = "manual" if data.get("manual") else "approval" if data["item"] == "approval" else data.get("kind", "check")
+    item = next((i for i in step.items if i.key == key), None)
+    kind = "manual" if data.get("manual") else "approval" if key == "approval" else str(data.get("kind", "check"))
+    waited = kind != "manual" and (data.get("uses") in WAITING or bool(data.get("wait")))
+    before = step.cursor or when
+    if not data.get("manual"):
+        _segment(step, before, when, "person" if kind == "approval" else "wait" if waited else "work",
+                 "" if kind != "approval" else "approval")
+    step.cursor = max(step.cursor, when)
     if item is None:
-        item = ItemView(data["item"], kind, data.get("uses", ""))
+        item = ItemView(key, kind, data.get("uses", ""))
         step.items.append(item)
     elif not data.get("skipped"):
-        run.notes.append({"time": when, "kind": "retry", "step": data["step"],
-                               "detail": f"{data['item']} ran again after: {item.summary}"})
+        run.notes.append({"time": when, "kind": "retry", "step": sid,
+                          "detail": f"{key} ran again after: {item.summary}"})
+    item.started = before if before <= when else when
     item.attempts += 0 if data.get("skipped") else 1
     item.passed, item.skipped = data.get("passed"), bool(data.get("skipped"))
     item.summary, item.reason = data.get("summary", ""), data.get("reason", "")
     item.evidence, item.outputs, item.time = data.get("evidence") or {}, data.get("outputs") or {}, when
     item.recovered = data.get("recovered", "")
+    item.waited = waited
     if item.recovered:
         run.notes.append({"time": when, "kind": "recovered after interruption", "step": data["step"],
                                "detail": f"{data['item']} ({item.recovered}): {item.summary}"})
@@ -229,6 +376,7 @@ def _item(run: RunView, steps: dict[str, StepView], data: dict[str, Any], when: 
         run.approvals.append({"step": data["step"], "time": when, "approvers": outputs.get("approvers", []),
                               "head_sha": outputs.get("head_sha", ""), "verified": outputs.get("verified", False),
                               "summary": item.summary})
+    return item
 
 
 # -- the index -----------------------------------------------------------------------

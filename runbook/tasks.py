@@ -288,12 +288,26 @@ def audit_export(c: Any, run_id: str, format: str = "md", output: str | None = N
     _call(audit_cli.audit_export, run_id, format, output, env=env)
 
 
+@task(name="incident", help={"env": "the environment the incident happened in (required)",
+                             "since": "window start: 2h, 3d or an ISO time (required)", "until": "window end",
+                             "format": "md, json or html (one self-contained file, print-friendly)",
+                             "output": "write to this file instead of standard output"})
+def audit_incident(c: Any, env: str | None = None, since: str | None = None, until: str | None = None,
+                   format: str = "md", output: str | None = None) -> None:
+    """An incident's report: every run of the window and the runs linked to them on one time axis, with a
+    summary (what was released, when it failed, when healthy again, time to detect and restore, who did what)."""
+    from runbook import audit_cli
+
+    _call(audit_cli.audit_incident, env, since, until, format, output)
+
+
 runbook_ns.add_task(approve)
 runbook_ns.add_task(resume)
 runbook_ns.add_task(status)
 runbook_ns.add_task(abandon)
 runbook_ns.add_task(unlock)
-audit_ns = Collection("audit", audit_list, audit_show, audit_timeline, audit_export, audit_verify)
+audit_ns = Collection("audit", audit_list, audit_show, audit_timeline, audit_export, audit_incident,
+                      audit_verify)
 ns.add_collection(audit_ns)
 
 

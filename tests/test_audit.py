@@ -80,8 +80,8 @@ def test_list_filters(world: dict) -> None:
 
 def test_show_has_everything_a_review_needs(world: dict) -> None:
     flow = call(world, audit_cli.audit_show, world["runs"]["flow"][:22])
-    for expected in ("status: rolled-back", "soft: failed", "tolerated: expected 2, found 1 (on_failure: continue)",
-                     "late-fail: failed", "early-fail: skipped", "when: ${params.fail_before} is false",
+    for expected in ("status: rolled-back", "A failure the runbook tolerates [soft]: failed", "tolerated: expected 2, found 1 (on_failure: continue)",
+                     "Fails after the mark [late-fail]: failed", "Fails before the mark [early-fail]: skipped", "when: ${params.fail_before} is false",
                      f"linked run: {world['runs']['cleanup']} cleanup (succeeded) from step run.on_failure",
                      "digest: ", "journal: chain verified", "[2 attempts]", "on_failure offered: cleanup: accepted"):
         assert expected in flow, expected
@@ -122,13 +122,13 @@ def test_exports(world: dict, tmp_path: Path) -> None:
     assert "<script" not in html and "<link" not in html and "src=" not in html     # self-contained, no network
     svg = html[html.index("<svg"):html.index("</svg>") + 6]
     root = ET.fromstring(svg)
-    bars = root.findall(".//{http://www.w3.org/2000/svg}rect[@class='bar']")
+    bars = root.findall(".//{http://www.w3.org/2000/svg}g[@class='step']")
     flow_steps = [s["id"] for s in json.loads(call(world, audit_cli.audit_show, flow_id, as_json=True))["steps"]]
     cleanup_steps = [s["id"] for s in json.loads(call(world, audit_cli.audit_show, cleanup_id, as_json=True))["steps"]]
     assert len(bars) == len(flow_steps) + len(cleanup_steps)              # one bar per step of both runs
     assert {b.get("data-step") for b in bars if b.get("data-run") == flow_id} == set(flow_steps)
     assert root.findall(".//{http://www.w3.org/2000/svg}text[@class='failure']")      # failures marked
-    assert root.findall(".//{http://www.w3.org/2000/svg}line[@class='link']")         # release and follow-up linked
+    assert root.findall(".//{http://www.w3.org/2000/svg}path[@class='link']")         # release and follow-up linked
 
 
 @pytest.mark.slow

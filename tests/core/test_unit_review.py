@@ -113,7 +113,8 @@ def test_deviations_and_notes_are_kept_apart(run: RunView) -> None:
 
 
 def test_linked_runs(run: RunView) -> None:
-    assert run.children == [{"run": "C1", "step": "postmortem", "runbook": "post-rollback", "status": "succeeded"}]
+    assert run.children == [{"run": "C1", "step": "postmortem", "runbook": "post-rollback", "status": "succeeded",
+                             "started": "2026-11-30T10:22:00.000000Z", "finished": "2026-11-30T10:23:00.000000Z"}]
     assert view(journal([("run.started", "op", {"runbook": "child", "parent": {"run": "P", "step": "s"}})])) \
         .parent == {"run": "P", "step": "s"}
 
@@ -207,8 +208,10 @@ def test_the_text_report(run: RunView) -> None:
     for part in ("Run R1: release (Deploy to Production)", "status: succeeded with 2 deviation(s)",
                  "journal: chain verified", "parameters: version=v1.2.0, token=******** (secret)",
                  "operators: op, bob    sessions: 2", "linked run: C1 post-rollback (succeeded) from step postmortem",
-                 "    checks: succeeded", "ok      clean (git.clean_worktree): clean [2 attempts]",
-                 "skipped ready: not done [reason: ticket system down]",
+                 "    Pre-flight [checks]: succeeded", "ok       clean (git.clean_worktree): clean [2 attempts]",
+                 "not done Ready? [ready]: no; reason: ticket system down (by op at 10:05:00, answers-file)",
+                 "    smoke: skipped", "2. 10:10:00 bob on bastion resumed after 2m00s (the previous session ended: "
+                 "interrupted: interrupted by SIGINT)",
                  "approve: carol at ffffffffffff (unverified prompt approval)",
                  "  deviations from the runbook:", "10:06:00 item not done in checks: ready: ticket system down",
                  "  notes (retries, recoveries, offers; not deviations):",
@@ -228,10 +231,10 @@ def test_a_failed_items_evidence_is_shown_only_while_it_fails() -> None:
 def test_the_markdown_report(run: RunView) -> None:
     md = report.markdown(run, "chain verified", ["10:00:00 op: started"], {"children": run.children})
     assert md.startswith("# release run `R1`: succeeded with 2 deviation(s)\n")
-    for part in ("| Runbook | release: Deploy to Production |", "| Status | **succeeded with 2 deviation(s)** |",
+    for part in ("| Runbook | release: Deploy to Production |", "| Status | **✓ succeeded with 2 deviation(s)** |",
                  "| Plan digest | `dddddddddddddddd` |", "- `token`: `******** (secret)`",
                  "- Linked run `C1` (post-rollback): succeeded",
-                 "| monitor | failed | 10:20:00 | 1m00s | 5xx above 1% (on_failure: continue) |",
+                 "| Monitor (`monitor`) | ✗ failed | 10:20:00 | 1m00s | 5xx above 1% (on_failure: continue) |",
                  "## Approvals", "## Deviations from the runbook",
                  "- 10:06:00 **item not done** in checks: ready: ticket system down",
                  "## Notes (retries, recoveries, offers)", "**recovered after interruption** in deploy",
@@ -245,7 +248,7 @@ def test_markdown_escapes_table_cells_and_lists_failed_checks() -> None:
     records = RECORDS[:4] + [("step.finished", "op", {"step": "checks", "status": "failed",
                                                       "reason": "a | b\nc"})]
     md = report.markdown(view(journal(records)), "ok", [], {})
-    assert "| checks | failed | 10:02:00 | 2m00s | a \\| b c |" in md
+    assert "| Pre-flight (`checks`) | ✗ failed | 10:02:00 | 2m00s | a \\| b c |" in md
     assert "## Failed checks" in md and "- **checks.clean** (git.clean_worktree): 2 files modified" in md
 
 

@@ -1,0 +1,182 @@
+"""The review of the sandbox's bad release (production-release -> rollback-fast -> post-rollback) as a
+reviewer gets it: `audit.export` of the failed release and `audit.incident` of the window, in Markdown,
+JSON and HTML, and the HTML rendered by Debian's headless Chromium (its DOM, a screenshot's pixels, an
+A4 PDF's page count). The bad release runs once for the module (about 40 s)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from runbook.sandbox import control
+
+from helpers import REPO, invoke
+
+pytestmark = pytest.mark.slow          # not in the fast tier: `python -m pytest -m "not slow"`
+
+ANSWERS = REPO / "answers" / "sandbox"
+SVG = "{http://www.w3.org/2000/svg}"
+RED = (198, 40, 40)                    # the failure colour (#c62828)
+
+
+def run(home: Path, *args: str) -> Any:
+    return invoke(*args, root=REPO, home=home, timeout=600,
+                  env={"RUNBOOK_SANDBOX_SCENARIO": "bad-release", "RUNBOOK_OPERATOR": "release@menotime.example"})
+
+
+@pytest.fixture(scope="module")
+def incident(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The bad release rolled back, and every report of it written to files."""
+    base = tmp_path_factory.mktemp("incident")
+    home = base / "home"
+    try:
+        release = run(home, "runbook", "production-release", "--env", "sandbox", "--answers",
+                      str(ANSWERS / "production-release.yaml"), "--non-interactive")
+        assert release.returncode == 1, release.stdout[-3000:] + release.stderr
+    finally:
+        control.down(home)
+    runs = {}
+    for folder in sorted((home / "runs").iterdir()):
+        first = json.loads((folder / "journal.jsonl").read_text().splitlines()[0])
+        runs[first["data"]["runbook"]] = first["run"]
+    files = {}
+    for fmt in ("md", "json", "html"):
+        out = base / f"incident.{fmt}"
+        done = run(home, "audit.incident", "--env", "sandbox", "--since", "1h", "--format", fmt, "--output", str(out))
+        assert done.returncode == 0, done.stdout + done.stderr
+        files[f"incident.{fmt}"] = out
+    out = base / "release.html"
+    done = run(home, "audit.export", runs["production-release"], "--format", "html", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    files["release.html"] = out
+    yield {"home": home, "runs": runs, "files": files, "base": base}
+
+
+def test_the_incident_summary_states_time_to_restore_from_the_journals(incident: dict[str, Any]) -> None:
+    data = json.loads(incident["files"]["incident.json"].read_text())
+    s, runs = data["summary"], incident["runs"]
+    assert [r["runbook"] for r in data["runs"]] == ["production-release", "rollback-fast", "post-rollback"]
+    assert s["released"]["run"] == runs["production-release"] and s["released"]["version"] == "v1.2.0"
+    assert (s["failed"]["step"], s["failed"]["check"]) == ("verification.endpoints", "login")
+    assert "status 500, expected 200" in s["failed"]["summary"]
+    assert s["restored_by"]["run"] == runs["rollback-fast"]
+    assert s["healthy"]["run"] == runs["rollback-fast"] and s["healthy"]["steps"][0] == "verification.health"
+    records = [json.loads(line) for line in (incident["home"] / "runs" / runs["rollback-fast"] / "journal.jsonl")
+               .read_text().splitlines()]
+    last_verified = [r["time"] for r in records if r["type"] == "step.finished"
+                     and r["data"]["step"] == s["healthy"]["steps"][-1]][0]
+    assert s["healthy"]["time"] == last_verified                 # from the journal, to the microsecond
+    assert 0 < s["time_to_restore_s"] < 120 and s["time_to_detect_s"] >= 0
+    md = incident["files"]["incident.md"].read_text()
+    assert re.search(r"\| Time to restore \| \d+(\.\d)?s \(from the failure to healthy again\) \|", md)
+    assert "| Failed | " in md and "Key endpoints answer [verification.endpoints]" in md
+
+
+def test_the_html_reports_have_tables_titles_answers_the_failure_and_the_connectors(incident: dict[str, Any]) -> None:
+    import xml.etree.ElementTree as ET
+
+    runs = incident["runs"]
+    for name in ("release.html", "incident.html"):
+        text = incident["files"][name].read_text()
+        assert "<script" not in text and "<link" not in text and "src=" not in text and "<pre>|" not in text
+        for part in ("<table", "<thead>", "Key endpoints answer", "Prerequisites",
+                     "All code is merged to develop and tested in staging", "status 500, expected 200",
+                     "Start rollback-fast now?", "release@menotime.example"):
+            assert part in text, (name, part)
+        svg = ET.fromstring(text[text.index("<svg"):text.index("</svg>") + 6])
+        links = {(p.get("data-from"), p.get("data-to"), p.get("data-step")) for p in svg.iter(f"{SVG}path")
+                 if p.get("class") == "link"}
+        assert (runs["production-release"], runs["rollback-fast"], "verification.endpoints") in links, links
+    incident_svg = incident["files"]["incident.html"].read_text()
+    assert f'data-from="{runs["rollback-fast"]}" data-to="{runs["post-rollback"]}" data-step="post-rollback"' \
+        in incident_svg
+    assert "Review the logs and error traces and write down the root cause" in incident_svg   # post-rollback's item
+
+
+# -- in a real browser ------------------------------------------------------------------------------
+
+def chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.fail("chromium is not installed: .ci/run installs it (apt-get install chromium)")
+    profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
+    return subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           "--hide-scrollbars", f"--user-data-dir={profile}", *args],
+                          check=True, capture_output=True, timeout=180)
+
+
+def pixels(png: bytes) -> tuple[int, int, list[bytearray]]:
+    """An 8-bit RGB or RGBA PNG's rows as RGB bytes (the standard library only)."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks, width, height, ctype = 8, b"", 0, 0, 0
+    while pos < len(png):
+        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
+        body = png[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, ctype = struct.unpack(">IIBB", body[:10])
+            assert depth == 8 and ctype in (2, 6)
+        elif kind == b"IDAT":
+            chunks += body
+        pos += 12 + length
+    raw = zlib.decompress(chunks)
+    bpp = 4 if ctype == 6 else 3
+    stride = width * bpp
+    rows, prev, i = [], bytearray(stride), 0
+    for _ in range(height):
+        filt, line = raw[i], bytearray(raw[i + 1:i + 1 + stride])
+        i += 1 + stride
+        if filt == 1:
+            for x in range(bpp, stride):
+                line[x] = (line[x] + line[x - bpp]) & 255
+        elif filt == 2:
+            for x in range(stride):
+                line[x] = (line[x] + prev[x]) & 255
+        elif filt == 3:
+            for x in range(stride):
+                line[x] = (line[x] + ((line[x - bpp] if x >= bpp else 0) + prev[x]) // 2) & 255
+        elif filt == 4:
+            for x in range(stride):
+                a = line[x - bpp] if x >= bpp else 0
+                b, c = prev[x], (prev[x - bpp] if x >= bpp else 0)
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        prev = line
+        rows.append(line if bpp == 3 else bytearray(v for n, v in enumerate(line) if n % 4 != 3))
+    return width, height, rows
+
+
+@pytest.mark.parametrize("name", ["release.html", "incident.html"])
+def test_each_report_renders_in_headless_chromium(incident: dict[str, Any], name: str, tmp_path: Path) -> None:
+    page = incident["files"][name]
+    dom = chromium(tmp_path, "--dump-dom", page.as_uri()).stdout.decode()
+    for part in ("<h1>", "<h2>Timeline</h2>", "<table", "Key endpoints answer", "Deploy to Production",
+                 "All code is merged to develop and tested in staging", "status 500, expected 200",
+                 'class="link"', "✗ failed"):
+        assert part in dom, (name, part)
+    shot = tmp_path / "shot.png"
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=900,1400", page.as_uri())
+    width, height, rows = pixels(shot.read_bytes())
+    assert (width, height) == (900, 1400)
+    reds = sum(1 for row in rows for x in range(0, len(row), 3)
+               if abs(row[x] - RED[0]) < 24 and abs(row[x + 1] - RED[1]) < 24 and abs(row[x + 2] - RED[2]) < 24)
+    assert reds > 50, "the failure's colour is not on the first screen"
+    # nothing drawn outside the page: the page's side margins (1rem) stay white from top to bottom
+    for row in rows:
+        assert set(row[:8 * 3]) <= {255} and set(row[-8 * 3:]) <= {255}, "something reaches the window's edge"
+    pdf = tmp_path / "report.pdf"
+    chromium(tmp_path, f"--print-to-pdf={pdf}", "--no-pdf-header-footer", page.as_uri())
+    data = pdf.read_bytes()
+    assert data[:5] == b"%PDF-"
+    pages = len(re.findall(rb"/Type\s*/Page(?![a-z])", data))
+    low, high = {"release.html": (3, 12), "incident.html": (6, 24)}[name]
+    assert low <= pages <= high, f"{name}: {pages} A4 pages"
