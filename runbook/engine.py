@@ -206,7 +206,7 @@ class Runner:
         an abort) starts again: its checks, gate and confirm run or are asked again, what it did
         stays done. The only way past a failure is a typed skip, journaled as a deviation."""
         restart = step.id in self.state.steps
-        self.emit(Event.STEP_STARTED, {"step": step.id, "title": step.title,
+        self.emit(Event.STEP_STARTED, {"step": step.id, "title": self.render(step.title, step.id),
                                        "instructions": self.render(step.instructions, step.id),
                                        **({"restart": True} if restart else {})}, flush=restart)
         skip = self.skip_reason(step)
@@ -227,7 +227,7 @@ class Runner:
                     return
                 choice = self.decide_step(step, exc)
                 if choice == "retry":
-                    self.emit(Event.STEP_STARTED, {"step": step.id, "title": step.title, "restart": True},
+                    self.emit(Event.STEP_STARTED, {"step": step.id, "title": self.render(step.title, step.id), "restart": True},
                               flush=True)      # the state forgets the step's checks, gate and confirm
                     continue
                 if choice == "skip":

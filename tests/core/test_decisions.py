@@ -151,3 +151,14 @@ def test_an_include_given_an_outer_steps_output_reads_the_outer_step(tmp_path: P
         "  - id: inc\n    include: part\n    with: {v: \"${steps.look.out.value}\", dir: \"${params.dir}\"}\n")
     assert w.run("outer") == ExitCode.OK
     assert w.lines("got.txt") == ["outer inner"]
+
+
+def test_a_step_title_naming_an_earlier_output_is_recorded_with_the_value(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    (w.root / "runbooks" / "titled.yaml").write_text(
+        "name: titled\ntitle: t\nparams:\n  dir: {type: string}\nsteps:\n"
+        "  - id: look\n    title: Look\n    verify:\n      - id: out\n        uses: effects.echo\n        with: {value: v1.2.0}\n"
+        "  - id: tag\n    title: Tag rollback/${steps.look.out.value}\n    verify:\n"
+        "      - uses: effects.echo\n        with: {value: x}\n")
+    assert w.run("titled") == ExitCode.OK
+    assert of_type(w.records(), "step.started", step="tag")[0]["data"]["title"] == "Tag rollback/v1.2.0"
