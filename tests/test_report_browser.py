@@ -6,6 +6,7 @@ A4 PDF's page count). The bad release runs once for the module (about 40 s)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import struct
@@ -180,3 +181,6 @@ def test_each_report_renders_in_headless_chromium(incident: dict[str, Any], name
     pages = len(re.findall(rb"/Type\s*/Page(?![a-z])", data))
     low, high = {"release.html": (3, 12), "incident.html": (6, 24)}[name]
     assert low <= pages <= high, f"{name}: {pages} A4 pages"
+    if os.environ.get("RUNBOOK_WRITE_DOCS"):     # regenerate the screenshots the README shows
+        docs = REPO / "docs" / {"release.html": "report-failed-run.png", "incident.html": "incident-report.png"}[name]
+        chromium(tmp_path, f"--screenshot={docs}", "--window-size=1100,2600", page.as_uri())
