@@ -7,8 +7,10 @@ import json
 import os
 import shutil
 import subprocess
+import struct
 import sys
 import threading
+import zlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -143,3 +145,58 @@ def processes_with(marker: str) -> list[str]:
         except OSError:
             pass
     return left
+
+
+def png_pixels(png: bytes) -> tuple[int, int, list[bytearray]]:
+    """An 8-bit RGB or RGBA PNG's rows as RGB bytes (the standard library only)."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks, width, height, ctype = 8, b"", 0, 0, 0
+    while pos < len(png):
+        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
+        body = png[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, ctype = struct.unpack(">IIBB", body[:10])
+            assert depth == 8 and ctype in (2, 6)
+        elif kind == b"IDAT":
+            chunks += body
+        pos += 12 + length
+    raw = zlib.decompress(chunks)
+    bpp = 4 if ctype == 6 else 3
+    stride = width * bpp
+    rows, prev, i = [], bytearray(stride), 0
+    for _ in range(height):
+        filt, line = raw[i], bytearray(raw[i + 1:i + 1 + stride])
+        i += 1 + stride
+        if filt == 1:
+            for x in range(bpp, stride):
+                line[x] = (line[x] + line[x - bpp]) & 255
+        elif filt == 2:
+            for x in range(stride):
+                line[x] = (line[x] + prev[x]) & 255
+        elif filt == 3:
+            for x in range(stride):
+                line[x] = (line[x] + ((line[x - bpp] if x >= bpp else 0) + prev[x]) // 2) & 255
+        elif filt == 4:
+            for x in range(stride):
+                a = line[x - bpp] if x >= bpp else 0
+                b, c = prev[x], (prev[x - bpp] if x >= bpp else 0)
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        prev = line
+        rows.append(line if bpp == 3 else bytearray(v for n, v in enumerate(line) if n % 4 != 3))
+    return width, height, rows
+
+
+def aws_dummy_credentials(monkeypatch: Any, tmp_path: Path) -> None:
+    """Dummy AWS credentials and no profile, config or instance metadata: boto3 talks to moto only."""
+    from runbook import aws
+
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    aws.reset()

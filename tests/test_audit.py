@@ -15,7 +15,7 @@ import pytest
 from runbook import audit_cli, cli
 from runbook.errors import ExitCode
 
-from helpers import copy_project, invoke, write_answers
+from helpers import copy_project, invoke, png_pixels, write_answers
 
 
 @pytest.fixture(scope="module")
@@ -143,56 +143,11 @@ def test_html_report_renders_in_headless_chromium(world: dict, tmp_path: Path) -
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1000,700",
                     out.as_uri()], check=True, capture_output=True, timeout=120)
-    from zlib import decompress
-
-    data = shot.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    colours = _colours(data, decompress)
+    _, _, rows = png_pixels(shot.read_bytes())
+    colours = {(row[x], row[x + 1], row[x + 2]) for row in rows for x in range(0, len(row), 12)}
     # the chart's bars are drawn: green (succeeded) and red (failed) pixels beside the white page
     assert any(g > 100 and r < 80 and b < 80 for r, g, b in colours), "no green bar in the screenshot"
     assert any(r > 150 and g < 80 and b < 80 for r, g, b in colours), "no red bar in the screenshot"
-
-
-def _colours(png: bytes, decompress) -> set[tuple[int, int, int]]:
-    """The distinct RGB colours of an 8-bit RGB/RGBA PNG (enough to tell a blank page from a chart)."""
-    import struct
-
-    pos, chunks, width, height, ctype = 8, b"", 0, 0, 0
-    while pos < len(png):
-        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
-        body = png[pos + 8:pos + 8 + length]
-        if kind == b"IHDR":
-            width, height, _, ctype = struct.unpack(">IIBB", body[:10])
-        elif kind == b"IDAT":
-            chunks += body
-        pos += 12 + length
-    raw = decompress(chunks)
-    bpp = 4 if ctype == 6 else 3
-    stride = width * bpp
-    colours: set[tuple[int, int, int]] = set()
-    prev = bytearray(stride)
-    i = 0
-    for _ in range(height):
-        filt, line = raw[i], bytearray(raw[i + 1:i + 1 + stride])
-        i += 1 + stride
-        for x in range(stride):
-            a = line[x - bpp] if x >= bpp else 0
-            b = prev[x]
-            c = prev[x - bpp] if x >= bpp else 0
-            if filt == 1:
-                line[x] = (line[x] + a) & 255
-            elif filt == 2:
-                line[x] = (line[x] + b) & 255
-            elif filt == 3:
-                line[x] = (line[x] + (a + b) // 2) & 255
-            elif filt == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        for x in range(0, stride, bpp * 4):
-            colours.add((line[x], line[x + 1], line[x + 2]))
-        prev = line
-    return colours
 
 
 def test_index_is_rebuilt_and_never_trusted_over_the_journals(world: dict, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from runbook.standins.ecs import (AwsStandIn, MenoTimeWorld, loopback_client, pu
                                   register_revision, seed_menotime)
 from runbook.store import LocalStore
 
-from helpers import REPO, copy_project, invoke
+from helpers import REPO, aws_dummy_credentials, copy_project, invoke
 
 FAMILY = "menotime-api-prod"
 # :1 v1.0.0, :2 v1.1.0 (live), :3 v1.2.0-rc.1 (registered by CI, never deployed), :4 v1.2.0 (the release)
@@ -38,14 +38,7 @@ def standin() -> Iterator[AwsStandIn]:
 @pytest.fixture
 def world(standin: AwsStandIn, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[MenoTimeWorld]:
     """A fresh MenoTime production on the stand-in, live on :2; credentials are dummies."""
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    aws.reset()
+    aws_dummy_credentials(monkeypatch, tmp_path)
     standin.reset()
     yield seed_menotime(standin.endpoint_url, versions=VERSIONS, live="v1.1.0")
     assert standin.errors == []                                       # the simulation never tripped on moto

@@ -20,7 +20,7 @@ from runbook import aws, cli
 from runbook.errors import ExitCode
 from runbook.plugins import Context, Outcome, load
 
-from helpers import REPO, invoke
+from helpers import REPO, aws_dummy_credentials, invoke
 
 REGION = "us-east-1"
 ENV = {"aws": {"region": REGION}}
@@ -28,14 +28,7 @@ ENV = {"aws": {"region": REGION}}
 
 @pytest.fixture
 def credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    aws.reset()
+    aws_dummy_credentials(monkeypatch, tmp_path)
     yield
     aws.reset()
 

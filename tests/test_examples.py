@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from helpers import invoke
+from helpers import aws_dummy_credentials, invoke
 from runbook import aws, cli
 from runbook.errors import ExitCode
 
@@ -57,13 +57,7 @@ class Hooks:
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     from moto.server import ThreadedMotoServer
 
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    aws.reset()
+    aws_dummy_credentials(monkeypatch, tmp_path)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -9,9 +9,7 @@ import json
 import os
 import re
 import shutil
-import struct
 import subprocess
-import zlib
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,7 +17,7 @@ import pytest
 
 from runbook.sandbox import control
 
-from helpers import REPO, invoke
+from helpers import REPO, invoke, png_pixels
 
 pytestmark = pytest.mark.slow          # not in the fast tier: `python -m pytest -m "not slow"`
 
@@ -115,47 +113,6 @@ def chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess:
                           check=True, capture_output=True, timeout=180)
 
 
-def pixels(png: bytes) -> tuple[int, int, list[bytearray]]:
-    """An 8-bit RGB or RGBA PNG's rows as RGB bytes (the standard library only)."""
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, chunks, width, height, ctype = 8, b"", 0, 0, 0
-    while pos < len(png):
-        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
-        body = png[pos + 8:pos + 8 + length]
-        if kind == b"IHDR":
-            width, height, depth, ctype = struct.unpack(">IIBB", body[:10])
-            assert depth == 8 and ctype in (2, 6)
-        elif kind == b"IDAT":
-            chunks += body
-        pos += 12 + length
-    raw = zlib.decompress(chunks)
-    bpp = 4 if ctype == 6 else 3
-    stride = width * bpp
-    rows, prev, i = [], bytearray(stride), 0
-    for _ in range(height):
-        filt, line = raw[i], bytearray(raw[i + 1:i + 1 + stride])
-        i += 1 + stride
-        if filt == 1:
-            for x in range(bpp, stride):
-                line[x] = (line[x] + line[x - bpp]) & 255
-        elif filt == 2:
-            for x in range(stride):
-                line[x] = (line[x] + prev[x]) & 255
-        elif filt == 3:
-            for x in range(stride):
-                line[x] = (line[x] + ((line[x - bpp] if x >= bpp else 0) + prev[x]) // 2) & 255
-        elif filt == 4:
-            for x in range(stride):
-                a = line[x - bpp] if x >= bpp else 0
-                b, c = prev[x], (prev[x - bpp] if x >= bpp else 0)
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        prev = line
-        rows.append(line if bpp == 3 else bytearray(v for n, v in enumerate(line) if n % 4 != 3))
-    return width, height, rows
-
-
 @pytest.mark.parametrize("name", ["release.html", "incident.html"])
 def test_each_report_renders_in_headless_chromium(incident: dict[str, Any], name: str, tmp_path: Path) -> None:
     page = incident["files"][name]
@@ -166,7 +123,7 @@ def test_each_report_renders_in_headless_chromium(incident: dict[str, Any], name
         assert part in dom, (name, part)
     shot = tmp_path / "shot.png"
     chromium(tmp_path, f"--screenshot={shot}", "--window-size=900,1400", page.as_uri())
-    width, height, rows = pixels(shot.read_bytes())
+    width, height, rows = png_pixels(shot.read_bytes())
     assert (width, height) == (900, 1400)
     reds = sum(1 for row in rows for x in range(0, len(row), 3)
                if abs(row[x] - RED[0]) < 24 and abs(row[x + 1] - RED[1]) < 24 and abs(row[x + 2] - RED[2]) < 24)

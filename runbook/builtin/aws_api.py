@@ -211,17 +211,25 @@ def _once(ctx: Context, call: _Call) -> tuple[dict[str, Any], bool]:
     return _plain(response), paginated
 
 
-@action("aws.call", args={"properties": CALL_ARGS, "required": ["service", "operation"]},
-        description="Any boto3 operation as an action; `select` (JMESPath) gives its outputs")
-def aws_call(ctx: Context) -> Outcome:
-    """Call ``service.operation(**params)``; the ``select`` expressions over the response are the outputs."""
+def _answered(ctx: Context) -> tuple[_Call, Any, bool, dict[str, Any]] | Outcome:
+    """One call of the item's operation and its ``select`` outputs, or the failed Outcome saying why."""
     call: _Call | None = None
     try:
         call = _call_of(ctx)
         response, paginated = _once(ctx, call)
     except ExternalError as exc:
         return _error(ctx, call, exc)
-    selected = _select(ctx, response)
+    return call, response, paginated, _select(ctx, response)
+
+
+@action("aws.call", args={"properties": CALL_ARGS, "required": ["service", "operation"]},
+        description="Any boto3 operation as an action; `select` (JMESPath) gives its outputs")
+def aws_call(ctx: Context) -> Outcome:
+    """Call ``service.operation(**params)``; the ``select`` expressions over the response are the outputs."""
+    answered = _answered(ctx)
+    if isinstance(answered, Outcome):
+        return answered
+    call, response, paginated, selected = answered
     shown = ", ".join(f"{k}={_short(v)}" for k, v in selected.items())
     return Outcome(True, ctx.redact(f"{call.where}: done" + (f"; {shown}" if shown else "")),
                    _evidence(ctx, call, response, selected, paginated=paginated), selected)
@@ -231,13 +239,10 @@ def aws_call(ctx: Context) -> Outcome:
        description="Any read-only boto3 operation as a check: `expect` JMESPath -> value(s); `select` outputs")
 def aws_check(ctx: Context) -> Outcome:
     """Call a read-only operation once; pass when every ``expect`` JMESPath finds its value (or one of them)."""
-    call: _Call | None = None
-    try:
-        call = _call_of(ctx)
-        response, paginated = _once(ctx, call)
-    except ExternalError as exc:
-        return _error(ctx, call, exc)
-    selected = _select(ctx, response)
+    answered = _answered(ctx)
+    if isinstance(answered, Outcome):
+        return answered
+    call, response, paginated, selected = answered
     found, misses = _evaluate(dict(ctx.args.get("expect") or {}), response)
     evidence = _evidence(ctx, call, response, selected, paginated=paginated, checked=_redacted(ctx, found))
     if misses:
