@@ -136,12 +136,7 @@ def audit_export(root: Path, run_id: str, fmt: str = "md", output: str | None = 
         brief = [{"time": e["time"], "operator": e.get("operator"), "text": describe(e)} for e in run.events
                  if e.get("type") in BRIEF or (e.get("type") == "item.result" and not (e.get("data") or {}).get("passed"))]
         text = report.html_report(run, verified, links, related, edges, brief)
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
-        out.write(f"wrote {output}\n")
-    else:
-        out.write(text)
-    return ExitCode.OK
+    return _deliver(text, output, out)
 
 
 def audit_incident(root: Path, env: str | None = None, since: str | None = None, until: str | None = None,
@@ -177,9 +172,14 @@ def audit_incident(root: Path, env: str | None = None, since: str | None = None,
         verified = {r.run_id: verified_text(store, r.run_id) for r in runs}
         render = incident.as_html if fmt == "html" else incident.as_markdown
         text = render(env, since_s, until_s, runs, summary, did, links, verified)
+    return _deliver(text, output, out, f" ({len(runs)} run(s))")
+
+
+def _deliver(text: str, output: str | None, out: TextIO, note: str = "") -> int:
+    """A report to its file (saying so) or to standard output."""
     if output:
         Path(output).write_text(text, encoding="utf-8")
-        out.write(f"wrote {output} ({len(runs)} run(s))\n")
+        out.write(f"wrote {output}{note}\n")
     else:
         out.write(text)
     return ExitCode.OK
