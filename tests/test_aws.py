@@ -317,6 +317,15 @@ def test_5xx_rate_under_and_over_threshold_and_n_of_m(world: MenoTimeWorld) -> N
     assert "5XX rate over 1.0% in 1 of the last 5 datapoints" in over.summary
     assert "worst 10.00%" in over.summary and "60 of 600 requests" in over.summary
     assert "HTTPCode_Target_5XX_Count" in over.summary and "/ecs/menotime-api-production" in over.summary
+    # an assessment of the recent past: a worse minute 5 minutes ago counts only with whole_window
+    import datetime as dt
+
+    put_alb_metrics(world, minutes=1, requests=0, errors=120,
+                    end=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=4))
+    recent = run("aws.cloudwatch_5xx_rate", world, dict(one, datapoints=1, evaluation_periods=2))
+    assert recent.outputs["datapoints"] == 2 and "worst 10.00%" in recent.summary, recent.summary
+    assessed = run("aws.cloudwatch_5xx_rate", world, dict(one, datapoints=1, evaluation_periods=2, whole_window=True))
+    assert assessed.outputs["datapoints"] >= 9 and "worst 20.00%" in assessed.summary, assessed.summary
 
 
 def test_5xx_rate_no_data_fails_unless_allowed(world: MenoTimeWorld) -> None:

@@ -58,6 +58,9 @@ WINDOW = {"window": {"type": "number", "exclusiveMinimum": 0, "description": "se
           "evaluation_periods": {"type": "integer", "minimum": 1,
                                  "description": "M: the last M datapoints are evaluated (default "
                                                 "monitoring.evaluation_periods, else all in the window)"},
+          "whole_window": {"type": "boolean",
+                           "description": "evaluate every datapoint of the window, not the last evaluation_periods: "
+                                          "an assessment of the recent past (an incident) rather than of now"},
           "allow_no_data": {"type": "boolean", "description": "no traffic in the window is fine (default false)"},
           "since_deployment": {"type": "boolean", "description": "start the window when the service's current "
                                                                  "deployment finished (default false)"}}
@@ -868,7 +871,7 @@ def _window(ctx: Context) -> tuple[float, int, int, int | None, bool]:
     if period < math.ceil(window / 1440):                        # at most 1440 datapoints per call
         period = max(60, math.ceil(window / 1440 / 60) * 60)
     n = int(_arg(ctx, "datapoints", "monitoring", "datapoints", default=1))
-    m = _arg(ctx, "evaluation_periods", "monitoring", "evaluation_periods")
+    m = None if ctx.args.get("whole_window") else _arg(ctx, "evaluation_periods", "monitoring", "evaluation_periods")
     return window, period, n, int(m) if m is not None else None, bool(ctx.args.get("allow_no_data", False))
 
 
