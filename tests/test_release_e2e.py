@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -88,10 +89,10 @@ def test_healthy_release_end_to_end(home: Path) -> None:
     shown = run(home, "audit.show", run_id[:18])
     assert shown.returncode == 0
     for step, status in steps.items():
-        assert f"    {step}: {status}" in shown.stdout
-    for line in ("ok      pytest (shell.check)", "ok      live (aws.ecs_current_task_definition)",
-                 "ok      approval (approval.github-pr)", "journal: chain verified"):
-        assert line in shown.stdout, line
+        assert f" [{step}]: {status}  " in shown.stdout or f"    {step}: {status}  " in shown.stdout, step  # title [id]
+    for line in (r"ok +pytest \(shell\.check\)", r"ok +live \(aws\.ecs_current_task_definition\)",
+                 r"ok +approval \(approval\.github-pr\)", r"journal: chain verified"):
+        assert re.search(line, shown.stdout), line
     assert found["mergeable.mergeable"]["outputs"]["state"] == "clean"
     state = control.read_state(home)
     remote = state["git"]["remote"]
