@@ -359,6 +359,14 @@ def quick_exit() -> None:
     _QUICK_EXIT.append(True)
 
 
+def _from_here(path: Path) -> str:
+    """A path as a command typed here must give it: relative to the current folder (quoted for a shell)."""
+    import os
+    import shlex
+
+    return shlex.quote(os.path.relpath(path))
+
+
 def report_error(exc: RunbookError, err: TextIO = sys.stderr) -> int:
     """Print an error the way users see it; return its exit code."""
     for line in exc.lines():
@@ -548,6 +556,7 @@ def import_guide(root: Path, path: str, name: str, force: bool = False, out: Tex
         raise InputError(diags)
     items = sum(len(step["do"]) for step in data["steps"])
     out.write(f"wrote {shown}: {len(data['steps'])} steps, {items} manual items from {path} (code is kept as "
-              f"text, never run)\nnext: invoke runbook.validate --path {shown}; invoke runbook {name} --dry-run "
-              f"--env ENV; invoke runbook.docs --name {name}\n")
+              f"text, never run)\nnext: invoke runbook.validate --path {_from_here(target)}; invoke runbook {name} "
+              "--dry-run; "
+              f"invoke runbook.docs --name {name}\n")
     return ExitCode.OK

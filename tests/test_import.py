@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
+import shlex
 from pathlib import Path
 
 import pytest
@@ -257,6 +259,16 @@ def test_the_invoke_command_end_to_end(proj: Path, tmp_path: Path) -> None:
         2, "runbooks/deploy-to-production.yaml: already exists; nothing was written (add --force to overwrite it)\n", "")
     helped = invoke("--help", "runbook.import", root=proj, home=home)
     assert "--force" in helped.stdout and "manual item" in helped.stdout
+    # the next steps it printed work as printed (the imported runbook needs no environment)
+    printed = done.stdout.splitlines()[1].removeprefix("next: ").split("; ")
+    assert len(printed) == 3
+    written = os.path.relpath(proj / "runbooks" / "deploy-to-production.yaml", REPO)   # helpers.invoke runs in REPO
+    assert printed[0] == f"invoke runbook.validate --path {written}"
+    for command in printed:
+        argv = shlex.split(command)
+        assert argv[0] == "invoke"
+        ran = invoke(*argv[1:], root=proj, home=home)
+        assert ran.returncode == 0, (command, ran.stdout, ran.stderr)
 
 
 def test_the_repository_tasks_list_the_command() -> None:

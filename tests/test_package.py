@@ -99,6 +99,10 @@ def adopt(project: Path, site: list[str], home: Path, isolated: bool) -> None:
     (project / "restart-worker.md").write_text(GUIDE)
     imported = invoke("runbook.import", "--path", "restart-worker.md", "--name", "restart-worker")
     assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert "next: invoke runbook.validate --path runbooks/restart-worker.yaml; " in imported.stdout
+    for command in imported.stdout.split("next: ", 1)[1].strip().split("; "):     # as printed, typed here
+        typed = invoke(*command.split()[1:])
+        assert typed.returncode == 0, (command, typed.stdout, typed.stderr)
     text = (project / "runbooks" / "restart-worker.yaml").read_text()
     assert "redis-cli llen jobs" in text and "Stop the worker" in text
     assert invoke("runbook.validate").returncode == 0
