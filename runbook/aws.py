@@ -14,6 +14,7 @@ import os
 import re
 import threading
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any, Iterator, Mapping
 
 from .errors import ExternalError
@@ -293,85 +294,69 @@ def wait(env: Mapping[str, Any], service: str, waiter: str, params: Mapping[str,
         raise
 
 
-_MODEL_LOCK = threading.Lock()
-
-
+@lru_cache(maxsize=None)
 def _botocore_session() -> Any:
     """One botocore session for reading service models (offline; no credentials are looked at)."""
-    global _MODEL_SESSION
-    with _MODEL_LOCK:
-        if _MODEL_SESSION is None:
-            import botocore.session
+    import botocore.session
 
-            _MODEL_SESSION = botocore.session.get_session()
-        return _MODEL_SESSION
+    return botocore.session.get_session()
 
 
-_MODEL_SESSION: Any = None
-_MODELS: dict[str, Any] = {}
-_WAITERS: dict[str, dict[str, str]] = {}
+@lru_cache(maxsize=None)
+def _service_names() -> frozenset[str]:
+    return frozenset(_botocore_session().get_available_services())
 
 
 def service_names() -> list[str]:
     """Every service botocore has a model for (``ec2``, ``ssm``, ...)."""
-    key = "\0services"
-    if key not in _MODELS:
-        _MODELS[key] = list(_botocore_session().get_available_services())
-    return list(_MODELS[key])
+    return sorted(_service_names())
 
 
+@lru_cache(maxsize=None)
 def service_model(service: str) -> Any | None:
     """botocore's ServiceModel of ``service`` (loaded once per process), or None when unknown."""
-    if service not in _MODELS:
-        if service not in service_names():
-            return None
-        _MODELS[service] = _botocore_session().get_service_model(service)
-    return _MODELS[service]
+    return _botocore_session().get_service_model(service) if service in _service_names() else None
+
+
+@lru_cache(maxsize=None)
+def _operations(service: str) -> tuple[tuple[str, str], ...]:
+    from botocore import xform_name
+
+    model = service_model(service)
+    return tuple((xform_name(op), op) for op in (model.operation_names if model is not None else []))
 
 
 def operations(service: str) -> dict[str, str]:
     """boto3 method name -> API operation name (``describe_volumes`` -> ``DescribeVolumes``)."""
-    key = f"\0ops:{service}"
-    if key not in _MODELS:
-        from botocore import xform_name
+    return dict(_operations(service))
 
-        model = service_model(service)
-        _MODELS[key] = {xform_name(op): op for op in (model.operation_names if model is not None else [])}
-    return dict(_MODELS[key])
+
+@lru_cache(maxsize=None)
+def _waiters(service: str) -> tuple[tuple[str, str], ...]:
+    import botocore.exceptions as bce
+    from botocore import xform_name
+
+    try:
+        model = _botocore_session().get_waiter_model(service)
+    except bce.DataNotFoundError:
+        return ()
+    return tuple((xform_name(name), model.get_waiter(name).operation) for name in model.waiter_names)
 
 
 def waiters(service: str) -> dict[str, str]:
     """boto3 waiter name -> the API operation it polls (``volume_available`` -> ``DescribeVolumes``)."""
-    if service not in _WAITERS:
-        import botocore.exceptions as bce
-        from botocore import xform_name
-
-        found: dict[str, str] = {}
-        try:
-            model = _botocore_session().get_waiter_model(service)
-        except bce.DataNotFoundError:
-            model = None
-        for name in (model.waiter_names if model is not None else []):
-            found[xform_name(name)] = model.get_waiter(name).operation
-        _WAITERS[service] = found
-    return dict(_WAITERS[service])
+    return dict(_waiters(service))
 
 
-def api_name(env: Mapping[str, Any], service: str, method: str) -> str:
+def api_name(service: str, method: str) -> str:
     """The API operation a boto3 method calls (``describe_db_instances`` -> ``DescribeDBInstances``),
-    or '' when the service has no such method."""
-    operation = _operation_name(service, method)
-    with translate(operation, env):
-        mapping = client(env, service).meta.method_to_api_mapping
-    return str(mapping.get(method, ""))
+    or '' when the service has no such method (from the service model: no client is made)."""
+    return operations(service).get(method, "")
 
 
-def waiter_operation(env: Mapping[str, Any], service: str, waiter: str) -> str:
+def waiter_operation(service: str, waiter: str) -> str:
     """The boto3 method a waiter polls (``volume_available`` -> ``describe_volumes``), or '' when unknown."""
     from botocore import xform_name
 
-    with translate(f"{service} waiter {waiter}", env):
-        made = client(env, service)
-        if waiter not in made.waiter_names:
-            return ""
-        return str(xform_name(made.get_waiter(waiter).config.operation))
+    operation = waiters(service).get(waiter, "")
+    return str(xform_name(operation)) if operation else ""

@@ -73,7 +73,7 @@ def _call_of(ctx: Context, method: str | None = None) -> _Call:
     service = str(ctx.args.get("service") or "")
     method = method or str(ctx.args.get("operation") or "")
     params = dict(ctx.args.get("params") or {})
-    api = aws.api_name(ctx.env, service, method) if method else ""
+    api = aws.api_name(service, method) if method else ""
     label = f"{service} {api or method}"
     _, region, endpoint = aws.settings(ctx.env)
     where = f"{label} in {region or 'the default region'}" + (f" at {endpoint}" if endpoint else "")
@@ -321,7 +321,7 @@ def _run_waiter(ctx: Context) -> Outcome:
     service, waiter = str(ctx.args.get("service") or ""), str(ctx.args["waiter"])
     call: _Call | None = None
     try:
-        method = aws.waiter_operation(ctx.env, service, waiter)
+        method = aws.waiter_operation(service, waiter)
         if not method:
             raise ExternalError(f"{service} waiter {waiter}", f"{service} has no waiter {waiter!r}",
                                 "`invoke runbook.validate` names the service's waiters")
@@ -490,9 +490,7 @@ def _lint(args: dict[str, Any], kind: str) -> list[Finding]:
             out.append((("waiter",), f"{service} has no waiter {quote(waiter)}{suggest(waiter, list(waiters))}"
                                      + (named if not suggest(waiter, list(waiters)) else "")))
             return out
-        from botocore import xform_name
-
-        polled = xform_name(waiters[waiter])
+        polled = aws.waiter_operation(service, waiter)
         if operation is None:
             operation = polled
         elif _literal(operation) and operation != polled:
