@@ -51,9 +51,6 @@ def lookup(data: Any, dotted: str) -> Any:
            "sha256": {"type": "string"}, "values": {"type": "object"}}})
 def request(ctx: Context) -> Outcome:
     """Send a request; pass when status, asserted JSON values and latency are as expected."""
-    import urllib.error
-    import urllib.request
-
     args = ctx.args
     method = args.get("method", "GET")
     url = args["url"]
@@ -75,18 +72,10 @@ def request(ctx: Context) -> Outcome:
         if not token:
             return Outcome.fail(f"{method} {url}: environment variable {token_var} (bearer token) is not set")
         headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    started = time.monotonic()
-    try:
-        with urllib.request.urlopen(req, timeout=args.get("timeout") or ctx.timeout or 30) as resp:  # nosec B310
-            body, status = resp.read(), resp.status
-    except urllib.error.HTTPError as exc:
-        body, status = exc.read(), exc.code
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return Outcome.fail(f"{method} {ctx.redact(url)}: no response ({reason}); is the service up and the URL right?",
-                            {"url": ctx.redact(url), "error": ctx.redact(str(reason))})
-    latency = (time.monotonic() - started) * 1000
+    exchanged = _exchange(ctx, method, url, headers, data)
+    if isinstance(exchanged, Outcome):
+        return exchanged
+    body, status, _, latency = exchanged
     wanted = args.get("status", 200)
     allowed = wanted if isinstance(wanted, list) else [wanted]
     evidence: dict[str, Any] = {"method": method, "url": ctx.redact(url), "status": status,
@@ -155,9 +144,6 @@ def send(ctx: Context) -> Outcome:
     Header values (tokens from secret parameters) are never recorded: the evidence keeps
     their names only, and everything recorded passes through the run's redaction.
     """
-    import urllib.error
-    import urllib.request
-
     args = ctx.args
     method = args["method"]
     url = args["url"]
@@ -170,19 +156,11 @@ def send(ctx: Context) -> Outcome:
             headers["Content-Type"] = "application/json"
     elif "body" in args:
         data = str(args["body"]).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    started = time.monotonic()
-    try:
-        with urllib.request.urlopen(req, timeout=args.get("timeout") or ctx.timeout or 30) as resp:  # nosec B310
-            raw, status, got = resp.read(), resp.status, resp.headers
-    except urllib.error.HTTPError as exc:
-        raw, status, got = exc.read(), exc.code, exc.headers
-    except (urllib.error.URLError, OSError) as exc:
-        reason = ctx.redact(str(getattr(exc, "reason", exc)))
-        return Outcome.fail(f"{where}: no response ({reason}); is the service up and the URL right? "
-                            "(nothing is known to have been sent)",
-                            {"method": method, "url": ctx.redact(url), "error": reason})
-    latency = round((time.monotonic() - started) * 1000, 1)
+    exchanged = _exchange(ctx, method, url, headers, data, " (nothing is known to have been sent)")
+    if isinstance(exchanged, Outcome):
+        return exchanged
+    raw, status, got, elapsed = exchanged
+    latency = round(elapsed, 1)
     text = ctx.redact(raw.decode("utf-8", errors="replace"))
     parsed: Any = None
     try:
@@ -207,6 +185,27 @@ def send(ctx: Context) -> Outcome:
                               f"{quoted or '(empty)'} (evidence keeps the response's first {EXCERPT_LIMIT} characters)",
                        evidence, outputs)
     return Outcome(True, f"{where}: {status} in {latency:.0f} ms", evidence, outputs)
+
+
+def _exchange(ctx: Context, method: str, url: str, headers: dict[str, str], data: bytes | None,
+              unsent: str = "") -> tuple[bytes, int, Any, float] | Outcome:
+    """One HTTP exchange: (body, status, response headers, latency in ms), an error status included;
+    a failed Outcome when no response came (``unsent`` says what that means for an action)."""
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(req, timeout=ctx.args.get("timeout") or ctx.timeout or 30) as resp:  # nosec B310
+            raw, status, got = resp.read(), resp.status, resp.headers
+    except urllib.error.HTTPError as exc:
+        raw, status, got = exc.read(), exc.code, exc.headers
+    except (urllib.error.URLError, OSError) as exc:
+        reason = ctx.redact(str(getattr(exc, "reason", exc)))
+        return Outcome.fail(f"{method} {ctx.redact(url)}: no response ({reason}); is the service up and the URL "
+                            f"right?{unsent}", {"method": method, "url": ctx.redact(url), "error": reason})
+    return raw, status, got, (time.monotonic() - started) * 1000
 
 
 def _send_lint(args: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
