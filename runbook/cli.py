@@ -556,7 +556,6 @@ def import_guide(root: Path, path: str, name: str, force: bool = False, out: Tex
         raise InputError(diags)
     items = sum(len(step["do"]) for step in data["steps"])
     out.write(f"wrote {shown}: {len(data['steps'])} steps, {items} manual items from {path} (code is kept as "
-              f"text, never run)\nnext: invoke runbook.validate --path {_from_here(target)}; invoke runbook {name} "
-              "--dry-run; "
-              f"invoke runbook.docs --name {name}\n")
+              f"text, never run)\nnext: invoke runbook.validate --path {_from_here(target)}; "
+              f"invoke runbook {name} --dry-run; invoke runbook.docs --name {name}\n")
     return ExitCode.OK

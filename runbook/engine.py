@@ -227,7 +227,8 @@ class Runner:
                     return
                 choice = self.decide_step(step, exc)
                 if choice == "retry":
-                    self.emit(Event.STEP_STARTED, {"step": step.id, "title": self.render(step.title, step.id), "restart": True},
+                    self.emit(Event.STEP_STARTED, {"step": step.id, "title": self.render(step.title, step.id),
+                                                   "restart": True},
                               flush=True)      # the state forgets the step's checks, gate and confirm
                     continue
                 if choice == "skip":
