@@ -22,7 +22,8 @@ from datetime import datetime
 from typing import Any
 
 from .errors import RunbookError
-from .review import RunView, parse_time
+from .report import _dur, _hms, _since
+from .review import RunView
 
 DEPLOY = re.compile(r"deploy|rollout|pipeline", re.I)
 VERIFY = re.compile(r"^verif", re.I)
@@ -76,12 +77,6 @@ def links_of(runs: list[RunView]) -> list[dict[str, Any]]:
                 out.append({"from": t["from_run"], "to": run.run_id, "kind": "takeover", "step": "",
                             "time": t["time"], "label": f"lock taken by {run.runbook}"})
     return out
-
-
-def _seconds(start: str, end: str) -> float | None:
-    if not start or not end:
-        return None
-    return (parse_time(end) - parse_time(start)).total_seconds()
 
 
 def summarize(runs: list[RunView]) -> dict[str, Any]:
@@ -156,8 +151,8 @@ def summarize(runs: list[RunView]) -> dict[str, Any]:
                               "started": restorer.started, "operator": (restorer.operators or [""])[0],
                               "outcome": restorer.outcome}
     out["healthy"] = healthy
-    out["time_to_detect_s"] = _seconds(out["went_live"]["time"], failed_at)
-    out["time_to_restore_s"] = _seconds(failed_at, healthy["time"]) if healthy else None
+    out["time_to_detect_s"] = _since(out["went_live"]["time"], failed_at)
+    out["time_to_restore_s"] = _since(failed_at, healthy["time"]) if healthy else None
     return out
 
 
@@ -197,16 +192,6 @@ def actions(runs: list[RunView]) -> list[dict[str, Any]]:
                         "run": r.run_id, "runbook": r.runbook,
                         "what": f"{r.name}: {r.outcome}" + (f" ({r.reason})" if r.reason else "")})
     return sorted(out, key=lambda a: (a["time"], a["run"]))
-
-
-def _dur(seconds: float | None) -> str:
-    from .report import _dur as fmt
-
-    return fmt(seconds)
-
-
-def _hms(when: str | None) -> str:
-    return when[11:19] if when else "-"
 
 
 def summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
