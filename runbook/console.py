@@ -119,16 +119,17 @@ class Console:
         self.line(f"  took over lock {data.get('key')!r} from run {data.get('from_run')} "
                   f"({data.get('from_operator')}): {data.get('reason')}", "bold red")
 
-    def summary(self, run_id: str, status: str, reason: str = "", runbook: str = "", deviations: int = 0) -> None:
+    def summary(self, run_id: str, status: str, reason: str = "", runbook: str = "", deviations: int = 0,
+                over: bool = False) -> None:
         from . import hints
         from .state import outcome_text
 
         self.line("")
         tail = f" ({reason})" if reason else ""
         self.line(f"Run {run_id} {outcome_text(status, deviations)}{tail}.", "bold")
-        if status in ("parked", "interrupted", "failed"):
+        if status in ("parked", "interrupted", "failed") and not over:
             self.line(f"  resume:  {hints.resume(run_id)}")
-        if status == "failed":
+        if status == "failed" and not over:
             self.line(f"  or close it: {hints.abandon(run_id)}")
         self.line(f"  review:  {hints.show(run_id)}   verify: {hints.verify(run_id)}")
 

@@ -40,6 +40,14 @@ class _Declined(Exception):
     """An offered linked run was declined: the step is skipped, not failed."""
 
 
+class _Ended(Exception):
+    """A step with ``end:`` inside a for_each iteration succeeded: the run ends there."""
+
+    def __init__(self, step: Step):
+        super().__init__(step.id)
+        self.step = step
+
+
 @dataclass
 class Runner:
     """One run's execution: every unfinished step of the plan, in order, until the run's end."""
@@ -136,6 +144,8 @@ class Runner:
                     self.run_step(step)
                 if step.end and self.state.steps[step.id].status is StepStatus.SUCCEEDED:
                     return self.end_at(step)
+        except _Ended as exc:
+            return self.end_at(exc.step)
         except Fenced:
             self.stop_fenced()
             raise
@@ -761,31 +771,48 @@ class Runner:
         limit = int(step.data.get("max_failures") or 0)
         concurrency = max(1, int(step.data.get("concurrency") or 1))
         failed: dict[int, tuple[str, str]] = {}      # index -> (iteration step id, why)
+        ended: list[Step] = []                       # an iteration's step with ``end:`` that succeeded
 
         def one(index: int) -> None:
             self._each[each_id(step.id, step.id, index)] = {"of": step.id, "index": index, "value": values[index]}
             for member in step.members:
                 it = iteration(member, index, values[index])
-                if self.state.finished(it.id):
-                    continue
-                try:
-                    self.run_step(it)
-                except (StepFailed, CheckFailed) as exc:
-                    failed[index] = (it.id, str(exc))
+                if not self.state.finished(it.id):
+                    try:
+                        self.run_step(it)
+                    except (StepFailed, CheckFailed) as exc:
+                        failed[index] = (it.id, str(exc))
+                        return
+                if it.end and self.state.steps[it.id].status is StepStatus.SUCCEEDED:
+                    ended.append(it)     # `end:` ends the run, as it does outside a for_each
                     return
 
+        def stop() -> bool:
+            return len(failed) > limit or bool(ended)
+
         todo = [i for i in range(len(values))
-                if not all(self.state.finished(each_id(step.id, m.id, i)) for m in step.members)]
+                if not all(self.state.finished(each_id(step.id, m.id, i)) for m in step.members)
+                or any(m.end for m in step.members)]
         if concurrency == 1:
             for index in todo:
-                if len(failed) > limit:
+                if stop():
                     break
                 one(index)
         else:
-            self.each_in_threads(todo, one, concurrency, lambda: len(failed) > limit)
+            self.each_in_threads(todo, one, concurrency, stop)
         if len(failed) > limit:
             raise StepFailed(f"{len(failed)} iteration(s) failed, more than max_failures {limit}: " + "; ".join(
                 f"{sid} ({values[i]}): {why}" for i, (sid, why) in sorted(failed.items())), offer=True)
+        if ended:
+            raise _Ended(ended[0])
+        succeeded = [i for i in range(len(values)) if i not in failed and not any(
+            self.state.steps.get(each_id(step.id, m.id, i)) is not None
+            and self.state.steps[each_id(step.id, m.id, i)].status is StepStatus.FAILED for m in step.members)]
+        if failed and not succeeded:
+            raise StepFailed(f"every iteration failed ({len(failed)} of {len(values)}; max_failures {limit} allows "
+                             "failures beside successes, not instead of them): " + "; ".join(
+                                 f"{sid} ({values[i]}): {why}" for i, (sid, why) in sorted(failed.items())),
+                             offer=True)
         for index, (sid, why) in sorted(failed.items()):
             self.finish_step(sid, StepStatus.FAILED, reason=f"{why} (within max_failures {limit})", continued=True,
                              each_failed=True)

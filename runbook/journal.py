@@ -16,6 +16,7 @@ import hashlib
 import json
 import operator
 import os
+import threading
 import re
 import time
 from dataclasses import dataclass
@@ -51,8 +52,10 @@ def fsync_dir(path: Path) -> None:
 
 
 def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
-    """Write a file whole or not at all (temporary file, fsync, rename, folder fsync)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write a file whole or not at all (temporary file, fsync, rename, folder fsync). The
+    temporary name is the writer's own (process and thread): concurrent writers of one file
+    (for_each iterations storing the same evidence blob) each rename a whole file, the last wins."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "wb") as fh:
         fh.write(data)
         if durable:

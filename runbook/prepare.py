@@ -22,7 +22,7 @@ from .locks import Holder, LockRef
 from .params import Params, check_value, env_var, resolve
 from .plan import Environment, Plan, load_environment, merge
 from .prompts import Chain, Prompt
-from .state import TERMINAL, RunState, derive
+from .state import RunState, derive
 from .store import check_salted
 from .validate import param_problem
 
@@ -76,12 +76,13 @@ def load_run(session: Session, p: Prepared) -> None:
     p.run_id = session.store.find(p.run_ref)
     p.records = session.store.records(p.run_id)
     p.state = state = derive(p.records)
-    if state.status in TERMINAL:
+    if state.over:
         done = " (the ledger anchor the engine was stopped before writing is written now)" \
             if session.complete_anchor(p.run_id) else ""
         if state.lock:
             session.release_finished(state.lock)
-        raise UsageError(f"<command line>: run {p.run_id} has {state.status.value}; there is nothing to resume{done}")
+        why = f" ({state.reason}: the runbook ended it)" if state.ended_at and state.reason else ""
+        raise UsageError(f"<command line>: run {p.run_id} has {state.status.value}{why}; there is nothing to resume{done}")
     p.name, p.env_name = state.runbook, state.env
     if state.plan_file and Path(state.plan_file).is_file():
         p.path = Path(state.plan_file)

@@ -441,7 +441,7 @@ def unfinished_states(store: LocalStore) -> list[Any]:
 
     wanted = {s.value for s in UNFINISHED}
     states = (store.state(s["run"]) for s in Index(store).summaries() if s["status"] in wanted)
-    return [st for st in states if st.status in UNFINISHED]
+    return [st for st in states if st.status in UNFINISHED and not st.over]
 
 
 def stamp(when: datetime) -> str:

@@ -27,7 +27,7 @@ from .project import Project, state_home
 from .prompts import AnswersPrompter, Chain, Prompt, YesPrompter
 from .recorder import anchor, append_final, ledger_event
 from .redact import Redactor
-from .state import TERMINAL, Event, Status
+from .state import Event, Status
 from .store import LocalStore
 
 EXIT = {Status.SUCCEEDED: ExitCode.OK, Status.FAILED: ExitCode.FAILED, Status.ROLLED_BACK: ExitCode.FAILED,
@@ -256,7 +256,7 @@ class Session:
         if current is None or not current.is_stale():
             return False
         try:
-            finished = self.store.state(current.run_id).status in TERMINAL
+            finished = self.store.state(current.run_id).over
         except RunbookError:
             return False
         if not finished:
@@ -290,14 +290,14 @@ class Session:
     def finish(self, runner: Runner, status: Status, reason: str = "") -> int:
         """A session's end: the lock released when the run ended for good, the run it fenced closed,
         the summary shown; the exit code."""
-        if status in RELEASES_LOCK and runner.lock.key is not None and runner.lock.owner == runner.run_id:
+        if (status in RELEASES_LOCK or runner.state.over) and runner.lock.key is not None and runner.lock.owner == runner.run_id:
             self.store.locks.release(runner.lock.key, runner.run_id, runner.lock.epoch)
         if status is Status.SUCCEEDED:
             self.close_taken_over(runner)
         if self.console is not None:
             shown = reason or (runner.state.reason if status is not Status.SUCCEEDED else "")
             self.console.summary(runner.run_id, status.value, shown, runner.plan.name,
-                                 deviations=len(runner.state.deviations))
+                                 deviations=len(runner.state.deviations), over=runner.state.over)
         if status is Status.INTERRUPTED:
             raise Interrupted(f"run {runner.run_id} saved; resume with `{hints.resume(runner.run_id)}`")
         return EXIT[status]
@@ -313,7 +313,7 @@ class Session:
                 state = self.store.state(fenced)
             except RunbookError:
                 continue
-            if state.status in TERMINAL:
+            if state.over:
                 continue
             append_final(self.store, fenced, self.operator, self.redactor, Event.ROLLED_BACK, {
                 "reason": f"its lock was taken over by run {runner.run_id} ({runner.plan.name}), which succeeded",
@@ -360,7 +360,7 @@ class Session:
             raise InputError(["<command line>: --reason is required (at --reason)"])
         run_id = self.store.find(prefix)
         state = self.store.state(run_id)
-        if state.status in TERMINAL:
+        if state.over:
             raise UsageError(f"<command line>: run {run_id} has already {state.status.value}")
         holder = self.store.locks.read(state.lock) if state.lock else None
         if holder is not None and holder.run_id == run_id and not holder.is_stale():

@@ -128,6 +128,16 @@ class RunState:
     plan_file: str = ""
     offer: dict[str, Any] | None = None    # the run's on_failure offer (run.offer), once made
     deviations: list[dict[str, Any]] = field(default_factory=list)
+    ended_at: str = ""            # the step whose ``end:`` ended the run (its last run.failed/succeeded)
+
+    @property
+    def over(self) -> bool:
+        """The run has ended for good: nothing to resume. ``end: failed`` is the runbook's decision,
+        so such a run is over too, unless its accepted ``on_failure`` run still has to finish."""
+        if self.status in TERMINAL:
+            return True
+        accepted = bool(self.offer and self.offer.get("accepted"))
+        return self.status is Status.FAILED and bool(self.ended_at) and not accepted
 
     def step(self, sid: str) -> StepState:
         if sid not in self.steps:
@@ -231,6 +241,8 @@ def apply(st: RunState, rec: dict[str, Any]) -> None:
             st.reason = data.get("reason", "")
         if kind == Event.FAILED:
             st.failure = st.reason
+        if kind in (Event.FAILED, Event.SUCCEEDED):
+            st.ended_at = data.get("ended_at", "")
     if kind == Event.RUN_STARTED:
         st.run_id = rec.get("run", "")
         st.runbook = data.get("runbook", "")

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import UsageError
 from ..journal import utcnow
 from ..model import LedgerRecord
-from ..state import TERMINAL, Event, derive
+from ..state import Event, derive
 from .awsio import to_item
 
 
@@ -77,7 +77,7 @@ def approve(store: Any, prefix: str) -> Approval:
     run_id = store.find(prefix)
     records = store.records(run_id)
     state = derive(records)
-    if state.status in TERMINAL:
+    if state.over:
         raise UsageError(f"<command line>: run {run_id} has {state.status.value}; there is nothing to approve")
     me = principal(store)
     if me in operators(store, run_id):

@@ -60,8 +60,9 @@ def test_end_failed_exits_1_with_the_title_and_runs_nothing_after_it(tmp_path: P
     assert "SEV-1: hand over to the incident commander" in recs[-1]["data"]["reason"]
     assert w.lines("loud.txt") == ["loud", "again after told", "sev1 after told"]
     assert w.lines("last.txt") == []
-    # a resume of a run that ended failed at an end: step ends it again, nothing after it runs
-    assert w.run(resume=w.last()) == ExitCode.FAILED
+    # an end: is the runbook's decision: the run is over, there is nothing to resume
+    exc = w.expect_error(resume=w.last())
+    assert "nothing to resume" in str(exc) and "the runbook ended it" in str(exc)
     assert w.lines("last.txt") == [] and w.lines("made.txt") == ["made-1"]
 
 
