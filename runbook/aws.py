@@ -101,8 +101,29 @@ def client(env: Mapping[str, Any], service: str) -> Any:
                     user_agent_extra="runbook-engine")
     with _LOCK:
         if key not in _CLIENTS:
-            _CLIENTS[key] = made_session.client(service, endpoint_url=endpoint or None, config=config)
+            made = made_session.client(service, endpoint_url=endpoint or None, config=config)
+            made.meta.events.register("before-parse", _refuse_html)
+            _CLIENTS[key] = made
         return _CLIENTS[key]
+
+
+def _refuse_html(response_dict: dict[str, Any] | None = None, operation_model: Any = None, **_: Any) -> None:
+    """A success status whose body is an HTML page (or, for a JSON service, not JSON) is never an
+    AWS answer: botocore would read it as an empty response (no services, no snapshots), so it is
+    refused as unreadable. The body decides, not Content-Type (moto labels its JSON text/html).
+    An error status stays botocore's (retried, then the status as the error code)."""
+    response = response_dict or {}
+    if int(response.get("status_code") or 0) >= 400:
+        return
+    body = bytes(response.get("body") or b"")
+    start = body[:512].lstrip().lower()
+    protocol = str((getattr(operation_model, "metadata", None) or {}).get("protocol", ""))
+    html = start.startswith((b"<!doctype html", b"<html"))
+    if html or (start and "json" in protocol and not start.startswith((b"{", b"["))):
+        from botocore.parsers import ResponseParserError
+
+        raise ResponseParserError(f"Unable to parse response (HTTP {response.get('status_code')}, "
+                                  f"{'HTML' if html else 'not JSON'}):\n{body[:2000]!r}")
 
 
 def reset() -> None:
@@ -145,6 +166,7 @@ def hint_for(code: str, profile: str = "") -> str:
 def translate(operation: str, env: Mapping[str, Any] | None = None) -> Iterator[None]:
     """Turn botocore errors raised inside into ExternalError naming ``operation``."""
     import botocore.exceptions as bce
+    from botocore.parsers import ResponseParserError
 
     profile, region, endpoint = settings(env or {})
     where = endpoint or (f"region {region}" if region else "the default region")
@@ -175,9 +197,27 @@ def translate(operation: str, env: Mapping[str, Any] | None = None) -> Iterator[
                             "look at the service's events in the ECS console", exc) from None
     except bce.ParamValidationError as exc:
         raise ExternalError(operation, f"invalid request: {exc}", "check the item's arguments", exc) from None
+    except ResponseParserError as exc:         # an HTML error page, a truncated body: not botocore's own error
+        raise ExternalError(operation, "unreadable response (not the service's XML or JSON"
+                                       f"{_body_excerpt(str(exc))})",
+                            "a proxy, firewall or load balancer may have answered instead of AWS; retry, and check "
+                            "the network and aws.endpoint_url in the environment file", exc) from None
     except bce.BotoCoreError as exc:
         raise ExternalError(operation, f"{type(exc).__name__}: {exc}",
                             "retry; if it persists, run the same call with the AWS CLI to see more", exc) from None
+
+
+def _body_excerpt(message: str, limit: int = 80) -> str:
+    """'; it says: "502 Bad Gateway nginx"' from a parser error that quotes the raw body ('' if none)."""
+    body = message.split("\n", 1)[1] if "\n" in message else ""
+    if body.startswith(("b'", 'b"')):
+        body = body[2:-1].replace("\\n", " ")
+    title = re.search(r"<title[^>]*>(.*?)</title>", body, re.I | re.S)
+    text = title.group(1) if title else re.sub(r"<[^>]*>", " ", body)
+    text = " ".join(text.split())
+    if not text:
+        return ""
+    return f'; it says: "{text[:limit - 3] + "..." if len(text) > limit else text}"'
 
 
 def _operation_name(service: str, method: str) -> str:

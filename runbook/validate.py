@@ -951,7 +951,9 @@ def _literal_type(value: Any) -> str | None:
 
 
 def _comparable(a: str, b: str) -> bool:
-    return a == b or {a, b} <= {"integer", "number"}
+    """Values of types a and b can be equal: the same type, two numbers, or null beside anything (a
+    typed output is null when its JMESPath finds nothing: comparing it to null asks exactly that)."""
+    return a == b or {a, b} <= {"integer", "number"} or "null" in (a, b)
 
 
 def _operand(value: Any) -> str:

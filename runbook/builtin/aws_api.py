@@ -41,6 +41,8 @@ from runbook.api import Context, Outcome, action, check, static
 from runbook.api import quote, suggest
 from runbook.api import has_templates
 
+from . import jmes
+
 S = {"type": "string"}
 CONDITION = {"type": "object", "minProperties": 1,
              "description": "JMESPath -> the value it must find, or a list of allowed values"}
@@ -55,7 +57,6 @@ READ_ONLY = ("Describe", "Get", "List", "Head", "Search", "Query", "Scan", "Batc
              "Filter", "Check", "Test", "Simulate", "Validate", "Estimate", "Preview", "Detect", "Verify")
 SELECT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 EVIDENCE_LIMIT = 4096      # characters of JSON: a larger response is summarised, not stored
-SHORT = 160                # characters of a value quoted in a summary
 
 
 # -- runtime --------------------------------------------------------------------------------
@@ -118,51 +119,8 @@ def _redacted(ctx: Context, value: Any) -> Any:
     return value
 
 
-def _short(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    text = quote(value) if isinstance(value, str) else json.dumps(value, default=str)
-    return text if len(text) <= SHORT else text[:SHORT - 3] + "..."
-
-
-def _same(found: Any, wanted: Any) -> bool:
-    if isinstance(found, bool) != isinstance(wanted, bool):
-        return False      # True == 1 in Python, not here
-    return bool(found == wanted)
-
-
-def _matches(found: Any, wanted: Any) -> bool:
-    if isinstance(wanted, list):
-        return any(_same(found, w) for w in wanted)
-    return _same(found, wanted)
-
-
-def _wanted(wanted: Any) -> str:
-    if isinstance(wanted, list):
-        return "one of " + ", ".join(_short(w) for w in wanted)
-    return _short(wanted)
-
-
-def _search(expression: str, response: dict[str, Any]) -> Any:
-    import jmespath
-
-    return jmespath.search(expression, response)
-
-
-def _evaluate(condition: dict[str, Any], response: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """(what each JMESPath found, one 'X: expected ..., found ...' per entry that does not hold)."""
-    found: dict[str, Any] = {}
-    misses: list[str] = []
-    for expression, wanted in condition.items():
-        value = _search(expression, response)
-        found[expression] = value
-        if not _matches(value, wanted):
-            misses.append(f"{expression}: expected {_wanted(wanted)}, found {_short(value)}")
-    return found, misses
-
-
 def _select(ctx: Context, response: dict[str, Any]) -> dict[str, Any]:
-    return {name: _search(str(expression), response) for name, expression in (ctx.args.get("select") or {}).items()}
+    return {name: jmes.search(str(expression), response) for name, expression in (ctx.args.get("select") or {}).items()}
 
 
 def _evidence(ctx: Context, call: _Call, response: dict[str, Any] | None, selected: dict[str, Any],
@@ -230,7 +188,7 @@ def aws_call(ctx: Context) -> Outcome:
     if isinstance(answered, Outcome):
         return answered
     call, response, paginated, selected = answered
-    shown = ", ".join(f"{k}={_short(v)}" for k, v in selected.items())
+    shown = ", ".join(f"{k}={jmes.short(v)}" for k, v in selected.items())
     return Outcome(True, ctx.redact(f"{call.where}: done" + (f"; {shown}" if shown else "")),
                    _evidence(ctx, call, response, selected, paginated=paginated), selected)
 
@@ -243,12 +201,12 @@ def aws_check(ctx: Context) -> Outcome:
     if isinstance(answered, Outcome):
         return answered
     call, response, paginated, selected = answered
-    found, misses = _evaluate(dict(ctx.args.get("expect") or {}), response)
+    found, misses = jmes.evaluate(dict(ctx.args.get("expect") or {}), response)
     evidence = _evidence(ctx, call, response, selected, paginated=paginated, checked=_redacted(ctx, found))
     if misses:
         return Outcome(False, ctx.redact(f"{call.where}: " + "; ".join(misses)), evidence, selected)
-    held = ", ".join(f"{k} = {_short(v)}" for k, v in found.items())
-    shown = ", ".join(f"{k}={_short(v)}" for k, v in selected.items())
+    held = ", ".join(f"{k} = {jmes.short(v)}" for k, v in found.items())
+    shown = ", ".join(f"{k}={jmes.short(v)}" for k, v in selected.items())
     return Outcome(True, ctx.redact(f"{call.where}: " + ("; ".join(p for p in (held, shown) if p) or "answered")),
                    evidence, selected)
 
@@ -292,20 +250,20 @@ def aws_wait(ctx: Context) -> Outcome:
         calls += 1
         waited = round(time.monotonic() - started, 3)
         selected = _select(ctx, response)
-        bad = {expr: _search(expr, response) for expr, wanted in fail_on.items()
-               if _matches(_search(expr, response), wanted)}
-        found, misses = _evaluate(until, response)
+        bad = {expr: jmes.search(expr, response) for expr, wanted in fail_on.items()
+               if jmes.matches(jmes.search(expr, response), wanted)}
+        found, misses = jmes.evaluate(until, response)
         evidence = _evidence(ctx, call, response, selected, paginated=paginated, checked=_redacted(ctx, found),
                              calls=calls, waited_s=waited)
         if bad:
             evidence["fail_on"] = _redacted(ctx, bad)
-            what = "; ".join(f"{expr}: found {_short(value)}, a fail_on value ({_wanted(fail_on[expr])})"
-                             + (f"; expected {_wanted(until[expr])}" if expr in until else "")
+            what = "; ".join(f"{expr}: found {jmes.short(value)}, a fail_on value ({jmes.wanted_text(fail_on[expr])})"
+                             + (f"; expected {jmes.wanted_text(until[expr])}" if expr in until else "")
                              for expr, value in bad.items())
             return Outcome(False, ctx.redact(f"{call.where}: gave up after {calls} call(s): {what}"), evidence,
                            selected)
         if not misses:
-            held = ", ".join(f"{k} = {_short(v)}" for k, v in found.items())
+            held = ", ".join(f"{k} = {jmes.short(v)}" for k, v in found.items())
             return Outcome(True, ctx.redact(f"{call.where}: {held} after {calls} call(s), {waited:.1f} s"),
                            evidence, selected)
         if waited + interval > timeout:
@@ -374,21 +332,6 @@ def _literal(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and not has_templates(value)
 
 
-def _jmespath_problem(expression: Any) -> str:
-    if not isinstance(expression, str):
-        return ""      # the argument schema reports it
-    import jmespath
-    import jmespath.exceptions
-
-    try:
-        jmespath.compile(expression)
-    except jmespath.exceptions.JMESPathError as exc:
-        text = str(exc).split("\n", 1)[0].replace("Invalid jmespath expression: ", "").strip().rstrip(":")
-        text = text.removesuffix(", for expression")
-        return f"invalid JMESPath {quote(expression)}: {text}"
-    return ""
-
-
 _TYPE_WORDS = {"structure": "a mapping", "map": "a mapping", "list": "a list", "string": "a string",
                "integer": "an integer", "long": "an integer", "float": "a number", "double": "a number",
                "boolean": "a boolean", "timestamp": "a timestamp (ISO 8601 text or epoch seconds)",
@@ -424,7 +367,7 @@ def _check_params(label: str, shape: Any, value: Any, path: tuple[Any, ...], out
     if not _type_ok(type_name, value):
         what = f"{label} parameter {path[-1]}" if len(path) > 1 else f"{label} parameters"
         out.append((path, f"{what} must be {_TYPE_WORDS.get(type_name, type_name)} ({shape.name}), found "
-                          f"{_short(value) if not isinstance(value, (dict, list)) else type(value).__name__}"))
+                          f"{jmes.short(value) if not isinstance(value, (dict, list)) else type(value).__name__}"))
         return
     if type_name == "structure":
         members = shape.members
@@ -453,14 +396,14 @@ def _lint(args: dict[str, Any], kind: str) -> list[Finding]:
         if not SELECT_NAME.match(str(name)):
             out.append((("select", name), f"output name {quote(name)} must be a plain name (letters, digits, _ and -), "
                                           "so ${steps.STEP.ITEM.NAME} can refer to it"))
-        problem = _jmespath_problem(expression)
+        problem = jmes.problem(expression)
         if problem:
             out.append((("select", name), problem))
     for key in ("expect", "until", "fail_on"):
         condition = args.get(key)
         if isinstance(condition, dict):
             for expression in condition:
-                problem = _jmespath_problem(expression)
+                problem = jmes.problem(expression)
                 if problem:
                     out.append(((key, expression), problem))
     waiter = args.get("waiter")
@@ -531,10 +474,26 @@ def _lint(args: dict[str, Any], kind: str) -> list[Finding]:
     return out
 
 
+def _output_shape(args: dict[str, Any]) -> Any:
+    """botocore's output shape of the operation an item names (None when it is not known offline)."""
+    service, operation, waiter = args.get("service"), args.get("operation"), args.get("waiter")
+    if not _literal(service) or service not in aws.service_names():
+        return None
+    if operation is None and _literal(waiter) and waiter in aws.waiters(service):
+        operation = aws.waiter_operation(service, waiter)
+    api = aws.operations(service).get(operation) if _literal(operation) else None
+    model = aws.service_model(service) if api else None
+    return model.operation_model(api).output_shape if model is not None else None
+
+
 def _outputs(args: dict[str, Any]) -> dict[str, Any]:
+    """One output per ``select:`` name, typed by its JMESPath over the operation's output shape."""
     select = args.get("select")
-    names = [str(n) for n in select] if isinstance(select, dict) else []
-    return {"type": "object", "properties": {name: {} for name in names}, "additionalProperties": False}
+    names = {str(n): str(e) for n, e in select.items()} if isinstance(select, dict) else {}
+    shape = _output_shape(args) if names else None
+    return {"type": "object", "additionalProperties": False,
+            "properties": {name: jmes.result_schema(expr, shape) if shape is not None else {}
+                           for name, expr in names.items()}}
 
 
 static("aws.call", lint=lambda args: _lint(args, "call"), outputs=_outputs)
