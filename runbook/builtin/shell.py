@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from runbook.api import proc
-from runbook.api import Context, Outcome, action, check
+from runbook.api import Context, Outcome, action, check, quote, static
+
+from . import jmes
 
 ARGS: dict[str, Any] = {
     "properties": {
@@ -18,6 +22,13 @@ ARGS: dict[str, Any] = {
     },
     "required": ["argv"],
 }
+EXPECTATIONS: dict[str, Any] = {
+    "stdout_matches": {"type": "string", "description": "a regular expression stdout must match (a line: ^...$)"},
+    "stdout_not_matches": {"type": "string", "description": "a regular expression stdout must not match"},
+    "json": {"type": "object", "minProperties": 1,
+             "description": "stdout is JSON: JMESPath -> the value it must find, or a list of allowed values"},
+}
+CHECK_ARGS: dict[str, Any] = {**ARGS, "properties": {**ARGS["properties"], **EXPECTATIONS}}
 OUTPUTS: dict[str, Any] = {"type": "object", "properties": {
     "exit_code": {"type": "integer"},
     "stdout": {"type": "string", "description": "standard output without its final newline"},
@@ -74,7 +85,68 @@ def run(ctx: Context) -> Outcome:
     return _execute(ctx)
 
 
-@check("shell.check", args=ARGS, outputs=OUTPUTS)
+@check("shell.check", args=CHECK_ARGS, outputs=OUTPUTS)
 def check_(ctx: Context) -> Outcome:
-    """Run a read-only command as a check; passes on the expected exit code."""
-    return _execute(ctx)
+    """Run a read-only command as a check; passes on the expected exit code and, when given, what
+    its output must say (``stdout_matches``, ``stdout_not_matches``, ``json``): under ``wait:``
+    it runs again until both hold."""
+    done = _execute(ctx)
+    if not done.passed or not any(k in ctx.args for k in EXPECTATIONS):
+        return done
+    misses, held = _expectations(ctx.args, done.outputs["stdout"])
+    if misses:
+        return Outcome(False, f"{done.summary}, but " + "; ".join(misses), done.evidence, done.outputs)
+    return Outcome(True, f"{done.summary}; " + "; ".join(held), done.evidence, done.outputs)
+
+
+def _expectations(args: dict[str, Any], stdout: str) -> tuple[list[str], list[str]]:
+    """(what does not hold, what does) of a check's output expectations."""
+    misses: list[str] = []
+    held: list[str] = []
+    for key, want in (("stdout_matches", True), ("stdout_not_matches", False)):
+        if key not in args:
+            continue
+        found = re.search(args[key], stdout, re.MULTILINE)
+        where = f" (line {stdout.count(chr(10), 0, found.start()) + 1}: {jmes.short(_line_at(stdout, found.start()))})" \
+            if found else ""
+        if bool(found) == want:
+            held.append(f"stdout {'matches' if want else 'does not match'} {quote(args[key])}")
+        else:
+            misses.append(f"stdout {'does not match' if want else 'matches'} {quote(args[key])}{where}")
+    if "json" in args:
+        try:
+            document = json.loads(stdout)
+        except ValueError as exc:
+            misses.append(f"stdout is not JSON ({exc}): {jmes.short(stdout)}")
+            return misses, held
+        found_values, not_held = jmes.evaluate(dict(args["json"]), document)
+        misses += not_held
+        held += [f"{k} = {jmes.short(v)}" for k, v in found_values.items() if not any(m.startswith(f"{k}:")
+                                                                                     for m in not_held)]
+    return misses, held
+
+
+def _line_at(text: str, index: int) -> str:
+    start = text.rfind("\n", 0, index) + 1
+    end = text.find("\n", index)
+    return text[start:end if end >= 0 else len(text)]
+
+
+def _lint(args: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+    out: list[tuple[tuple[Any, ...], str]] = []
+    for key in ("stdout_matches", "stdout_not_matches"):
+        pattern = args.get(key)
+        if isinstance(pattern, str) and "${" not in pattern:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                out.append(((key,), f"invalid regular expression {quote(pattern)}: {exc}"))
+    condition = args.get("json")
+    for expression in condition if isinstance(condition, dict) else ():
+        problem = jmes.problem(expression)
+        if problem:
+            out.append((("json", expression), problem))
+    return out
+
+
+static("shell.check", lint=_lint)

@@ -4,6 +4,7 @@ run in-process with the real Runner (tests/scenarios/runtime/runbooks/guard-*.ya
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,35 @@ def test_concurrent_writers_of_one_blob_each_rename_a_whole_file(tmp_path: Path,
     assert errors == [] and len(set(digests)) == 1
     blobs = tmp_path / "home" / "runs" / "20260101T000000-x" / "blobs"
     assert [p.name for p in blobs.iterdir()] == digests[:1]      # no temporary file left behind
+
+
+# -- 23.8: shell.check output expectations, under wait: --------------------------------------------
+
+def test_wait_runs_a_shell_check_until_its_output_no_longer_lists_a_job_and_json_is_judged(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    assert w.run("guard-wait-output") == ExitCode.OK
+    assert len((w.work / "calls.txt").read_text()) == 3            # listed job-7 twice, then not
+    [drained] = of_type(w.records(), "item.result", item="drained")
+    assert "does not match '^job-7$'" in drained["data"]["summary"]
+    [ready] = of_type(w.records(), "item.result", item="ready")
+    assert "state = 'ready'" in ready["data"]["summary"] and "length(replicas) = 2" in ready["data"]["summary"]
+
+
+def test_output_expectations_that_do_not_hold_fail_the_check_naming_what_was_found(tmp_path: Path) -> None:
+    from runbook.builtin import shell
+
+    def check(argv: list[str], **expect: object) -> str:
+        from runbook.plugins import Context
+
+        out = shell.check_(Context(args={"argv": argv, **expect}, env={}, root=tmp_path))
+        assert not out.passed
+        return out.summary
+
+    listing = [sys.executable, "-c", "print('job-8'); print('job-7')"]
+    assert "stdout matches '^job-7$' (line 2: 'job-7')" in check(listing, stdout_not_matches="^job-7$")
+    assert "stdout does not match '^job-9$'" in check(listing, stdout_matches="^job-9$")
+    assert "stdout is not JSON" in check(listing, json={"state": "ready"})
+    status = [sys.executable, "-c", "print('{\"state\": \"starting\"}')"]
+    assert "state: expected one of 'ready', 'idle', found 'starting'" in check(status, json={"state": ["ready", "idle"]})
+    failing = [sys.executable, "-c", "import sys; print('job-9'); sys.exit(2)"]
+    assert "expected exit 0, found 2" in check(failing, stdout_matches="job-9")    # the exit code first
