@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import approvals, conditions, templates
+from . import approvals, clock, conditions, proc, templates
 from .errors import CheckFailed, Interrupted, Parked, RunbookError, StepFailed
 from .locks import Fenced, LockRef
 from .model import PluginKind, Section, StepKind
@@ -498,12 +498,16 @@ class Runner:
             current = self.state.steps.get(step.id)
             mine = current.items.get(key) if current else None
             if mine is not None and mine.intent is not None and mine.result is None:
+                self.outlived(step, key, mine.process)
                 recovered = self.recover(step, item, plugin, ctx)
                 if recovered is not None:
                     return recovered
             crash(target, "before-intent")
             self.emit(Event.ITEM_INTENT, {"step": step.id, "item": key, "uses": plugin.name, "args": args}, flush=True)
             crash(target, "after-intent")
+            ctx.child_started = lambda pid: self.emit(Event.ITEM_PROCESS, {
+                "step": step.id, "item": key, "pid": pid, "started": proc.start_time(pid), "state": "running"},
+                flush=True)
             outcome = failing(target, self.plan.name) or self.invoke(plugin, ctx)
             crash(target, "after-effect")
         elif item.data.get("wait"):
@@ -568,6 +572,33 @@ class Runner:
         if not outcome.passed:
             outcome.summary = f"still failing after {timeout:.0f} s ({tries} tries): {outcome.summary}"
         return outcome
+
+    def outlived(self, step: Step, key: str, process: dict[str, Any] | None) -> None:
+        """The interrupted action's command may still be running (the engine was killed, its
+        command was not): before anything looks at its effect, wait for it to end, or stop it
+        when the operator says so (``STEP.ITEM.running``; nobody to ask, or ``--yes``: wait)."""
+        if not process or process.get("state") != "running":
+            return
+        pid, started = int(process["pid"]), str(process.get("started") or "")
+        if not proc.group_alive(pid, started):
+            return
+        prompt = Prompt(f"{step.id}.{key}.running", "confirm",
+                        f"{key}: its command from the interrupted session is still running (pid {pid}). "
+                        "Wait for it to finish? (no: stop it now)")
+        try:
+            wait = bool(self.ask(prompt).get("done"))
+        except Parked:
+            wait = True              # never stop a half-done command unasked
+        if not wait:
+            proc.stop_group(pid)
+        waiting = self.console.waiting(f"waiting for {step.id}.{key}'s command (pid {pid}) to end") \
+            if self.console is not None else _null_wait()
+        with waiting as update:
+            clock.wait_until(lambda: not proc.group_alive(pid, started), None, 0.1,
+                             lambda waited: update(f"waiting for {step.id}.{key}'s command (pid {pid}) to end: "
+                                                   f"{waited:.0f} s"))
+        self.emit(Event.ITEM_PROCESS, {"step": step.id, "item": key, "pid": pid, "started": started,
+                                       "state": "waited" if wait else "stopped"}, flush=True)
 
     def recover(self, step: Step, item: Item, plugin: Plugin, ctx: Context) -> Outcome | None:
         """An action was interrupted after its intent: find out whether its effect happened (the

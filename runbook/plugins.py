@@ -74,6 +74,7 @@ class Context:
     step_started: str = ""        # ISO time the current step first started (survives resumes)
     step_active_s: float = 0.0    # seconds the current step ran in earlier sessions (not while interrupted)
     output: Callable[[str, str], None] | None = None   # --verbose: (stream, line) of a command as it runs
+    child_started: Callable[[int], None] | None = None  # an action's command runs as this pid (journaled)
 
     def path(self, value: str | None) -> Path:
         """A path argument: relative paths are relative to the project root."""

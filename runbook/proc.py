@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,49 +22,62 @@ class Completed:
     timed_out: bool = False
 
 
+_LIVE: set[int] = set()           # process groups of the commands running now (one per command)
+_LIVE_LOCK = threading.Lock()
+
+
 def run(argv: Sequence[str], cwd: Path | str | None = None, env: Mapping[str, str] | None = None,
         timeout: float | None = None, input_text: str | None = None,
-        on_line: Callable[[str, str], None] | None = None) -> Completed:
+        on_line: Callable[[str, str], None] | None = None,
+        on_start: Callable[[int], None] | None = None) -> Completed:
     """Run a command (never through a shell) and capture its output.
 
     ``env`` adds to the inherited environment. A missing program is exit 127, a
     timeout exit 124, as a shell would report them. ``on_line(stream, line)`` sees each
-    line of stdout and stderr as it is written (``--verbose``).
+    line of stdout and stderr as it is written (``--verbose``). The command runs in its own
+    process group (its pid is the group's id), told to ``on_start(pid)`` once it runs: a
+    timeout, Ctrl-C or the end of the run stops the whole group (the command and what it
+    started), and a resume after the engine was killed can find it still running.
     """
     argv = [str(a) for a in argv]
     full_env = dict(os.environ)
     if env:
         full_env.update({str(k): str(v) for k, v in env.items()})
     started = time.monotonic()
-    if on_line is not None and input_text is None:
-        return _streamed(argv, cwd, full_env, timeout, on_line, started)
     try:
-        proc = subprocess.run(argv, cwd=str(cwd) if cwd else None, env=full_env, capture_output=True,
-                              text=True, errors="replace", timeout=timeout, input=input_text,
-                              stdin=None if input_text is not None else subprocess.DEVNULL)
+        child = subprocess.Popen(argv, cwd=str(cwd) if cwd else None, env=full_env, text=True, errors="replace",
+                                 stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     except FileNotFoundError:
         return Completed(argv, 127, "", f"{argv[0]}: command not found", time.monotonic() - started)
     except NotADirectoryError:
         return Completed(argv, 126, "", f"working folder {cwd} is not a folder", time.monotonic() - started)
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-        return Completed(argv, 124, out, err, time.monotonic() - started, timed_out=True)
-    return Completed(argv, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+    with _LIVE_LOCK:
+        _LIVE.add(child.pid)
+    try:
+        if on_start is not None:
+            on_start(child.pid)
+        if on_line is not None and input_text is None:
+            return _streamed(child, argv, timeout, on_line, started)
+        try:
+            out, err = child.communicate(input_text, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            stop_group(child.pid)
+            out, err = child.communicate()
+            return Completed(argv, 124, out or "", err or "", time.monotonic() - started, timed_out=True)
+        return Completed(argv, child.returncode, out, err, time.monotonic() - started)
+    except BaseException:           # Ctrl-C, a fence: the command and its children go too
+        stop_group(child.pid)
+        child.wait()
+        raise
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(child.pid)
 
 
-def _streamed(argv: list[str], cwd: Path | str | None, env: dict[str, str], timeout: float | None,
+def _streamed(child: subprocess.Popen[str], argv: list[str], timeout: float | None,
               on_line: Callable[[str, str], None], started: float) -> Completed:
     """``run`` with each output line handed to ``on_line`` as it comes (a reader thread per stream)."""
-    import threading
-
-    try:
-        proc = subprocess.Popen(argv, cwd=str(cwd) if cwd else None, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
-    except FileNotFoundError:
-        return Completed(argv, 127, "", f"{argv[0]}: command not found", time.monotonic() - started)
-    except NotADirectoryError:
-        return Completed(argv, 126, "", f"working folder {cwd} is not a folder", time.monotonic() - started)
     chunks: dict[str, list[str]] = {"stdout": [], "stderr": []}
 
     def read(name: str, stream: Any) -> None:
@@ -71,24 +86,64 @@ def _streamed(argv: list[str], cwd: Path | str | None, env: dict[str, str], time
             on_line(name, line.rstrip("\n"))
 
     readers = [threading.Thread(target=read, args=(n, s), daemon=True)
-               for n, s in (("stdout", proc.stdout), ("stderr", proc.stderr))]
+               for n, s in (("stdout", child.stdout), ("stderr", child.stderr))]
     for r in readers:
         r.start()
     timed_out = False
     try:
-        proc.wait(timeout=timeout)
+        child.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        stop_group(child.pid)
+        child.wait()
         timed_out = True
-    except BaseException:           # Ctrl-C, a fence: the command goes too
-        proc.kill()
-        proc.wait()
-        raise
     for r in readers:
         r.join(timeout=5)
     out, err = "".join(chunks["stdout"]), "".join(chunks["stderr"])
-    return Completed(argv, 124 if timed_out else proc.returncode, out, err, time.monotonic() - started, timed_out)
+    return Completed(argv, 124 if timed_out else child.returncode, out, err, time.monotonic() - started, timed_out)
+
+
+def stop_group(pgid: int) -> None:
+    """Kill a command's process group (SIGKILL: it has been told to stop, or its time is up)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_all() -> None:
+    """Stop every command still running (a run that ends leaves none behind, even from threads)."""
+    with _LIVE_LOCK:
+        groups = list(_LIVE)
+    for pgid in groups:
+        stop_group(pgid)
+
+
+def start_time(pid: int) -> str:
+    """When process ``pid`` started, as the kernel counts it (ticks since boot; '' when unknown):
+    with the pid, it names one process, never a later one that reused the pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    fields = stat[stat.rfind(")") + 2:].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def group_alive(pgid: int, started: str = "") -> bool:
+    """A recorded command's process group still has a process (its leader, if ``started`` is
+    known, the very process recorded: a reused pid is not it)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if started:
+        now = start_time(pgid)
+        if now and now != started:
+            return False
+    return True
 
 
 def tail(text: str, lines: int = 20, max_chars: int = 4000) -> str:

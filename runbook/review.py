@@ -511,6 +511,10 @@ def describe(rec: dict[str, Any]) -> str:
         return f"step {d.get('step')} {d.get('status')}" + (f": {d['reason']}" if d.get("reason") else "")
     if kind == "item.intent":
         return f"{d.get('step')}.{d.get('item')}: about to run {d.get('uses')}"
+    if kind == "item.process":
+        what = {"running": "runs as", "waited": "outlived the session that started it:",
+                "stopped": "stopped at the operator's word:"}.get(str(d.get("state")), "runs as")
+        return f"{d.get('step')}.{d.get('item')}: its command {what} pid {d.get('pid')}"
     if kind == "item.result":
         mark = "skipped" if d.get("skipped") else "ok" if d.get("passed") else "FAILED"
         extra = f" (reason: {d['reason']})" if d.get("reason") else ""

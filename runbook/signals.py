@@ -73,6 +73,9 @@ def handled() -> Iterator[None]:
     try:
         yield
     finally:
+        from . import proc
+
+        proc.stop_all()          # a command still running in a for_each thread goes with the run
         for s, h in previous.items():
             signal.signal(s, h)
 

@@ -18,6 +18,7 @@ class Event(StrEnum):
     STEP_FINISHED = "step.finished"
     EACH_VALUES = "step.values"          # a for_each step's values, fixed at its first start
     ITEM_INTENT = "item.intent"
+    ITEM_PROCESS = "item.process"      # an action's command is running as this process group
     ITEM_RESULT = "item.result"
     PROMPT = "prompt.answered"
     CHILD_STARTED = "child.started"
@@ -63,6 +64,7 @@ class ItemState:
     key: str
     intent: dict[str, Any] | None = None
     result: dict[str, Any] | None = None
+    process: dict[str, Any] | None = None    # the command the intent's action started (pid, start time)
 
     @property
     def done(self) -> bool:
@@ -275,7 +277,10 @@ def apply(st: RunState, rec: dict[str, Any]) -> None:
     elif kind == Event.EACH_VALUES:
         st.step(data["step"]).values = list(data["values"])
     elif kind == Event.ITEM_INTENT:
-        st.step(data["step"]).item(data["item"]).intent = data
+        item = st.step(data["step"]).item(data["item"])
+        item.intent, item.process = data, None
+    elif kind == Event.ITEM_PROCESS:
+        st.step(data["step"]).item(data["item"]).process = data
     elif kind == Event.ITEM_RESULT:
         st.step(data["step"]).item(data["item"]).result = data
     elif kind == Event.PROMPT:

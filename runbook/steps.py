@@ -151,6 +151,10 @@ class Step:
             if item.manual is not None:
                 out.append(PromptId(f"{sid}.{item.key}", "manual", str(item.manual)))
             else:
+                if item.uses == "shell.run":
+                    out.append(PromptId(f"{sid}.{item.key}.running", "confirm",
+                                        "its command from an interrupted session is still running: wait for it "
+                                        "(yes) or stop it (no)"))
                 out.append(PromptId(f"{sid}.{item.key}.on_fail", "on_fail", (
                     f"{item.uses} was interrupted and its effect is unknown: retry, skip (it took effect) or abort"
                     if item.is_action else f"{item.uses} failed: retry, skip with a reason, or abort")))

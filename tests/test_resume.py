@@ -72,7 +72,9 @@ def _interrupt(tmp_path: Path, sig: int) -> tuple[Path, Path, Path]:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP], ids=lambda s: signal.Signals(s).name)
 def test_signal_mid_action_then_resume(tmp_path: Path, sig: int) -> None:
     root, home, work = _interrupt(tmp_path, sig)
-    resumed = invoke("runbook", "sleeper", "--resume", root=root, home=home)
+    # after SIGKILL the command outlived the engine: the operator stops it (else the resume waits its 30 s)
+    answers = write_answers(tmp_path / "stop.yaml", "sleeper", {"work.sleep.running": {"done": False}})
+    resumed = invoke("runbook", "sleeper", "--resume", "--answers", str(answers), root=root, home=home)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert lines(work / "marker.txt") == ["started"]        # the long action was not run again
     assert lines(work / "after.txt") == ["after"]

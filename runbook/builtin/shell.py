@@ -42,7 +42,8 @@ def _execute(ctx: Context) -> Outcome:
     args = ctx.args
     cwd = ctx.path(args.get("cwd"))
     timeout = args.get("timeout") or ctx.timeout
-    done = proc.run(args["argv"], cwd=cwd, env=args.get("env"), timeout=timeout, on_line=ctx.output)
+    done = proc.run(args["argv"], cwd=cwd, env=args.get("env"), timeout=timeout, on_line=ctx.output,
+                    on_start=ctx.child_started)
     expected = args.get("expect_exit", 0)
     allowed = expected if isinstance(expected, list) else [expected]
     stdout, stderr = ctx.redact(done.stdout), ctx.redact(done.stderr)
@@ -87,9 +88,10 @@ def run(ctx: Context) -> Outcome:
 
 @check("shell.check", args=CHECK_ARGS, outputs=OUTPUTS)
 def check_(ctx: Context) -> Outcome:
-    """Run a read-only command as a check; passes on the expected exit code and, when given, what
-    its output must say (``stdout_matches``, ``stdout_not_matches``, ``json``): under ``wait:``
-    it runs again until both hold."""
+    """Run a read-only command as a check; passes on the expected exit code (and expected output).
+
+    ``stdout_matches``, ``stdout_not_matches`` and ``json`` (JMESPath -> value) say what its
+    output must say; under ``wait:`` it runs again until exit code and output both hold."""
     done = _execute(ctx)
     if not done.passed or not any(k in ctx.args for k in EXPECTATIONS):
         return done

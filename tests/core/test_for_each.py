@@ -191,8 +191,8 @@ def test_show_lists_iteration_prompt_ids_known_or_not(tmp_path: Path) -> None:
     cli.show(w.root, "fleet-checks", params=["nodes=[a, b]"], out=out)
     ids = [line.split()[0] for line in out.getvalue().split("prompt ids", 1)[1].splitlines()[1:]]
     assert [i for i in ids if i.startswith("check")] == [
-        "check[0].start.on_fail", "check[0].looked", "check[0].on_fail",
-        "check[1].start.on_fail", "check[1].looked", "check[1].on_fail", "check.on_fail"]
+        "check[0].start.running", "check[0].start.on_fail", "check[0].looked", "check[0].on_fail",
+        "check[1].start.running", "check[1].start.on_fail", "check[1].looked", "check[1].on_fail", "check.on_fail"]
     out = io.StringIO()
     cli.show(w.root, "fleet-checks", out=out)            # nodes asked at run time: one id for every value
     assert "    check[*].looked  (manual)" in out.getvalue() and "check[0]" not in out.getvalue()

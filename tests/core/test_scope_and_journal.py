@@ -70,7 +70,7 @@ def test_prompt_ids_come_from_the_typed_step() -> None:
                     "requires": [{"id": "ready", "uses": "file.contains"}],
                     "do": [{"id": "stop", "uses": "shell.run"}, {"id": "tick", "manual": "Tick it"}],
                     "verify": [{"uses": "core.equals"}], "on_failure": "retry", "retry": {"attempts": 2}})
-    assert [p.id for p in step.prompts()] == ["swap.ready.on_fail", "swap.confirm", "swap.stop.on_fail", "swap.tick",
+    assert [p.id for p in step.prompts()] == ["swap.ready.on_fail", "swap.confirm", "swap.stop.running", "swap.stop.on_fail", "swap.tick",
                                               "swap.verify-0.on_fail", "swap.on_fail"]
     assert step.retry.attempts == 2 and step.always_runs
     gate = Step.of({"id": "approve", "approval": {"source": "prompt"}})
