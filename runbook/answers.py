@@ -48,14 +48,14 @@ def load(path: Path | str, root: Path | None = None) -> Answers:
 
 
 def link_problem(value: Any) -> str:
-    """Why a value is not a link evidence can point at (an http(s) URL), or ''."""
+    """Why a value is not a link evidence can point at (an http(s) URL, or an s3:// object), or ''."""
     import urllib.parse
 
     text = str(value or "").strip()
     parts = urllib.parse.urlparse(text)
-    if parts.scheme in ("http", "https") and parts.netloc and " " not in text:
+    if parts.scheme in ("http", "https", "s3") and parts.netloc and " " not in text:
         return ""
-    return f"{text!r} is not a link: give an http(s) URL (https://...)"
+    return f"{text!r} is not a link: give an http(s) URL (https://...) or an S3 object (s3://bucket/key)"
 
 
 def check_against(answers: Answers, runbook: str, prompts: list[Any]) -> None:

@@ -65,7 +65,7 @@ def session(env: Mapping[str, Any]) -> Any:
             made = boto3.Session(region_name=region or None)
         if not made.region_name:
             raise ExternalError("AWS session", "no AWS region",
-                                "set aws.region in the environment file (MenoTime production: us-west-1)")
+                                "set aws.region in the environment file (the region the environment's resources are in)")
         _SESSIONS[key] = made
         return made
 

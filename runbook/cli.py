@@ -328,6 +328,14 @@ def write_plan(plan: Any, out: TextIO, show_prompts: bool) -> None:
                 f"{item.uses} {json.dumps(item.data.get('with', {}), default=str)}"
             iid = f"{item.data['id']}: " if item.data.get("id") else ""
             out.write(f"         {item.section.value:<8} {iid}{label}\n")
+            if item.probe is not None:      # how a resume after a crash finds out whether it took effect
+                probe = item.probe
+                out.write(f"         {'probe':<8} {probe.get('uses')} "
+                          f"{json.dumps(probe.get('with', {}), default=str)}\n")
+            if item.data.get("wait"):
+                wait = item.data["wait"]
+                out.write(f"         {'wait':<8} until it passes: up to {wait.get('timeout')} s, every "
+                          f"{wait.get('interval', 5)} s\n")
         if step.confirm:
             out.write(f"         confirm  {step.confirm}\n")
     if show_prompts:

@@ -77,9 +77,19 @@ def evaluate(cond: Any) -> bool:
     return bool({"gt": a > b, "ge": a >= b, "lt": a < b, "le": a <= b}[op])
 
 
+SHOWN = 60        # characters of a resolved string operand a condition in words quotes
+
+
 def _show(value: Any) -> str:
     if isinstance(value, str):
-        return value if value.startswith("${") else json.dumps(value)
+        if value.startswith("${"):
+            return value
+        lines = value.splitlines() or [""]
+        if len(lines) == 1 and len(value) <= SHOWN:
+            return json.dumps(value, ensure_ascii=False)
+        first = lines[0][:SHOWN - 3] + "..." if len(lines[0]) > SHOWN or len(lines) > 1 else lines[0]
+        size = f"{len(lines)} lines, {len(value)} characters" if len(lines) > 1 else f"{len(value)} characters"
+        return f"{json.dumps(first, ensure_ascii=False)} ({size})"     # a long output is not a condition's words
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:

@@ -14,6 +14,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator, TextIO
 
+CHECK_OUTPUT_LINES = 5       # the last lines of a passed check's output shown without --verbose
 MARKS = {"succeeded": ("✓", "ok"), "failed": ("✗", "FAILED"), "skipped": ("-", "skipped"),
          "passed": ("✓", "ok"), "not-passed": ("✗", "FAIL")}
 
@@ -97,12 +98,24 @@ class Console:
             status, text = "skipped", f"{data.get('summary', '')} (reason: {data.get('reason', '')})"
         else:
             status, text = ("passed" if data.get("passed") else "not-passed"), data.get("summary", "")
+            if data.get("attempts") and not data.get("passed"):
+                more = "; trying again" if data["attempt"] < data["attempts"] else ""
+                text += f" (attempt {data['attempt']} of {data['attempts']}{more})"
         self.line(f"    {self.mark(status)} {data['item']}: {text}", "green" if status == "passed" else
                   "red" if status == "not-passed" else "yellow")
+        tail = (data.get("evidence") or {}).get("stdout_tail") if isinstance(data.get("evidence"), dict) else None
+        if status == "passed" and data.get("kind") == "check" and tail and not self.verbose:
+            shown = str(tail).splitlines()
+            for ln in shown[-CHECK_OUTPUT_LINES:]:        # what a check looked at, without --verbose
+                self.line(f"        {ln}", "dim")
+            if len(shown) > CHECK_OUTPUT_LINES:
+                self.line(f"        ({len(shown) - CHECK_OUTPUT_LINES} earlier line(s) in the evidence)", "dim")
 
     def _on_prompt_answered(self, data: dict[str, Any], rec: dict[str, Any]) -> None:
+        from .prompts import answer_text
+
         if data.get("source") != "interactive":
-            self.line(f"    {data['id']}: {_short(data.get('answer'))} ({data.get('source')})", "dim")
+            self.line(f"    {data['id']}: {_short(answer_text(data.get('answer')))} ({data.get('source')})", "dim")
 
     def _on_step_finished(self, data: dict[str, Any], rec: dict[str, Any]) -> None:
         started = self._step_started.pop(data["step"], None)

@@ -405,7 +405,8 @@ class Runner:
         tries = 0
         while True:
             tries += 1
-            outcome = self.call(step, item, plugin, deadline)
+            attempts = step.retry.attempts
+            outcome = self.call(step, item, plugin, deadline, attempt=(tries, attempts) if attempts > 1 else None)
             if outcome.passed:
                 return ""
             if outcome.outputs.get("park"):
@@ -414,7 +415,7 @@ class Runner:
                 raise StepFailed(f"step {step.id} timed out after {step.timeout:g} s ({item.key}: {outcome.summary})",
                                  offer=True)
             if tries < step.retry.attempts:
-                time.sleep(step.retry.delay)
+                clock.sleep(step.retry.delay)
                 continue
             if plugin.kind is PluginKind.ACTION:
                 raise StepFailed(f"{item.key}: {outcome.summary}", offer=True)
@@ -481,7 +482,8 @@ class Runner:
         """The run's own clone of ``env.git.remote`` (``${run.checkout}``)."""
         return Path(self.store.run_dir(self.run_id)) / "work" / "checkout"
 
-    def call(self, step: Step, item: Item, plugin: Plugin, deadline: float | None) -> Outcome:
+    def call(self, step: Step, item: Item, plugin: Plugin, deadline: float | None,
+             attempt: tuple[int, int] | None = None) -> Outcome:
         """One call of a check or an action: arguments resolved and checked, an action's intent
         made durable first (and an interrupted one recovered), the outcome recorded."""
         key = item.key
@@ -514,17 +516,20 @@ class Runner:
             outcome = failing(target, self.plan.name) or self.poll(plugin, item.data, ctx, target)
         else:
             outcome = failing(target, self.plan.name) or self.invoke(plugin, ctx)
-        self.record(step.id, key, plugin, outcome, time.monotonic() - started, flush=plugin.kind is PluginKind.ACTION)
+        self.record(step.id, key, plugin, outcome, time.monotonic() - started, flush=plugin.kind is PluginKind.ACTION,
+                    attempt=attempt)
         return outcome
 
     def record(self, sid: str, key: str, plugin: Plugin, outcome: Outcome, duration: float, flush: bool,
-               recovered: str = "") -> None:
-        """An item's outcome as a journal record."""
+               recovered: str = "", attempt: tuple[int, int] | None = None) -> None:
+        """An item's outcome as a journal record (with ``attempt`` N of M under ``retry:``)."""
         data = {"step": sid, "item": key, "uses": plugin.name, "kind": plugin.kind.value,
                 "passed": outcome.passed, "summary": outcome.summary,
                 "evidence": outcome.evidence, "outputs": outcome.outputs, "duration_s": round(duration, 4)}
         if recovered:
             data["recovered"] = recovered
+        if attempt is not None:
+            data["attempt"], data["attempts"] = attempt
         self.emit(Event.ITEM_RESULT, data, flush=flush)
 
     def invoke(self, plugin: Plugin, ctx: Context, probe: bool = False) -> Outcome:

@@ -171,7 +171,7 @@ def actions(runs: list[RunView]) -> list[dict[str, Any]]:
         for p in r.prompts:
             step = r.step_of(str(p["id"]))
             about = p.get("question") or p["id"]
-            from .report import answer_text
+            from .prompts import answer_text
 
             out.append({"time": p["time"], "who": p.get("by") or who, "run": r.run_id, "runbook": r.runbook,
                         "what": f"answered {about!r} ({step.name if step else p['id']}): {answer_text(p['answer'])}"

@@ -233,6 +233,11 @@ def ask_params(session: Session, p: Prepared) -> None:
     specs = _specs(p)
     chain = _chain(p)
     asked = False
+    options = session.options
+    if p.state is None and chain.has_person and not options.yes and not options.answers_file:
+        # a person at a terminal starting a run is offered each default (Enter keeps it); --yes,
+        # an answers file or nobody to ask: the default, silently
+        p.params.missing = [n for n in specs if n in p.params.missing or p.params.sources.get(n) == "default"]
     for name in list(p.params.missing):
         spec = specs[name]
         if not chain.has_person:

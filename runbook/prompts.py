@@ -9,6 +9,8 @@ answer, the run parks (exit 4).
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
@@ -111,6 +113,8 @@ class ScriptedPrompter:
     def answer(self, prompt: Prompt) -> Answer | None:
         self.asked.append(prompt.id)
         if prompt.id not in self.script:
+            if prompt.kind == "param" and prompt.default is not None:
+                return {"value": prompt.default}     # Enter at the offered default
             if self.strict:
                 raise ScriptError(f"unscripted prompt {prompt.id!r} ({prompt.kind}): {prompt.text}")
             return None
@@ -189,3 +193,23 @@ class Chain:
             ids = ", ".join(p.id + (f" (with a {p.evidence})" if p.evidence != "none" else "") for p in remaining)
             raise Parked(f"needs a person: {ids}; add them to the answers file or run in a terminal")
         return out
+
+
+def answer_text(answer: Any) -> str:
+    """An answer in words: done / not done, with its note, link or reason."""
+    if not isinstance(answer, dict):
+        return json.dumps(answer, sort_keys=True, default=str)
+    if "approvers" in answer:
+        return "approvers: " + ", ".join(map(str, answer.get("approvers") or []))
+    words = []
+    if "choice" in answer:
+        words.append(str(answer["choice"]))
+    elif "done" in answer:
+        words.append("yes" if answer.get("done") else "no")
+    for key in ("note", "link", "reason"):
+        if answer.get(key):
+            words.append(f"{key}: {answer[key]}")
+    rest = {k: v for k, v in answer.items() if k not in ("done", "note", "link", "reason", "choice")}
+    if rest:
+        words.append(json.dumps(rest, sort_keys=True, default=str))
+    return "; ".join(words) or "-"

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .errors import RunbookError
+from .prompts import answer_text
 from .review import RunView, parse_time
 
 
@@ -36,26 +37,6 @@ def _since(start: str, end: str) -> float | None:
     if not start or not end:
         return None
     return (parse_time(end) - parse_time(start)).total_seconds()
-
-
-def answer_text(answer: Any) -> str:
-    """An answer in words: done / not done, with its note, link or reason."""
-    if not isinstance(answer, dict):
-        return json.dumps(answer, sort_keys=True, default=str)
-    if "approvers" in answer:
-        return "approvers: " + ", ".join(map(str, answer.get("approvers") or []))
-    words = []
-    if "choice" in answer:
-        words.append(str(answer["choice"]))
-    elif "done" in answer:
-        words.append("yes" if answer.get("done") else "no")
-    for key in ("note", "link", "reason"):
-        if answer.get(key):
-            words.append(f"{key}: {answer[key]}")
-    rest = {k: v for k, v in answer.items() if k not in ("done", "note", "link", "reason", "choice")}
-    if rest:
-        words.append(json.dumps(rest, sort_keys=True, default=str))
-    return "; ".join(words) or "-"
 
 
 SYMBOL = {"succeeded": "✓", "failed": "✗", "skipped": "–", "running": "…", "rolled-back": "↺", "parked": "⏸",
@@ -155,7 +136,7 @@ def text(run: RunView, verified: str) -> str:
     if run.prompts:
         out.append("  prompts:")
         for p in run.prompts:
-            out.append(f"    {_hms(p['time'])} {p['id']}: {json.dumps(p['answer'], sort_keys=True)} by {p['by']} "
+            out.append(f"    {_hms(p['time'])} {p['id']}: {answer_text(p['answer'])} by {p['by']} "
                        f"({p['source']})" + (f" REFUSED: {p['refused']}" if p.get("refused") else ""))
     if run.approvals:
         out.append("  approvals:")
@@ -235,7 +216,7 @@ def markdown(run: RunView, verified: str, events: list[str], links: dict[str, An
     if run.prompts:
         md += ["## Answers", ""]
         md += [f"- `{p['id']}`" + (f" ({_esc(p['question'])})" if p.get("question") else "")
-               + f": `{json.dumps(p['answer'], sort_keys=True)}` by {p['by']} ({p['source']})"
+               + f": {_esc(answer_text(p['answer']))} by {p['by']} ({p['source']})"
                + (f" **refused: {p['refused']}**" if p.get("refused") else "") for p in run.prompts]
         md.append("")
     md += ["## Timeline", "", "```"] + events + ["```", ""]

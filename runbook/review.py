@@ -520,7 +520,9 @@ def describe(rec: dict[str, Any]) -> str:
         extra = f" (reason: {d['reason']})" if d.get("reason") else ""
         return f"{d.get('step')}.{d.get('item')} {mark}: {d.get('summary', '')}{extra}"
     if kind == "prompt.answered":
-        return f"{d.get('id')} answered {json.dumps(d.get('answer'), sort_keys=True)} by {d.get('by')} ({d.get('source')})"
+        from .prompts import answer_text
+
+        return f"{d.get('id')} answered {answer_text(d.get('answer'))} by {d.get('by')} ({d.get('source')})"
     if kind in ("child.started", "child.finished"):
         return f"linked run {d.get('run')} ({d.get('runbook') or ''}) {d.get('status', 'started')}"
     return f"{kind}" + (f": {d['reason']}" if d.get("reason") else "")

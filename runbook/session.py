@@ -295,7 +295,7 @@ class Session:
         if status is Status.SUCCEEDED:
             self.close_taken_over(runner)
         if self.console is not None:
-            shown = reason or (runner.state.reason if status is not Status.SUCCEEDED else "")
+            shown = reason or (runner.state.reason if status is not Status.SUCCEEDED or runner.state.ended_at else "")
             self.console.summary(runner.run_id, status.value, shown, runner.plan.name,
                                  deviations=len(runner.state.deviations), over=runner.state.over)
         if status is Status.INTERRUPTED:

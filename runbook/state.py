@@ -245,6 +245,8 @@ def apply(st: RunState, rec: dict[str, Any]) -> None:
             st.failure = st.reason
         if kind in (Event.FAILED, Event.SUCCEEDED):
             st.ended_at = data.get("ended_at", "")
+        if kind == Event.SUCCEEDED and st.ended_at:
+            st.reason = data.get("reason", "")         # where and why the runbook ended it
     if kind == Event.RUN_STARTED:
         st.run_id = rec.get("run", "")
         st.runbook = data.get("runbook", "")

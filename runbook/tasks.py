@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from invoke import Collection, task
+from invoke import Collection, Task, task
 from invoke.exceptions import Exit
 
 # invoke switches off writing compiled modules (unless `--write-pyc`) before it loads a tasks file, so
@@ -55,7 +55,21 @@ def _call(fn: Callable[..., int], *args: Any, **kwargs: Any) -> None:
         raise Exit(code=code)
 
 
-@task(default=True, positional=["name"], iterable=["param"], help={
+class _SameFlags(Task):  # type: ignore[misc]
+    """``-n`` is ``--non-interactive`` here as on ``runbook.resume`` (invoke would give it to the
+    positional NAME, which needs no flag)."""
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Any]:
+        args = super().get_arguments(ignore_unknown_help)
+        for arg in args:
+            if arg.name == "name":
+                arg.names = tuple(n for n in arg.names if len(n) > 1)
+            elif arg.name == "non_interactive":
+                arg.names = ("non-interactive", "n")
+        return args
+
+
+@task(klass=_SameFlags, default=True, positional=["name"], iterable=["param"], help={
     "name": "the runbook to run (see `invoke runbook.list`)",
     "env": "environment from environments/ (production, staging, sandbox, ...)",
     "param": "a parameter as NAME=VALUE; repeat for several (secrets: RUNBOOK_PARAM_NAME or the prompt)",

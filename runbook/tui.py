@@ -33,10 +33,19 @@ def confirm(text: str, default: bool) -> Any:
     return questionary.confirm(text, default=default, auto_enter=False)
 
 
-def _link(value: str) -> Any:
+def _ask_link(text: str) -> str:
+    """A link, asked again on an empty line until it is one (a refused answer is said once and
+    cleared, not left in the line to be edited around)."""
+    import questionary
+
     from .answers import link_problem
 
-    return link_problem(value) or True
+    while True:
+        value = str(_ask(questionary.text(f"Link (https://... or s3://...) for '{text}':")) or "").strip()
+        problem = link_problem(value)
+        if not problem:
+            return value
+        print(f"  {problem}", flush=True)
 
 
 def _ask(question: Any) -> Any:
@@ -110,7 +119,7 @@ class QuestionaryPrompter:
         if prompt.evidence == "note":
             answer["note"] = _ask(questionary.text(f"Note for '{prompt.text}':", validate=_required("a note")))
         elif prompt.evidence == "link":
-            answer["link"] = _ask(questionary.text(f"Link (https://...) for '{prompt.text}':", validate=_link))
+            answer["link"] = _ask_link(prompt.text)
         return answer
 
     def checklist(self, prompts: list[Prompt]) -> dict[str, Answer]:

@@ -113,6 +113,20 @@ class RunbookValidator:
         self.registry = registry
         self.env_schema = load_schema("environment")
         self._checked: dict[Path, tuple[Checked | None, list[Diagnostic]]] = {}
+        self._env_vars: dict[str, set[str]] | None = None
+
+    def env_vars(self) -> dict[str, set[str]]:
+        """Each environment of the project -> the names under its ``vars:`` (read once)."""
+        if self._env_vars is None:
+            self._env_vars = {}
+            for name in self.project.environment_names():
+                try:
+                    data = self.project.load(self.project.environments_dir / f"{name}.yaml").data
+                except InputError:
+                    continue               # reported when the environment itself is validated
+                found = data.get("vars") if isinstance(data, dict) else None
+                self._env_vars[name] = set(map(str, found)) if isinstance(found, dict) else set()
+        return self._env_vars
 
     # -- entry points -------------------------------------------------------------
     def check(self, path: Path) -> tuple[Checked | None, list[Diagnostic]]:
@@ -612,6 +626,14 @@ class _RunbookRules:
             if sub is None:
                 self.err(path, f"{ref.text}: environments have no {unknown} (see schemas/environment.schema.json)")
                 return _BAD
+            if len(ref.parts) >= 2 and ref.parts[0] == "vars":
+                known = self.v.env_vars()
+                name = ref.parts[1]
+                if known and not any(name in names for names in known.values()):
+                    every = sorted(set().union(*known.values()))
+                    self.err(path, f"{ref.text}: no environment defines vars.{name}{suggest(name, every)} "
+                                   f"(environments/: {', '.join(sorted(known))})")
+                    return _BAD
             return schema_type(sub)
         if ref.root == "each":
             return self.each_ref_type(path, ref)

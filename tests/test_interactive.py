@@ -152,13 +152,17 @@ def test_a_link_must_be_an_http_url(tmp_path: Path) -> None:
     child.send("known\r")
     child.expect(r"Done: Link the dashboard.*\(Y/n\)")
     child.send("y\r")
-    child.expect(r"Link \(https://...\) for")
+    child.expect(r"Link \(https://... or s3://...\) for")
     child.send("not a link\r")
-    child.expect("is not a link")                      # refused at the prompt, asked again
-    child.send("\x15https://dash.example/d/1\r")       # Ctrl-U clears the line, then a real URL
+    child.expect("is not a link")                      # refused at the prompt, asked again on an empty line
+    child.expect(r"Link \(https://... or s3://...\) for")
+    child.send("s3://evidence-bucket/dash/1.png\r")    # an S3 object is a link too
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+    journal = next((home / "runs").iterdir()) / "journal.jsonl"
+    assert '"link":"s3://evidence-bucket/dash/1.png"' in journal.read_text().replace(": ", ":")
+    assert "not a link" not in journal.read_text()            # the refused answer was never taken
 
 
 def test_the_takeover_prompt_asks_its_question_first(tmp_path: Path) -> None:
@@ -186,3 +190,24 @@ def test_the_takeover_prompt_asks_its_question_first(tmp_path: Path) -> None:
         if holder.poll() is None:
             holder.kill()
             holder.communicate()
+
+
+def test_a_parameter_with_a_default_is_asked_offering_the_default(tmp_path: Path) -> None:
+    """Issue 23.10: at a terminal, a defaulted parameter nobody gave is asked, its default offered;
+    -n (--non-interactive, as on runbook.resume) and --yes keep the default without asking."""
+    root = copy_project("runtime", tmp_path)
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    child = spawn(["runbook", "guard-small-things", "--param", f"dir={work}"], root, home)
+    child.expect(r"How many replicas \(replicas\):.*3")               # the default offered
+    child.send("\x155\r")                                              # cleared and typed over
+    child.expect(r"Done: Tell the channel.*\(Y/n\)")
+    child.send("y\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert (work / "scaled.txt").read_text().split() == ["5"]
+    unattended = invoke("runbook", "guard-small-things", "-n", "--yes", "--param", f"dir={work}", root=root,
+                        home=home)
+    assert unattended.returncode == 0, unattended.stdout + unattended.stderr
+    assert (work / "scaled.txt").read_text().split() == ["5", "3"]

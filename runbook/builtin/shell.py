@@ -58,7 +58,8 @@ def _execute(ctx: Context) -> Outcome:
                 evidence[f"{label}_sha256"] = ctx.store_blob(text.encode())
     out, err = _chomp(stdout)[-MAX_OUTPUT:], _chomp(stderr)[-MAX_OUTPUT:]
     outputs = {"exit_code": done.exit_code, "stdout": out, "stderr": err, "stdout_lines": out.splitlines()}
-    command = " ".join(done.argv[:3]) + (" ..." if len(done.argv) > 3 else "")
+    command = " ".join(_word(a) for a in done.argv[:3])
+    command += " ..." if len(done.argv) > 3 and not command.endswith("...") else ""
     if done.timed_out:
         return Outcome(False, f"`{ctx.redact(command)}` timed out after {timeout} s (see stdout_tail in the evidence)",
                        evidence, outputs)
@@ -73,6 +74,13 @@ def _execute(ctx: Context) -> Outcome:
     return Outcome(False, f"`{ctx.redact(command)}`: expected exit {' or '.join(map(str, allowed))}, found "
                           f"{done.exit_code}{quoted} (cwd {cwd}){where}",
                    evidence, outputs)
+
+
+def _word(arg: str, limit: int = 60) -> str:
+    """One argument as a summary names it: one line (an inline script's first), not too long."""
+    first = arg.splitlines()[0] if arg.strip() else arg
+    cut = first if len(first) <= limit else first[:limit - 3]
+    return cut + ("..." if cut != arg else "")
 
 
 def _chomp(text: str) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.harness import of_type, world
+from helpers import invoke
 from runbook import cli
 from runbook.errors import ExitCode, UsageError
 from runbook.state import Status
@@ -60,6 +61,9 @@ def test_end_succeeded_says_where_and_why(tmp_path: Path) -> None:
     assert w.lines("work.txt") == []
     [done] = of_type(w.records(), "run.succeeded")
     assert done["data"]["ended_at"] == "look" and "Nothing to do when already done" in done["data"]["reason"]
+    shown = invoke("runbook", "guard-end-succeeded", "--param", f"dir={w.work}", root=w.root, home=w.home)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "succeeded (ended at step look: Nothing to do when already done)." in shown.stdout, shown.stdout
 
 
 # -- 23.2: concurrent iterations with identical output ---------------------------------------------
@@ -159,3 +163,36 @@ def test_output_expectations_that_do_not_hold_fail_the_check_naming_what_was_fou
     assert "state: expected one of 'ready', 'idle', found 'starting'" in check(status, json={"state": ["ready", "idle"]})
     failing = [sys.executable, "-c", "import sys; print('job-9'); sys.exit(2)"]
     assert "expected exit 0, found 2" in check(failing, stdout_matches="job-9")    # the exit code first
+
+
+# -- 23.10: the smaller things, as plain output (no terminal, no --verbose) --------------------------
+
+def test_small_things_in_the_plain_output(tmp_path: Path) -> None:
+    from helpers import write_answers
+
+    w = world(tmp_path)
+    answers = write_answers(tmp_path / "a.yaml", "guard-small-things", {"done.told": True})
+    done = invoke("runbook", "guard-small-things", "--param", f"dir={w.work}", "--answers", str(answers),
+                  root=w.root, home=w.home)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert "        node-2 NotReady" in out                                  # what a check looked at
+    assert "(attempt 1 of 3; trying again)" in out and "(attempt 2 of 3; trying again)" in out
+    [skipped] = [ln for ln in out.splitlines() if "ready skipped" in ln]
+    assert '"node-1 Ready..." (3 lines, 41 characters) matches "^all ready"' in skipped and "\\n" not in skipped
+    assert f"done.told: yes (answers-file:{answers})" in out and "{'done'" not in out
+    assert "`python3 -c import sys...`: expected exit 0, found 1" in out          # a script's first line
+    for args in (("runbook.show", "guard-small-things"), ("runbook", "guard-small-things", "--dry-run")):
+        shown = invoke(*args, "--param", f"dir={w.work}", root=w.root, home=w.home)
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        assert "probe    effects.has_line" in shown.stdout, shown.stdout
+    audit = invoke("audit.show", w.last(), root=w.root, home=w.home)
+    assert "done.told: yes by tester@example.com" in audit.stdout and "{'done'" not in audit.stdout, audit.stdout
+
+
+def test_dash_n_is_non_interactive_on_runbook_as_on_resume(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    parked = invoke("runbook", "guard-small-things", "-n", "--param", f"dir={w.work}", root=w.root, home=w.home)
+    assert parked.returncode == ExitCode.PARKED, parked.stdout + parked.stderr        # nobody to tell the channel
+    again = invoke("runbook.resume", "-n", root=w.root, home=w.home)
+    assert again.returncode == ExitCode.PARKED, again.stdout + again.stderr
