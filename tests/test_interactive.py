@@ -211,3 +211,18 @@ def test_a_parameter_with_a_default_is_asked_offering_the_default(tmp_path: Path
                         home=home)
     assert unattended.returncode == 0, unattended.stdout + unattended.stderr
     assert (work / "scaled.txt").read_text().split() == ["5", "3"]
+
+
+def test_dash_n_is_non_interactive_on_runbook_as_on_resume(tmp_path: Path) -> None:
+    """At a terminal, -n means --non-interactive on `runbook` as on `runbook.resume`: nothing is
+    asked, the run parks where it needs a person (it was --name, taking the next word as a value)."""
+    root = copy_project("runtime", tmp_path)
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    for args in (["runbook", "guard-small-things", "-n", "--param", f"dir={work}"], ["runbook.resume", "-n"]):
+        child = spawn(args, root, home)
+        child.expect("parked")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 4, args
+    assert (work / "scaled.txt").read_text().split() == ["3"]       # the default, not asked

@@ -189,10 +189,3 @@ def test_small_things_in_the_plain_output(tmp_path: Path) -> None:
     audit = invoke("audit.show", w.last(), root=w.root, home=w.home)
     assert "done.told: yes by tester@example.com" in audit.stdout and "{'done'" not in audit.stdout, audit.stdout
 
-
-def test_dash_n_is_non_interactive_on_runbook_as_on_resume(tmp_path: Path) -> None:
-    w = world(tmp_path)
-    parked = invoke("runbook", "guard-small-things", "-n", "--param", f"dir={w.work}", root=w.root, home=w.home)
-    assert parked.returncode == ExitCode.PARKED, parked.stdout + parked.stderr        # nobody to tell the channel
-    again = invoke("runbook.resume", "-n", root=w.root, home=w.home)
-    assert again.returncode == ExitCode.PARKED, again.stdout + again.stderr
