@@ -89,7 +89,8 @@ def test_a_dead_command_its_stopped_parent_has_not_reaped_is_not_running(tmp_pat
 
     child = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
     try:
-        wait_for(lambda: open(f"/proc/{child.pid}/stat").read().split(")")[-1].split()[0] == "Z")
+        stat = Path(f"/proc/{child.pid}/stat")
+        wait_for(lambda: stat.read_text().split(")")[-1].split()[0] == "Z")
         assert not proc.group_alive(child.pid, proc.start_time(child.pid))
     finally:
         child.wait()
