@@ -200,3 +200,21 @@ def aws_dummy_credentials(monkeypatch: Any, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     aws.reset()
+
+
+def kill_with_commands(engine: subprocess.Popen, home: Path) -> None:
+    """SIGKILL an engine and the commands it started (each in its own process group, journaled as
+    ``item.process``): the machine was lost, nothing of the run goes on. (A plain kill of the engine
+    leaves its command running, and the resume then waits for it.)"""
+    import signal
+
+    engine.kill()
+    engine.communicate(timeout=30)
+    for journal in (home / "runs").glob("*/journal.jsonl") if (home / "runs").is_dir() else ():
+        for line in journal.read_text().splitlines():
+            record = json.loads(line)
+            if record.get("type") == "item.process" and record["data"].get("state") == "running":
+                try:
+                    os.killpg(int(record["data"]["pid"]), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from helpers import REPO, copy_project, invoke, spawn, wait_for
+from helpers import REPO, copy_project, invoke, spawn, wait_for, write_answers
 from test_backend_contract import AWS_KEYS, endpoint, event, team_env
 
 RACERS = 20
@@ -117,8 +117,10 @@ def test_killed_run_resumes_from_another_home_and_verifies(tmp_path: Path) -> No
     refused = invoke("runbook", "sleeper", "--env", "team", "--param", f"dir={work}", root=root,
                      home=tmp_path / "laptop-b", env=AWS_KEYS)
     assert refused.returncode == 3 and "is stale" in refused.stderr, refused.stderr
-    resumed = invoke("runbook", "sleeper", "--env", "team", "--resume", root=root, home=tmp_path / "laptop-b",
-                     env=AWS_KEYS)
+    # the killed engine's 60 s command still runs on this machine: the operator stops it (else the resume waits)
+    stop = write_answers(tmp_path / "stop.yaml", "sleeper", {"work.sleep.running": {"done": False}})
+    resumed = invoke("runbook", "sleeper", "--env", "team", "--resume", "--answers", str(stop), root=root,
+                     home=tmp_path / "laptop-b", env=AWS_KEYS)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert lines(work / "after.txt") == ["after"]
     store = aws_store(env, tmp_path / "reviewer")

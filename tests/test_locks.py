@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-from helpers import copy_project, invoke, spawn, wait_for, write_answers
+from helpers import copy_project, invoke, kill_with_commands, spawn, wait_for, write_answers
 
 
 def lines(path: Path) -> list[str]:
@@ -27,8 +27,7 @@ def test_second_start_exits_3_naming_the_holder_then_stale_lock_is_taken_back(tm
     assert "for run 2" in second.stderr and "Traceback" not in second.stderr
     status = invoke("runbook.status", root=root, home=home)
     assert "sleeper" in status.stdout and "[live]" in status.stdout
-    first.kill()
-    first.communicate()
+    kill_with_commands(first, home)
     third = invoke("runbook", "sleeper", "--param", f"dir={tmp_path}", root=root, home=home)
     assert third.returncode == 3
     assert "is stale" in third.stderr and "invoke runbook.resume" in third.stderr

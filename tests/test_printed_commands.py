@@ -10,7 +10,7 @@ import shutil
 import signal
 from pathlib import Path
 
-from helpers import copy_project, invoke, spawn, wait_for
+from helpers import copy_project, invoke, kill_with_commands, spawn, wait_for
 
 COMMAND = re.compile(r"invoke [a-z_.]+(?: (?:--[a-z-]+|'[^']*'|[A-Za-z0-9._:/@-]+))*")
 
@@ -72,8 +72,7 @@ def test_commands_printed_for_an_interrupted_run_and_a_stale_lock_work_as_printe
     # a stale lock: the holder was killed; another run is refused, naming what to type
     second = spawn("runbook", "sleeper", "--param", f"dir={work}", "--param", "seconds=30", root=root, home=home)
     wait_for(lambda: (work / "marker.txt").read_text().count("started") >= 2)
-    second.kill()
-    second.communicate(timeout=30)
+    kill_with_commands(second, home)
     refused = invoke("runbook", "sleeper", "--param", f"dir={work}", root=root, home=home)
     assert refused.returncode == 3, refused.stdout + refused.stderr
     check_all(refused.stderr, root, home, tmp_path, {"runbook.resume", "runbook.abandon", "runbook.unlock"})
