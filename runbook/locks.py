@@ -22,6 +22,7 @@ from typing import Any, Iterator
 from . import hints, identity
 from .errors import LockHeld, RunbookError, UsageError
 from .journal import atomic_write, utcnow
+from . import clock
 
 
 @dataclass
@@ -58,7 +59,7 @@ class Holder:
 
     def is_stale(self) -> bool:
         """Its lease expired, or same host and the process is gone (another host's process is not judged here)."""
-        if self.expires_at is not None and time.time() > self.expires_at:
+        if self.expires_at is not None and clock.time_s() > self.expires_at:
             return True
         return self.host == identity.host() and not identity.alive(self.pid, self.pid_start)
 
@@ -173,7 +174,7 @@ class LockStore:
     def acquire(self, key: str, run_id: str, runbook: str, operator: str, wait: float = 0.0,
                 on_wait: Any = None) -> Holder:
         """Take the lock for a new run; LockHeld (exit 3) names the holder."""
-        deadline = time.monotonic() + wait
+        deadline = clock.monotonic() + wait
         while True:
             holder = self._new(key, run_id, runbook, operator, 1)
             if self._create(holder):
@@ -181,11 +182,11 @@ class LockStore:
             current = self.read(key)
             if current is None:
                 continue   # released between our attempt and the read
-            if time.monotonic() >= deadline:
+            if clock.monotonic() >= deadline:
                 raise LockHeld(self.held_message(current) + waited(wait))
             if on_wait is not None:
                 on_wait(current)
-            time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+            clock.sleep(min(1.0, max(0.05, deadline - clock.monotonic())))
 
     def held_message(self, current: Holder) -> str:
         return held_message(current)

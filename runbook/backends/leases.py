@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from dataclasses import asdict
 from typing import Any
 
@@ -24,6 +23,7 @@ from ..errors import ExternalError, LockHeld, UsageError
 from ..journal import utcnow
 from ..locks import Fenced, Holder, held_message, waited
 from .awsio import Aws, Conflict, from_item, to_item, values
+from .. import clock
 
 PK = "lock"
 FIELDS = ("key", "run_id", "runbook", "operator", "host", "pid", "pid_start", "since", "epoch", "expires_at")
@@ -74,7 +74,7 @@ class LeaseStore:
     def _new(self, key: str, run_id: str, runbook: str, operator: str, epoch: int) -> Holder:
         pid = os.getpid()
         return Holder(key, run_id, runbook, operator, identity.host(), pid, identity.process_start(pid), utcnow(),
-                      epoch, time.time() + self.lease)
+                      epoch, clock.time_s() + self.lease)
 
     def _put(self, holder: Holder, condition: str, **names: Any) -> None:
         """A conditional put of ``holder``; :class:`Refused` (with the item now there) when its condition failed.
@@ -84,7 +84,7 @@ class LeaseStore:
         the condition the first attempt made false. Refused, the item is read back (consistently): when
         it is exactly this holder (same run, process, start time, epoch and lease end), the put was ours.
         """
-        item = to_item({"pk": PK, "sk": holder.key, "heartbeat": time.time(), **asdict(holder)})
+        item = to_item({"pk": PK, "sk": holder.key, "heartbeat": clock.time_s(), **asdict(holder)})
         try:
             self.io.call("dynamodb", "put_item", f"lock {holder.key}", TableName=self.table, Item=item,
                          ConditionExpression=condition,
@@ -98,7 +98,7 @@ class LeaseStore:
     def acquire(self, key: str, run_id: str, runbook: str, operator: str, wait: float = 0.0,
                 on_wait: Any = None) -> Holder:
         """Take a free key for a new run; LockHeld (exit 3) names the holder, live or stale."""
-        deadline = time.monotonic() + wait
+        deadline = clock.monotonic() + wait
         while True:
             holder = self._new(key, run_id, runbook, operator, 1)
             try:
@@ -108,11 +108,11 @@ class LeaseStore:
                 current = refused.current
             if current is None:
                 continue
-            if time.monotonic() >= deadline:
+            if clock.monotonic() >= deadline:
                 raise LockHeld(self.held_message(current) + waited(wait))
             if on_wait is not None:
                 on_wait(current)
-            time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+            clock.sleep(min(1.0, max(0.05, deadline - clock.monotonic())))
 
     def held_message(self, current: Holder) -> str:
         return held_message(current)
@@ -180,7 +180,7 @@ class LeaseStore:
         self.io.call("dynamodb", "update_item", f"lock {key}", TableName=self.table, Key=self._key(key),
                      UpdateExpression="SET expires_at = :exp, heartbeat = :now",
                      ConditionExpression="run_id = :run AND epoch = :epoch",
-                     ExpressionAttributeValues=values(exp=time.time() + self.lease, now=time.time(), run=run_id,
+                     ExpressionAttributeValues=values(exp=clock.time_s() + self.lease, now=clock.time_s(), run=run_id,
                                                       epoch=epoch))
 
     def release(self, key: str, run_id: str, epoch: int | None = None) -> None:

@@ -10,11 +10,11 @@ nothing breached, asks the engine to park the run (exit 4); resuming looks again
 from __future__ import annotations
 
 import dataclasses
-import time
 from datetime import datetime, timezone
 from typing import Any
 
 from runbook.api import Context, Outcome, check
+from runbook.api import clock
 
 WATCHED = (("aws.cloudwatch_5xx_rate", "5XX"), ("aws.cloudwatch_latency", "latency"),
            ("aws.cloudwatch_no_alarms", "alarms"), ("aws.logs_errors", "error logs"))
@@ -23,7 +23,7 @@ WATCHED = (("aws.cloudwatch_5xx_rate", "5XX"), ("aws.cloudwatch_latency", "laten
 def _started(ctx: Context) -> float:
     if ctx.step_started:
         return datetime.strptime(ctx.step_started, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
-    return time.time()
+    return clock.time_s()
 
 
 def _look(ctx: Context, window: float) -> list[tuple[str, Outcome]]:
@@ -60,14 +60,14 @@ def window(ctx: Context) -> Outcome:
     interval = float(ctx.args.get("interval", monitoring.get("interval", 60)))
     # watched time only: a Ctrl-C and the time until the resume do not count; a parked watch (park:
     # true) is the exception by design: the window passes while nobody watches, and is looked at again
-    start = _started(ctx) if ctx.args.get("park") else time.time() - ctx.step_active_s
+    start = _started(ctx) if ctx.args.get("park") else clock.time_s() - ctx.step_active_s
     end = start + length
     looks = 0
     history: list[str] = []
     while True:
         looks += 1
         results = _look(ctx, length)
-        elapsed = time.time() - start
+        elapsed = clock.time_s() - start
         line = ", ".join(f"{label} {'ok' if o.passed else 'BREACH'}" for label, o in results)
         history.append(f"{elapsed:.0f}s: {line}")
         failed = [(label, o) for label, o in results if not o.passed]
@@ -77,15 +77,15 @@ def window(ctx: Context) -> Outcome:
             label, first = failed[0]
             return Outcome(False, f"monitoring window breached after {elapsed:.0f} of {length:.0f} s: {label}: "
                                   f"{first.summary}", evidence, {"looks": looks, "elapsed_s": elapsed, "park": False})
-        if time.time() >= end:
+        if clock.time_s() >= end:
             return Outcome(True, f"monitored {length:.0f} s ({looks} looks): 5XX rate, latency, alarms and error "
                                  "logs within limits", evidence, {"looks": looks, "elapsed_s": elapsed, "park": False})
         if ctx.args.get("park"):
-            left = end - time.time()
+            left = end - clock.time_s()
             return Outcome(False, f"monitoring window open for {left:.0f} more s, nothing breached so far; "
                                   "parked: resume after the window to finish it", evidence,
                            {"looks": looks, "elapsed_s": elapsed, "park": True})
-        left = end - time.time()
+        left = end - clock.time_s()
         done = int(20 * min(1.0, elapsed / length)) if length else 20
         ctx.progress(f"monitoring [{'#' * done}{'.' * (20 - done)}] {elapsed:.0f}/{length:.0f} s: {line}")
-        time.sleep(max(0.0, min(interval, left)))
+        clock.sleep(max(0.0, min(interval, left)))
