@@ -113,9 +113,11 @@ def _refuse_html(response_dict: dict[str, Any] | None = None, operation_model: A
     refused as unreadable. The body decides, not Content-Type (moto labels its JSON text/html).
     An error status stays botocore's (retried, then the status as the error code)."""
     response = response_dict or {}
-    if int(response.get("status_code") or 0) >= 400:
-        return
-    body = bytes(response.get("body") or b"")
+    body = response.get("body")
+    if int(response.get("status_code") or 0) >= 400 or not isinstance(body, (bytes, bytearray)) \
+            or getattr(operation_model, "has_streaming_output", False):
+        return                    # an object's own bytes (S3 GetObject) are whatever they are
+    body = bytes(body)
     start = body[:512].lstrip().lower()
     protocol = str((getattr(operation_model, "metadata", None) or {}).get("protocol", ""))
     html = start.startswith((b"<!doctype html", b"<html"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from .steps import Item, Step, each_id, group_each, iteration
 CRASH_POINTS = ("before-intent", "after-intent", "after-effect")
 _EACH_ROOT = re.compile(r"^(.*?\[\d+\])")      # STEP[i] of STEP[i].INNER.ITEM
 MAX_SCRIPTED_RETRIES = 3
+_HOST = socket.gethostname()
 
 __all__ = ["CRASH_POINTS", "LockRef", "Runner", "StepFailed"]
 
@@ -124,8 +126,6 @@ class Runner:
 
     def session(self, resume: bool) -> None:
         """Record who runs this session, where."""
-        import socket
-
         self.emit(Event.SESSION, {"resume": resume, "host": socket.gethostname(), "pid": os.getpid(),
                                   "operator": self.operator}, flush=True)
 
@@ -507,8 +507,8 @@ class Runner:
             self.emit(Event.ITEM_INTENT, {"step": step.id, "item": key, "uses": plugin.name, "args": args}, flush=True)
             crash(target, "after-intent")
             ctx.child_started = lambda pid: self.emit(Event.ITEM_PROCESS, {
-                "step": step.id, "item": key, "pid": pid, "started": proc.start_time(pid), "state": "running"},
-                flush=True)
+                "step": step.id, "item": key, "pid": pid, "started": proc.start_time(pid), "host": _HOST,
+                "state": "running"}, flush=True)
             outcome = failing(target, self.plan.name) or self.invoke(plugin, ctx)
             crash(target, "after-effect")
         elif item.data.get("wait"):
@@ -585,8 +585,8 @@ class Runner:
         """The interrupted action's command may still be running (the engine was killed, its
         command was not): before anything looks at its effect, wait for it to end, or stop it
         when the operator says so (``STEP.ITEM.running``; nobody to ask, or ``--yes``: wait)."""
-        if not process or process.get("state") != "running":
-            return
+        if not process or process.get("state") != "running" or process.get("host", _HOST) != _HOST:
+            return                   # a command on another machine is not this machine's to see
         pid, started = int(process["pid"]), str(process.get("started") or "")
         if not proc.group_alive(pid, started):
             return

@@ -131,8 +131,9 @@ def start_time(pid: int) -> str:
 
 
 def group_alive(pgid: int, started: str = "") -> bool:
-    """A recorded command's process group still has a process (its leader, if ``started`` is
-    known, the very process recorded: a reused pid is not it)."""
+    """A recorded command's process group still has a live process (a zombie, dead but not yet
+    reaped by a stopped parent, is not; a leader that is not the very process recorded, by its
+    start time, means the pid was reused)."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
@@ -143,7 +144,29 @@ def group_alive(pgid: int, started: str = "") -> bool:
         now = start_time(pgid)
         if now and now != started:
             return False
-    return True
+    members = _group_states(pgid)
+    return members is None or any(state not in "ZX" for state in members)
+
+
+def _group_states(pgid: int) -> list[str] | None:
+    """The states (R, S, Z, ...) of the processes in group ``pgid``, from /proc (None without it)."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return None
+    states = []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                stat = fh.read().decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 2 and fields[2] == str(pgid):
+            states.append(fields[0])
+    return states
 
 
 def tail(text: str, lines: int = 20, max_chars: int = 4000) -> str:

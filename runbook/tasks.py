@@ -55,7 +55,7 @@ def _call(fn: Callable[..., int], *args: Any, **kwargs: Any) -> None:
         raise Exit(code=code)
 
 
-class _SameFlags(Task):  # type: ignore[misc]
+class _SameFlags(Task):
     """``-n`` is ``--non-interactive`` here as on ``runbook.resume`` (invoke would give it to the
     positional NAME, which needs no flag)."""
 

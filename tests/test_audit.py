@@ -86,7 +86,7 @@ def test_show_has_everything_a_review_needs(world: dict) -> None:
                      "digest: ", "journal: chain verified", "[2 attempts]", "on_failure offered: cleanup: accepted"):
         assert expected in flow, expected
     gates = call(world, audit_cli.audit_show, world["runs"]["gates"])
-    assert "run.parked" not in gates and "confirm-it.confirm: {\"done\": true} by bob@example.com" in gates
+    assert "run.parked" not in gates and "confirm-it.confirm: yes by bob@example.com" in gates
     assert "REFUSED: the same person is named twice" in gates
     assert "approval refused in approve: the same person is named twice" in gates
     secret = call(world, audit_cli.audit_show, world["runs"]["secretive"])

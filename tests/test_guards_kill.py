@@ -79,3 +79,18 @@ def test_a_timeout_stops_the_whole_process_group(tmp_path: Path) -> None:
     assert done.timed_out and done.exit_code == 124
     [pid] = pids
     wait_for(lambda: not proc.group_alive(pid))          # the grandchild was in the group too
+
+
+def test_a_dead_command_its_stopped_parent_has_not_reaped_is_not_running(tmp_path: Path) -> None:
+    """A zombie (the engine that started it is stopped, so nobody reaps it) has ended: a resume on
+    the team backend must not wait for it for ever."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
+    try:
+        stat = Path(f"/proc/{child.pid}/stat")
+        wait_for(lambda: stat.read_text().split(")")[-1].split()[0] == "Z")
+        assert not proc.group_alive(child.pid, proc.start_time(child.pid))
+    finally:
+        child.wait()

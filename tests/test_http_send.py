@@ -197,6 +197,13 @@ def test_env_vars_are_read_in_a_runbook_and_recorded(tmp_path: Path) -> None:
 def test_env_vars_unknown_name_is_refused_with_a_suggestion(tmp_path: Path) -> None:
     root, home = project(tmp_path, "http://127.0.0.1:9"), tmp_path / "home"
     (root / "runbooks" / "kube.yaml").write_text(KUBE.replace("REF", "kube_contxt"))
+    checked = invoke("runbook.validate", root=root, home=home)      # no environment defines it: found before a run
+    assert checked.returncode == 2, checked.stdout + checked.stderr
+    assert ("${env.vars.kube_contxt}: no environment defines vars.kube_contxt (did you mean 'kube_context'?) "
+            "(environments/: ops)") in checked.stderr
+    # defined by another environment only: the run on ops is refused naming ops
+    (root / "environments" / "dev.yaml").write_text("name: dev\nvars: {kube_contxt: dev-cluster}\n")
+    assert invoke("runbook.validate", root=root, home=home).returncode == 0
     result = invoke("runbook", "kube", "--env", "ops", root=root, home=home)
     assert result.returncode == 2, result.stdout + result.stderr
     assert ("${env.vars.kube_contxt}: environment 'ops' has no vars.kube_contxt (did you mean 'kube_context'?) "

@@ -224,13 +224,15 @@ def answer_release_prompts(child: pexpect.spawn) -> None:
     child.expect("Release version")
     child.expect("v1.2.0")              # the next version from the CHANGELOG, offered
     child.send("\r")
+    child.expect("Park the run for the monitoring window")     # a defaulted parameter is offered too
+    child.send("\r")                    # Enter keeps the default (watch the window)
     child.expect("Tick what is done")
     for _ in range(4):
         child.send(" ")
         child.send("\x1b[B")
     child.send("\r")
     for answer in ("develop tested in staging", "https://dash.example.invalid/staging", "migrations tested on a clone"):
-        child.expect(r"(Note|Link \(https://\.\.\.\)) for")
+        child.expect(r"(Note|Link \(https://\.\.\. or s3://\.\.\.\)) for")
         child.send(answer + "\r")
     child.expect(r"Done: The critical endpoints.*\(Y/n\)")
     child.send("y\r")                  # a yes/no takes its answer and Enter
