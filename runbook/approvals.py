@@ -102,19 +102,28 @@ def run_gate(runner: Host, step: Step) -> None:
 def wait_for_approvals(runner: Host, step: Step, gate: Any, ctx: Any, wait: dict[str, Any], outcome: Any) -> Any:
     """Poll the gate for the step's ``wait:``, showing who approved, what is missing and the time left."""
     timeout, interval = float(wait.get("timeout", 0)), float(wait.get("interval", 10))
-    end = clock.monotonic() + timeout
     console = getattr(runner, "console", None)
-    if timeout <= 0 or console is None:
-        while not outcome.passed and outcome.outputs.get("park") and clock.monotonic() < end:
-            clock.sleep(interval)
-            outcome = runner.invoke(gate, ctx)
+    last = [outcome]
+    if timeout <= 0:
         return outcome
+
+    def decided() -> bool:
+        return bool(last[-1].passed or not last[-1].outputs.get("park"))
+
+    def look(update: Any) -> Any:
+        def again(waited: float) -> None:      # the interval (the last one cut to what is left), then the gate
+            clock.sleep(min(interval, max(0.0, timeout - waited)))
+            last.append(runner.invoke(gate, ctx))
+            update(f"waiting for approvals ({max(0.0, timeout - waited - interval):.0f} s left): "
+                   f"{last[-1].summary}")
+        return again
+
+    if console is None:
+        clock.wait_until(decided, timeout, 0.0, on_tick=look(lambda message: None), sleep=False)
+        return last[-1]
     with console.waiting(f"waiting for approvals ({timeout:.0f} s left): {outcome.summary}", announce=True) as update:
-        while not outcome.passed and outcome.outputs.get("park") and clock.monotonic() < end:
-            clock.sleep(min(interval, max(0.0, end - clock.monotonic())))
-            outcome = runner.invoke(gate, ctx)
-            update(f"waiting for approvals ({max(0.0, end - clock.monotonic()):.0f} s left): {outcome.summary}")
-    return outcome
+        clock.wait_until(decided, timeout, 0.0, on_tick=look(update), sleep=False)
+    return last[-1]
 
 
 def keep_waiting(runner: Host, step: Step, outcome: Any) -> bool:

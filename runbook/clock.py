@@ -91,7 +91,7 @@ def wait_until(predicate: Callable[[], T], timeout: float | None, interval: floa
     while True:
         value = predicate()
         waited = monotonic() - started
-        if value or (timeout is not None and waited + interval > timeout):
+        if value or (timeout is not None and (waited + interval > timeout or waited >= timeout)):
             return value
         if on_tick is not None:
             on_tick(waited)

@@ -98,21 +98,30 @@ class LeaseStore:
     def acquire(self, key: str, run_id: str, runbook: str, operator: str, wait: float = 0.0,
                 on_wait: Any = None) -> Holder:
         """Take a free key for a new run; LockHeld (exit 3) names the holder, live or stale."""
-        deadline = clock.monotonic() + wait
-        while True:
-            holder = self._new(key, run_id, runbook, operator, 1)
-            try:
-                self._put(holder, "attribute_not_exists(pk)")
-                return holder
-            except Refused as refused:
-                current = refused.current
-            if current is None:
-                continue
-            if clock.monotonic() >= deadline:
-                raise LockHeld(self.held_message(current) + waited(wait))
+        held: list[Holder] = []
+
+        def take() -> Holder | None:
+            """The lock, or None with its holder kept in ``held`` (one try, or more if it was released)."""
+            while True:
+                holder = self._new(key, run_id, runbook, operator, 1)
+                try:
+                    self._put(holder, "attribute_not_exists(pk)")
+                    return holder
+                except Refused as refused:
+                    current = refused.current
+                if current is None:
+                    continue
+                held.append(current)
+                return None
+
+        def tick(waited_s: float) -> None:
             if on_wait is not None:
-                on_wait(current)
-            clock.sleep(min(1.0, max(0.05, deadline - clock.monotonic())))
+                on_wait(held[-1])
+
+        got = clock.wait_until(take, wait, min(1.0, wait) if wait > 0 else 0.0, on_tick=tick)
+        if got is None:
+            raise LockHeld(self.held_message(held[-1]) + waited(wait))
+        return got
 
     def held_message(self, current: Holder) -> str:
         return held_message(current)

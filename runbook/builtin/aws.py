@@ -442,19 +442,24 @@ def ecs_wait_stable(ctx: Context) -> Outcome:
     if refusal:
         return Outcome.fail(refusal)
     expected = str(ctx.args.get("task_definition") or svc["taskDefinition"])
-    while True:
-        waited = clock.monotonic() - started
-        outcome = _stable_outcome(ctx, svc, cluster, name, expected, waited)
-        if outcome is not None:
-            return outcome
-        if waited + interval > timeout:
-            problems = _steady_problems(svc, None)
-            return _wait_result(ctx, svc, False, f"{cluster}/{name} not stable on {aws.family_revision(expected)} "
-                                                 f"after {_minutes(waited)}: " + "; ".join(problems)
-                                + _latest(ctx, svc) + f". {_where_ecs(ctx, cluster, name)}", waited)
-        ctx.progress(_progress(svc, name) + f"; {timeout - waited:.0f} s left")
+    seen = [svc]
+
+    def look() -> Outcome | None:
+        return _stable_outcome(ctx, seen[-1], cluster, name, expected, clock.monotonic() - started)
+
+    def tick(waited: float) -> None:          # progress, the interval, then the service as it is now
+        ctx.progress(_progress(seen[-1], name) + f"; {timeout - waited:.0f} s left")
         clock.sleep(interval)
-        svc, _, _ = _service(ctx)
+        seen.append(_service(ctx)[0])
+
+    outcome = clock.wait_until(look, timeout, interval, on_tick=tick, sleep=False)
+    if outcome is not None:
+        return outcome
+    svc, waited = seen[-1], clock.monotonic() - started
+    problems = _steady_problems(svc, None)
+    return _wait_result(ctx, svc, False, f"{cluster}/{name} not stable on {aws.family_revision(expected)} "
+                                         f"after {_minutes(waited)}: " + "; ".join(problems)
+                        + _latest(ctx, svc) + f". {_where_ecs(ctx, cluster, name)}", waited)
 
 
 def _progress(svc: dict[str, Any], name: str) -> str:

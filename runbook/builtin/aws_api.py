@@ -239,15 +239,17 @@ def aws_wait(ctx: Context) -> Outcome:
     until = dict(ctx.args.get("until") or {})
     fail_on = dict(ctx.args.get("fail_on") or {})
     started = clock.monotonic()
-    call: _Call | None = None
-    calls = 0
-    while True:
+    box: dict[str, Any] = {"call": None, "calls": 0}
+
+    def look() -> Outcome | None:
+        """One call: the wait's outcome when it is decided, else None (what it saw kept in ``box``)."""
         try:
-            call = call or _call_of(ctx)
+            call = box["call"] = box["call"] or _call_of(ctx)
             response, paginated = _once(ctx, call)
         except ExternalError as exc:
-            return _error(ctx, call, exc, calls=calls)
-        calls += 1
+            return _error(ctx, box["call"], exc, calls=box["calls"])
+        box["calls"] += 1
+        calls = box["calls"]
         waited = round(clock.monotonic() - started, 3)
         selected = _select(ctx, response)
         bad = {expr: jmes.search(expr, response) for expr, wanted in fail_on.items()
@@ -266,11 +268,18 @@ def aws_wait(ctx: Context) -> Outcome:
             held = ", ".join(f"{k} = {jmes.short(v)}" for k, v in found.items())
             return Outcome(True, ctx.redact(f"{call.where}: {held} after {calls} call(s), {waited:.1f} s"),
                            evidence, selected)
-        if waited + interval > timeout:
-            return Outcome(False, ctx.redact(f"{call.where}: still not there after {waited:.1f} s ({calls} call(s)): "
-                                             + "; ".join(misses)), evidence, selected)
-        ctx.progress(f"{call.label}: " + "; ".join(misses) + f"; {timeout - waited:.0f} s left")
-        clock.sleep(interval)
+        box.update(evidence=evidence, selected=selected, misses=misses, waited=waited)
+        return None
+
+    def tick(waited: float) -> None:
+        ctx.progress(f"{box['call'].label}: " + "; ".join(box["misses"]) + f"; {timeout - waited:.0f} s left")
+
+    decided = clock.wait_until(look, timeout, interval, on_tick=tick)
+    if decided is not None:
+        return decided
+    return Outcome(False, ctx.redact(f"{box['call'].where}: still not there after {box['waited']:.1f} s "
+                                     f"({box['calls']} call(s)): " + "; ".join(box["misses"])),
+                   box["evidence"], box["selected"])
 
 
 def _run_waiter(ctx: Context) -> Outcome:

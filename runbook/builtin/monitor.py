@@ -62,10 +62,13 @@ def window(ctx: Context) -> Outcome:
     # true) is the exception by design: the window passes while nobody watches, and is looked at again
     start = _started(ctx) if ctx.args.get("park") else clock.time_s() - ctx.step_active_s
     end = start + length
-    looks = 0
+    looks = [0]
     history: list[str] = []
-    while True:
-        looks += 1
+    last: dict[str, Any] = {}
+
+    def look() -> Outcome | None:
+        """One look at every signal: the window's outcome when it is decided, else None."""
+        looks[0] += 1
         results = _look(ctx, length)
         elapsed = clock.time_s() - start
         line = ", ".join(f"{label} {'ok' if o.passed else 'BREACH'}" for label, o in results)
@@ -73,19 +76,26 @@ def window(ctx: Context) -> Outcome:
         failed = [(label, o) for label, o in results if not o.passed]
         evidence = {"looks": history[-20:], "window_s": length, "interval_s": interval,
                     "results": {label: {"passed": o.passed, "summary": o.summary} for label, o in results}}
+        outputs = {"looks": looks[0], "elapsed_s": elapsed, "park": False}
         if failed:
             label, first = failed[0]
             return Outcome(False, f"monitoring window breached after {elapsed:.0f} of {length:.0f} s: {label}: "
-                                  f"{first.summary}", evidence, {"looks": looks, "elapsed_s": elapsed, "park": False})
+                                  f"{first.summary}", evidence, outputs)
         if clock.time_s() >= end:
-            return Outcome(True, f"monitored {length:.0f} s ({looks} looks): 5XX rate, latency, alarms and error "
-                                 "logs within limits", evidence, {"looks": looks, "elapsed_s": elapsed, "park": False})
+            return Outcome(True, f"monitored {length:.0f} s ({looks[0]} looks): 5XX rate, latency, alarms and "
+                                 "error logs within limits", evidence, outputs)
         if ctx.args.get("park"):
             left = end - clock.time_s()
             return Outcome(False, f"monitoring window open for {left:.0f} more s, nothing breached so far; "
-                                  "parked: resume after the window to finish it", evidence,
-                           {"looks": looks, "elapsed_s": elapsed, "park": True})
-        left = end - clock.time_s()
+                                  "parked: resume after the window to finish it", evidence, {**outputs, "park": True})
+        last.update(elapsed=elapsed, line=line)
+        return None
+
+    def tick(_: float) -> None:               # progress, then sleep until the next look (or the window's end)
+        elapsed, left = last["elapsed"], end - clock.time_s()
         done = int(20 * min(1.0, elapsed / length)) if length else 20
-        ctx.progress(f"monitoring [{'#' * done}{'.' * (20 - done)}] {elapsed:.0f}/{length:.0f} s: {line}")
+        ctx.progress(f"monitoring [{'#' * done}{'.' * (20 - done)}] {elapsed:.0f}/{length:.0f} s: {last['line']}")
         clock.sleep(max(0.0, min(interval, left)))
+
+    decided = clock.wait_until(look, None, interval, on_tick=tick, sleep=False)
+    return decided if decided is not None else Outcome.fail("monitoring window: no look decided it")

@@ -82,8 +82,7 @@ def up(home: Path, scenario: str = "healthy", timeout: float = 90.0, review_dela
                                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
                                 cwd=str(where))
     _STARTED[proc.pid] = proc
-    end = clock.monotonic() + timeout
-    while clock.monotonic() < end:
+    def ready() -> dict[str, Any] | None:
         state = read_state(home)
         if state and state.get("ready"):
             return state
@@ -92,7 +91,11 @@ def up(home: Path, scenario: str = "healthy", timeout: float = 90.0, review_dela
             tail = (where / "supervisor.log").read_text(errors="replace")[-800:]
             raise ExternalError("sandbox.up", f"the sandbox stopped while starting (exit {proc.returncode})",
                                 f"see {where / 'supervisor.log'}: {tail.strip().splitlines()[-1:] or ''}")
-        clock.sleep(0.1)
+        return None
+
+    state = clock.wait_until(ready, timeout, 0.1)
+    if state is not None:
+        return state
     proc.terminate()
     reap(proc.pid)
     raise ExternalError("sandbox.up", f"not ready after {timeout:.0f} s", f"see {where / 'supervisor.log'}")
@@ -106,9 +109,7 @@ def down(home: Path, timeout: float = 20.0) -> bool:
     pid = int(state.get("pid", 0))
     if alive(pid):
         os.kill(pid, signal.SIGTERM)
-        end = clock.monotonic() + timeout
-        while alive(pid) and clock.monotonic() < end:
-            clock.sleep(0.05)
+        clock.wait_until(lambda: not alive(pid), timeout, 0.05)
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
     reap(pid)

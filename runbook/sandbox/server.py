@@ -251,9 +251,7 @@ class World:
                     return sum(1 for c in list(self.github.calls)
                                if c[0] == "GET" and c[1].split("?")[0] == path and c[2] == OPERATOR_LOGIN)
                 before = reads()
-                end = clock.monotonic() + 300
-                while clock.monotonic() < end and not self.stop_event.is_set() and reads() <= before:
-                    clock.sleep(0.05)
+                clock.wait_until(lambda: self.stop_event.is_set() or reads() > before, 300, 0.05)
                 self.stale_pushed.add(number)
                 self.github.commit(pull["head"]["ref"], {"LATE_CHANGE.md": "pushed after the approvals\n"},
                                    "chore: a change pushed after approval", "dev-author")
