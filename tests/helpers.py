@@ -200,3 +200,17 @@ def aws_dummy_credentials(monkeypatch: Any, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     aws.reset()
+
+
+def chromium_path() -> str:
+    """Debian's headless Chromium for the browser tests. Missing: the test is skipped with what to
+    install, except under CI (``CI`` set), where a missing browser fails: CI never skips them silently."""
+    import pytest
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    message = "chromium is not installed: `apt-get install chromium` runs the browser tests (.ci/run installs it)"
+    if os.environ.get("CI"):
+        pytest.fail(message + "; CI is set, so a missing browser is a failure, not a skip")
+    pytest.skip(message)
