@@ -13,6 +13,8 @@
   ``aws.client(env, "ec2")``, ``aws.call(env, service, operation, what, **params)``),
   ``github`` (the GitHub client for the environment), ``git`` (``git.git(argv, cwd)``),
   ``proc`` (``proc.run(argv, cwd=..., timeout=...)``: commands as argument lists).
+  ``clock`` is time (``clock.monotonic()``, ``clock.sleep()``, ``clock.wait_until()``): a
+  plugin that waits or reads the time goes through it, so tests can run it on virtual time.
 - ``ExternalError(what, problem, fix)`` names an outside system's failure and what to do;
   ``RunbookError`` is the root of the engine's errors; ``quote``/``suggest`` format values and
   did-you-means like the engine's own messages; ``has_templates`` tells a ``${...}`` apart;
@@ -24,7 +26,7 @@ built-in plugins to this module.
 
 from __future__ import annotations
 
-from . import aws, git, proc
+from . import aws, clock, git, proc
 from . import github_api as github
 from .errors import ExternalError, RunbookError
 from .plugins import Context, Outcome, action, check, probe, static
@@ -32,5 +34,5 @@ from .redact import PATTERNS as SECRET_PATTERNS
 from .schemas import quote, suggest
 from .templates import has_templates
 
-__all__ = ["Context", "Outcome", "action", "check", "probe", "static", "aws", "git", "github", "proc",
+__all__ = ["Context", "Outcome", "action", "check", "probe", "static", "aws", "clock", "git", "github", "proc",
            "ExternalError", "RunbookError", "quote", "suggest", "has_templates", "SECRET_PATTERNS"]

@@ -9,10 +9,9 @@ says which still count). A refused approval is a ``StepFailed`` that offers ``ST
 
 from __future__ import annotations
 
-import time
 from typing import Any, Protocol
 
-from . import hints
+from . import clock, hints
 from .errors import Parked, StepFailed
 from .prompts import Prompt
 from .recorder import failing
@@ -52,13 +51,13 @@ def run_gate(runner: Host, step: Step) -> None:
             raise StepFailed(f"approval source {spec['source']!r} needs its plugin (approval.{spec['source']})")
         args = {k: v for k, v in spec.items() if k not in ("source", "wait", "message")}
         ctx = runner.context(step, {"uses": gate.name}, args, None)
-        started = time.monotonic()
+        started = clock.monotonic()
         outcome = failing(f"{step.id}.approval", runner.plan.name) or runner.invoke(gate, ctx)
         while not outcome.passed and outcome.outputs.get("park"):
             outcome = wait_for_approvals(runner, step, gate, ctx, spec.get("wait") or {}, outcome)
             if outcome.passed or not outcome.outputs.get("park") or not keep_waiting(runner, step, outcome):
                 break
-        runner.record(step.id, "approval", gate, outcome, time.monotonic() - started, flush=True)
+        runner.record(step.id, "approval", gate, outcome, clock.monotonic() - started, flush=True)
         if not outcome.passed:
             if outcome.outputs.get("park"):
                 raise Parked(f"{step.id}: {outcome.summary}")
@@ -103,19 +102,28 @@ def run_gate(runner: Host, step: Step) -> None:
 def wait_for_approvals(runner: Host, step: Step, gate: Any, ctx: Any, wait: dict[str, Any], outcome: Any) -> Any:
     """Poll the gate for the step's ``wait:``, showing who approved, what is missing and the time left."""
     timeout, interval = float(wait.get("timeout", 0)), float(wait.get("interval", 10))
-    end = time.monotonic() + timeout
     console = getattr(runner, "console", None)
-    if timeout <= 0 or console is None:
-        while not outcome.passed and outcome.outputs.get("park") and time.monotonic() < end:
-            time.sleep(interval)
-            outcome = runner.invoke(gate, ctx)
+    last = [outcome]
+    if timeout <= 0:
         return outcome
+
+    def decided() -> bool:
+        return bool(last[-1].passed or not last[-1].outputs.get("park"))
+
+    def look(update: Any) -> Any:
+        def again(waited: float) -> None:      # the interval (the last one cut to what is left), then the gate
+            clock.sleep(min(interval, max(0.0, timeout - waited)))
+            last.append(runner.invoke(gate, ctx))
+            update(f"waiting for approvals ({max(0.0, timeout - waited - interval):.0f} s left): "
+                   f"{last[-1].summary}")
+        return again
+
+    if console is None:
+        clock.wait_until(decided, timeout, 0.0, on_tick=look(lambda message: None), sleep=False)
+        return last[-1]
     with console.waiting(f"waiting for approvals ({timeout:.0f} s left): {outcome.summary}", announce=True) as update:
-        while not outcome.passed and outcome.outputs.get("park") and time.monotonic() < end:
-            time.sleep(min(interval, max(0.0, end - time.monotonic())))
-            outcome = runner.invoke(gate, ctx)
-            update(f"waiting for approvals ({max(0.0, end - time.monotonic()):.0f} s left): {outcome.summary}")
-    return outcome
+        clock.wait_until(decided, timeout, 0.0, on_tick=look(update), sleep=False)
+    return last[-1]
 
 
 def keep_waiting(runner: Host, step: Step, outcome: Any) -> bool:

@@ -1,6 +1,6 @@
 """Time, as one seam: the only module of the engine that reads the clock or sleeps.
 
-``now()`` (aware UTC datetime), ``monotonic()``, ``sleep()`` and ``wait_until()`` (the one
+``now()`` (aware UTC datetime), ``time_s()`` (epoch seconds), ``monotonic()``, ``sleep()`` and ``wait_until()`` (the one
 poll loop) go through the installed clock: the real one wherever a person runs the tool,
 a :class:`VirtualClock` in tests that prove logic rather than timing (a 20 s monitoring
 window passes at once: ``sleep`` advances virtual time instead of waiting).
@@ -21,6 +21,9 @@ class RealClock:
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.timezone.utc)
 
+    def time(self) -> float:
+        return time.time()
+
     def monotonic(self) -> float:
         return time.monotonic()
 
@@ -40,6 +43,9 @@ class VirtualClock:
     def now(self) -> dt.datetime:
         with self._lock:
             return self._start + dt.timedelta(seconds=self._elapsed)
+
+    def time(self) -> float:
+        return self.now().timestamp()
 
     def monotonic(self) -> float:
         with self._lock:
@@ -62,6 +68,11 @@ def now() -> dt.datetime:
     return _clock.now()
 
 
+def time_s() -> float:
+    """Seconds since the epoch (``time.time()``)."""
+    return _clock.time()
+
+
 def monotonic() -> float:
     return _clock.monotonic()
 
@@ -71,19 +82,21 @@ def sleep(seconds: float) -> None:
 
 
 def wait_until(predicate: Callable[[], T], timeout: float | None, interval: float,
-               on_tick: Callable[[float], None] | None = None) -> T:
+               on_tick: Callable[[float], None] | None = None, sleep: bool = True) -> T:
     """Call ``predicate`` every ``interval`` seconds until it returns something true (returned) or
-    ``timeout`` seconds have passed (its last value is returned); ``timeout`` None waits for ever.
-    ``on_tick(seconds_waited)`` runs after each unsuccessful try (progress, a heartbeat)."""
+    no further try fits in ``timeout`` seconds (its last value is returned); ``timeout`` None
+    waits for ever. ``on_tick(seconds_waited)`` runs after each unsuccessful try (progress, a
+    heartbeat); with ``sleep=False`` it is ``on_tick`` that waits the interval and acts."""
     started = monotonic()
     while True:
         value = predicate()
         waited = monotonic() - started
-        if value or (timeout is not None and waited + interval > timeout):
+        if value or (timeout is not None and (waited + interval > timeout or waited >= timeout)):
             return value
         if on_tick is not None:
             on_tick(waited)
-        sleep(interval)
+        if sleep:
+            _clock.sleep(interval)
 
 
 @contextmanager

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from contextlib import contextmanager
 from typing import Any, Iterator, TextIO
+from . import clock
 
 CHECK_OUTPUT_LINES = 5       # the last lines of a passed check's output shown without --verbose
 MARKS = {"succeeded": ("✓", "ok"), "failed": ("✗", "FAILED"), "skipped": ("-", "skipped"),
@@ -87,7 +87,7 @@ class Console:
             self.line(f"Resuming run {rec['run']} as {rec.get('operator')}", "bold")
 
     def _on_step_started(self, data: dict[str, Any], rec: dict[str, Any]) -> None:
-        self._step_started[data["step"]] = time.monotonic()
+        self._step_started[data["step"]] = clock.monotonic()
         title = f": {data['title']}" if data.get("title") else ""
         self.line(f"> {data['step']}{title}", "bold cyan")
         if data.get("instructions"):
@@ -119,7 +119,7 @@ class Console:
 
     def _on_step_finished(self, data: dict[str, Any], rec: dict[str, Any]) -> None:
         started = self._step_started.pop(data["step"], None)
-        took = f" ({time.monotonic() - started:.1f}s)" if started else ""
+        took = f" ({clock.monotonic() - started:.1f}s)" if started else ""
         reason = f": {data['reason']}" if data.get("reason") else ""
         status = data["status"]
         self.line(f"  {self.mark(status)} {data['step']} {status}{took}{reason}",
@@ -151,13 +151,13 @@ class Console:
         """While something runs or waits: a spinner (rich) or throttled plain lines; yields an update function.
         ``announce``: a wait a person is part of (approvals): plain output says so at once."""
         if self.plain:
-            last = [time.monotonic() if announce else 0.0]
+            last = [clock.monotonic() if announce else 0.0]
             if announce:
                 self.line(f"    ... {text}")
 
             def update(msg: str) -> None:
-                if time.monotonic() - last[0] >= 10:
-                    last[0] = time.monotonic()
+                if clock.monotonic() - last[0] >= 10:
+                    last[0] = clock.monotonic()
                     self.line(f"    ... {msg}")
             yield update
             return

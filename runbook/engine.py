@@ -13,7 +13,6 @@ import os
 import re
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -223,7 +222,7 @@ class Runner:
         if skip:
             self.finish_step(step.id, StepStatus.SKIPPED, reason=skip)
             return
-        deadline = time.monotonic() + step.timeout if step.timeout else None
+        deadline = clock.monotonic() + step.timeout if step.timeout else None
         while True:
             try:
                 (Runner.run_each if step.members else RUN_KIND[step.kind])(self, step, deadline)
@@ -411,7 +410,7 @@ class Runner:
                 return ""
             if outcome.outputs.get("park"):
                 raise Parked(f"{step.id}.{item.key}: {outcome.summary}")
-            if deadline is not None and time.monotonic() > deadline:
+            if deadline is not None and clock.monotonic() > deadline:
                 raise StepFailed(f"step {step.id} timed out after {step.timeout:g} s ({item.key}: {outcome.summary})",
                                  offer=True)
             if tries < step.retry.attempts:
@@ -461,7 +460,7 @@ class Runner:
         env = merge(self.plan.env.data, self.plan.env.overlay) if self.plan.env else {}
         timeout = item.get("timeout")
         if deadline is not None:
-            left = max(0.1, deadline - time.monotonic())
+            left = max(0.1, deadline - clock.monotonic())
             timeout = min(timeout, left) if timeout else left
         from .history import History
 
@@ -495,7 +494,7 @@ class Runner:
             self.record(step.id, key, plugin, outcome, 0.0, flush=True)
             return outcome
         ctx = self.context(step, item.data, args, deadline)
-        started = time.monotonic()
+        started = clock.monotonic()
         if plugin.kind is PluginKind.ACTION:
             current = self.state.steps.get(step.id)
             mine = current.items.get(key) if current else None
@@ -516,7 +515,7 @@ class Runner:
             outcome = failing(target, self.plan.name) or self.poll(plugin, item.data, ctx, target)
         else:
             outcome = failing(target, self.plan.name) or self.invoke(plugin, ctx)
-        self.record(step.id, key, plugin, outcome, time.monotonic() - started, flush=plugin.kind is PluginKind.ACTION,
+        self.record(step.id, key, plugin, outcome, clock.monotonic() - started, flush=plugin.kind is PluginKind.ACTION,
                     attempt=attempt)
         return outcome
 
@@ -560,22 +559,26 @@ class Runner:
         wait = item["wait"]
         timeout = float(wait["timeout"])
         interval = float(wait.get("interval", 5))
-        end = time.monotonic() + timeout
         outcome = self.invoke(plugin, ctx)
         if outcome.passed:
             return outcome
         waiting = self.console.waiting(f"waiting for {target} (up to {timeout:.0f} s): {outcome.summary}") \
             if self.console is not None else _null_wait()
+        last = [outcome]
         with waiting as update:
-            tries = 1
-            while not outcome.passed and not outcome.outputs.get("final") and time.monotonic() + interval <= end:
-                time.sleep(interval)
-                outcome = self.invoke(plugin, ctx)
-                tries += 1
-                left = max(0, end - time.monotonic())
-                update(f"waiting for {target} ({left:.0f} s left, try {tries}): {outcome.summary}")
+            def settled() -> bool:
+                return last[-1].passed or bool(last[-1].outputs.get("final"))
+
+            def again(waited: float) -> None:      # after each wait's interval: look again
+                clock.sleep(interval)
+                last.append(self.invoke(plugin, ctx))
+                update(f"waiting for {target} ({max(0.0, timeout - waited - interval):.0f} s left, try "
+                       f"{len(last)}): {last[-1].summary}")
+
+            clock.wait_until(settled, timeout, interval, on_tick=again, sleep=False)
+        outcome = last[-1]
         if not outcome.passed:
-            outcome.summary = f"still failing after {timeout:.0f} s ({tries} tries): {outcome.summary}"
+            outcome.summary = f"still failing after {timeout:.0f} s ({len(last)} tries): {outcome.summary}"
         return outcome
 
     def outlived(self, step: Step, key: str, process: dict[str, Any] | None) -> None:

@@ -18,7 +18,6 @@ import operator
 import os
 import threading
 import re
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .errors import RunbookError
 from .model import LedgerRecord
+from . import clock
 
 ZERO = "0" * 64
 PREFIX = b'{"prev":"'
@@ -379,4 +379,4 @@ def record_hash_at(path: Path, length: int) -> str | None:
 
 
 def monotonic_ms() -> float:
-    return time.monotonic() * 1000
+    return clock.monotonic() * 1000

@@ -22,6 +22,7 @@ from typing import Any, Iterator
 from . import hints, identity
 from .errors import LockHeld, RunbookError, UsageError
 from .journal import atomic_write, utcnow
+from . import clock
 
 
 @dataclass
@@ -58,7 +59,7 @@ class Holder:
 
     def is_stale(self) -> bool:
         """Its lease expired, or same host and the process is gone (another host's process is not judged here)."""
-        if self.expires_at is not None and time.time() > self.expires_at:
+        if self.expires_at is not None and clock.time_s() > self.expires_at:
             return True
         return self.host == identity.host() and not identity.alive(self.pid, self.pid_start)
 
@@ -173,19 +174,28 @@ class LockStore:
     def acquire(self, key: str, run_id: str, runbook: str, operator: str, wait: float = 0.0,
                 on_wait: Any = None) -> Holder:
         """Take the lock for a new run; LockHeld (exit 3) names the holder."""
-        deadline = time.monotonic() + wait
-        while True:
-            holder = self._new(key, run_id, runbook, operator, 1)
-            if self._create(holder):
-                return holder
-            current = self.read(key)
-            if current is None:
-                continue   # released between our attempt and the read
-            if time.monotonic() >= deadline:
-                raise LockHeld(self.held_message(current) + waited(wait))
+        held: list[Holder] = []
+
+        def take() -> Holder | None:
+            """The lock, or None with its holder kept in ``held`` (one try, or more if it was released)."""
+            while True:
+                holder = self._new(key, run_id, runbook, operator, 1)
+                if self._create(holder):
+                    return holder
+                current = self.read(key)
+                if current is None:
+                    continue   # released between our attempt and the read
+                held.append(current)
+                return None
+
+        def tick(waited_s: float) -> None:
             if on_wait is not None:
-                on_wait(current)
-            time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+                on_wait(held[-1])
+
+        got = clock.wait_until(take, wait, min(1.0, wait) if wait > 0 else 0.0, on_tick=tick)
+        if got is None:
+            raise LockHeld(self.held_message(held[-1]) + waited(wait))
+        return got
 
     def held_message(self, current: Holder) -> str:
         return held_message(current)

@@ -6,10 +6,10 @@ import os
 import signal
 import subprocess
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
+from . import clock
 
 
 @dataclass
@@ -43,15 +43,15 @@ def run(argv: Sequence[str], cwd: Path | str | None = None, env: Mapping[str, st
     full_env = dict(os.environ)
     if env:
         full_env.update({str(k): str(v) for k, v in env.items()})
-    started = time.monotonic()
+    started = clock.monotonic()
     try:
         child = subprocess.Popen(argv, cwd=str(cwd) if cwd else None, env=full_env, text=True, errors="replace",
                                  stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     except FileNotFoundError:
-        return Completed(argv, 127, "", f"{argv[0]}: command not found", time.monotonic() - started)
+        return Completed(argv, 127, "", f"{argv[0]}: command not found", clock.monotonic() - started)
     except NotADirectoryError:
-        return Completed(argv, 126, "", f"working folder {cwd} is not a folder", time.monotonic() - started)
+        return Completed(argv, 126, "", f"working folder {cwd} is not a folder", clock.monotonic() - started)
     with _LIVE_LOCK:
         _LIVE.add(child.pid)
     try:
@@ -64,8 +64,8 @@ def run(argv: Sequence[str], cwd: Path | str | None = None, env: Mapping[str, st
         except subprocess.TimeoutExpired:
             stop_group(child.pid)
             out, err = child.communicate()
-            return Completed(argv, 124, out or "", err or "", time.monotonic() - started, timed_out=True)
-        return Completed(argv, child.returncode, out, err, time.monotonic() - started)
+            return Completed(argv, 124, out or "", err or "", clock.monotonic() - started, timed_out=True)
+        return Completed(argv, child.returncode, out, err, clock.monotonic() - started)
     except BaseException:           # Ctrl-C, a fence: the command and its children go too
         stop_group(child.pid)
         child.wait()
@@ -99,7 +99,7 @@ def _streamed(child: subprocess.Popen[str], argv: list[str], timeout: float | No
     for r in readers:
         r.join(timeout=5)
     out, err = "".join(chunks["stdout"]), "".join(chunks["stderr"])
-    return Completed(argv, 124 if timed_out else child.returncode, out, err, time.monotonic() - started, timed_out)
+    return Completed(argv, 124 if timed_out else child.returncode, out, err, clock.monotonic() - started, timed_out)
 
 
 def stop_group(pgid: int) -> None:

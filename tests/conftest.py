@@ -1,4 +1,10 @@
-"""Shared fixtures: the repository root, the scenario project, an isolated state home."""
+"""Shared fixtures: the repository root, the scenario project, an isolated state home; the tiers.
+
+Two tiers (README, "Tests"): `python -m pytest -q` runs the fast tier, everything not marked
+``slow``; `python -m pytest -q -m slow` the rest. ``slow`` comes with each kind of long test:
+``sandbox`` (end-to-end runs against the sandbox), ``sweep`` (the reliability sweeps),
+``bench`` (the benchmark's report) and ``browser`` (headless Chromium); `-m browser` picks one.
+"""
 
 from __future__ import annotations
 
@@ -39,3 +45,22 @@ def repo() -> Path:
 @pytest.fixture
 def project() -> Path:
     return PROJECT
+
+
+SLOW_KINDS = {"sandbox": "end-to-end runs against the sandbox (its own process, real time)",
+              "sweep": "the reliability sweeps (every kill and fault point)",
+              "bench": "the benchmark's report (`invoke bench`)",
+              "browser": "the HTML reports in headless Chromium"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.option.markexpr and not any("::" in str(a) for a in config.args):
+        config.option.markexpr = "not slow"       # `python -m pytest -q` is the fast tier; a test named by id runs
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test of a slow kind is ``slow`` too (before ``-m`` selects)."""
+    for item in items:
+        if any(item.get_closest_marker(kind) for kind in SLOW_KINDS) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)

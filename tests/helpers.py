@@ -218,3 +218,17 @@ def kill_with_commands(engine: subprocess.Popen, home: Path) -> None:
                     os.killpg(int(record["data"]["pid"]), signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+
+def chromium_path() -> str:
+    """Debian's headless Chromium for the browser tests. Missing: the test is skipped with what to
+    install, except under CI (``CI`` set), where a missing browser fails: CI never skips them silently."""
+    import pytest
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    message = "chromium is not installed: `apt-get install chromium` runs the browser tests (.ci/run installs it)"
+    if os.environ.get("CI"):
+        pytest.fail(message + "; CI is set, so a missing browser is a failure, not a skip")
+    pytest.skip(message)

@@ -15,7 +15,7 @@ import pytest
 from runbook import audit_cli, cli
 from runbook.errors import ExitCode
 
-from helpers import copy_project, invoke, png_pixels, write_answers
+from helpers import chromium_path, copy_project, invoke, png_pixels, write_answers
 
 
 @pytest.fixture(scope="module")
@@ -131,11 +131,9 @@ def test_exports(world: dict, tmp_path: Path) -> None:
     assert root.findall(".//{http://www.w3.org/2000/svg}path[@class='link']")         # release and follow-up linked
 
 
-@pytest.mark.slow
+@pytest.mark.browser
 def test_html_report_renders_in_headless_chromium(world: dict, tmp_path: Path) -> None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.fail("chromium is not installed: .ci/run installs it (apt-get install chromium)")
+    browser = chromium_path()
     out = tmp_path / "report.html"
     call(world, audit_cli.audit_export, world["runs"]["flow"], "html", str(out))
     shot = tmp_path / "shot.png"

@@ -14,7 +14,7 @@ import sys
 
 from conftest import REPO
 
-pytestmark = pytest.mark.slow          # not in the fast tier: `python -m pytest -m "not slow"`
+pytestmark = pytest.mark.bench          # the slow tier: `python -m pytest -q -m slow` (or -m bench)
 
 FIGURES = {   # name prefix -> has a baseline measured in the same run
     "startup: invoke --list": True,

@@ -25,7 +25,7 @@ from runbook.sandbox import control
 
 from helpers import REPO, app_version, finished, invoke, results
 
-pytestmark = pytest.mark.slow          # not in the fast tier: `python -m pytest -m "not slow"`
+pytestmark = pytest.mark.sandbox          # the slow tier: `python -m pytest -q -m slow` (or -m sandbox)
 
 ANSWERS = REPO / "answers" / "sandbox"
 DEV = g.identity_env("MenoTime Dev", "dev@menotime.example")

@@ -18,7 +18,7 @@ from runbook.sandbox import control
 
 from helpers import REPO, app_version, finished, invoke, results, spawn, wait_for
 
-pytestmark = pytest.mark.slow          # not in the fast tier: `python -m pytest -m "not slow"`
+pytestmark = pytest.mark.sandbox          # the slow tier: `python -m pytest -q -m slow` (or -m sandbox)
 
 ANSWERS = REPO / "answers" / "sandbox"
 

@@ -9,7 +9,7 @@ import pytest
 
 from reliability import suite
 
-pytestmark = pytest.mark.slow          # not in the fast tier: `python -m pytest -m "not slow"`
+pytestmark = pytest.mark.sweep          # the slow tier: `python -m pytest -q -m slow` (or -m sweep)
 
 
 @pytest.mark.parametrize("figure", [suite.crash_points, suite.torn_writes, suite.lock_races, suite.hostile_input,

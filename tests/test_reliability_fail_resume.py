@@ -87,7 +87,7 @@ def test_synthetic_every_pair_fails_resumes_and_ends_honestly() -> None:
     assert json.dumps(fig.as_tuple())
 
 
-@pytest.mark.slow
+@pytest.mark.sweep
 def test_sandbox_sample_fails_resumes_and_ends_honestly() -> None:
     fig = fr.sandbox_fail_then_resume(True)
     report = "\n".join(fig.notes)

@@ -17,7 +17,7 @@ from reliability import suite
 
 from helpers import processes_with
 
-pytestmark = pytest.mark.slow          # not in the fast tier: `python -m pytest -m "not slow"`
+pytestmark = pytest.mark.sweep          # the slow tier: `python -m pytest -q -m slow` (or -m sweep)
 
 
 def _rec(seq: int, kind: str, time: str, **data: object) -> dict:

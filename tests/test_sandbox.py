@@ -17,7 +17,7 @@ from runbook.sandbox import control
 
 from helpers import REPO, invoke, wait_for
 
-pytestmark = pytest.mark.slow          # not in the fast tier: `python -m pytest -m "not slow"`
+pytestmark = pytest.mark.sandbox          # the slow tier: `python -m pytest -q -m slow` (or -m sandbox)
 
 ID = g.identity_env("Release Eng", "rel@example.com")
 

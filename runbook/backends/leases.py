@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from dataclasses import asdict
 from typing import Any
 
@@ -24,6 +23,7 @@ from ..errors import ExternalError, LockHeld, UsageError
 from ..journal import utcnow
 from ..locks import Fenced, Holder, held_message, waited
 from .awsio import Aws, Conflict, from_item, to_item, values
+from .. import clock
 
 PK = "lock"
 FIELDS = ("key", "run_id", "runbook", "operator", "host", "pid", "pid_start", "since", "epoch", "expires_at")
@@ -74,7 +74,7 @@ class LeaseStore:
     def _new(self, key: str, run_id: str, runbook: str, operator: str, epoch: int) -> Holder:
         pid = os.getpid()
         return Holder(key, run_id, runbook, operator, identity.host(), pid, identity.process_start(pid), utcnow(),
-                      epoch, time.time() + self.lease)
+                      epoch, clock.time_s() + self.lease)
 
     def _put(self, holder: Holder, condition: str, **names: Any) -> None:
         """A conditional put of ``holder``; :class:`Refused` (with the item now there) when its condition failed.
@@ -84,7 +84,7 @@ class LeaseStore:
         the condition the first attempt made false. Refused, the item is read back (consistently): when
         it is exactly this holder (same run, process, start time, epoch and lease end), the put was ours.
         """
-        item = to_item({"pk": PK, "sk": holder.key, "heartbeat": time.time(), **asdict(holder)})
+        item = to_item({"pk": PK, "sk": holder.key, "heartbeat": clock.time_s(), **asdict(holder)})
         try:
             self.io.call("dynamodb", "put_item", f"lock {holder.key}", TableName=self.table, Item=item,
                          ConditionExpression=condition,
@@ -98,21 +98,30 @@ class LeaseStore:
     def acquire(self, key: str, run_id: str, runbook: str, operator: str, wait: float = 0.0,
                 on_wait: Any = None) -> Holder:
         """Take a free key for a new run; LockHeld (exit 3) names the holder, live or stale."""
-        deadline = time.monotonic() + wait
-        while True:
-            holder = self._new(key, run_id, runbook, operator, 1)
-            try:
-                self._put(holder, "attribute_not_exists(pk)")
-                return holder
-            except Refused as refused:
-                current = refused.current
-            if current is None:
-                continue
-            if time.monotonic() >= deadline:
-                raise LockHeld(self.held_message(current) + waited(wait))
+        held: list[Holder] = []
+
+        def take() -> Holder | None:
+            """The lock, or None with its holder kept in ``held`` (one try, or more if it was released)."""
+            while True:
+                holder = self._new(key, run_id, runbook, operator, 1)
+                try:
+                    self._put(holder, "attribute_not_exists(pk)")
+                    return holder
+                except Refused as refused:
+                    current = refused.current
+                if current is None:
+                    continue
+                held.append(current)
+                return None
+
+        def tick(waited_s: float) -> None:
             if on_wait is not None:
-                on_wait(current)
-            time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+                on_wait(held[-1])
+
+        got = clock.wait_until(take, wait, min(1.0, wait) if wait > 0 else 0.0, on_tick=tick)
+        if got is None:
+            raise LockHeld(self.held_message(held[-1]) + waited(wait))
+        return got
 
     def held_message(self, current: Holder) -> str:
         return held_message(current)
@@ -180,7 +189,7 @@ class LeaseStore:
         self.io.call("dynamodb", "update_item", f"lock {key}", TableName=self.table, Key=self._key(key),
                      UpdateExpression="SET expires_at = :exp, heartbeat = :now",
                      ConditionExpression="run_id = :run AND epoch = :epoch",
-                     ExpressionAttributeValues=values(exp=time.time() + self.lease, now=time.time(), run=run_id,
+                     ExpressionAttributeValues=values(exp=clock.time_s() + self.lease, now=clock.time_s(), run=run_id,
                                                       epoch=epoch))
 
     def release(self, key: str, run_id: str, epoch: int | None = None) -> None:

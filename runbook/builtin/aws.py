@@ -31,12 +31,12 @@ import functools
 import hashlib
 import math
 import re
-import time
 from typing import Any, Callable
 
 from runbook.api import aws
 from runbook.api import ExternalError, RunbookError
 from runbook.api import Context, Outcome, action, check, probe
+from runbook.api import clock
 
 S = {"type": "string"}
 I0 = {"type": "integer", "minimum": 0}
@@ -436,25 +436,30 @@ def ecs_wait_stable(ctx: Context) -> Outcome:
     if ctx.timeout:
         timeout = min(timeout, float(ctx.timeout))
     interval = float(ctx.args.get("interval") or 15)
-    started = time.monotonic()
+    started = clock.monotonic()
     svc, cluster, name = _service(ctx)
     refusal = _controller_refusal(ctx, svc)
     if refusal:
         return Outcome.fail(refusal)
     expected = str(ctx.args.get("task_definition") or svc["taskDefinition"])
-    while True:
-        waited = time.monotonic() - started
-        outcome = _stable_outcome(ctx, svc, cluster, name, expected, waited)
-        if outcome is not None:
-            return outcome
-        if waited + interval > timeout:
-            problems = _steady_problems(svc, None)
-            return _wait_result(ctx, svc, False, f"{cluster}/{name} not stable on {aws.family_revision(expected)} "
-                                                 f"after {_minutes(waited)}: " + "; ".join(problems)
-                                + _latest(ctx, svc) + f". {_where_ecs(ctx, cluster, name)}", waited)
-        ctx.progress(_progress(svc, name) + f"; {timeout - waited:.0f} s left")
-        time.sleep(interval)
-        svc, _, _ = _service(ctx)
+    seen = [svc]
+
+    def look() -> Outcome | None:
+        return _stable_outcome(ctx, seen[-1], cluster, name, expected, clock.monotonic() - started)
+
+    def tick(waited: float) -> None:          # progress, the interval, then the service as it is now
+        ctx.progress(_progress(seen[-1], name) + f"; {timeout - waited:.0f} s left")
+        clock.sleep(interval)
+        seen.append(_service(ctx)[0])
+
+    outcome = clock.wait_until(look, timeout, interval, on_tick=tick, sleep=False)
+    if outcome is not None:
+        return outcome
+    svc, waited = seen[-1], clock.monotonic() - started
+    problems = _steady_problems(svc, None)
+    return _wait_result(ctx, svc, False, f"{cluster}/{name} not stable on {aws.family_revision(expected)} "
+                                         f"after {_minutes(waited)}: " + "; ".join(problems)
+                        + _latest(ctx, svc) + f". {_where_ecs(ctx, cluster, name)}", waited)
 
 
 def _progress(svc: dict[str, Any], name: str) -> str:
@@ -1063,7 +1068,7 @@ def logs_errors(ctx: Context) -> Outcome:
     keep, chars = int(ctx.args.get("excerpts", 5)), int(ctx.args.get("excerpt_chars") or 240)
     scan_limit = int(ctx.args.get("scan_limit") or 10000)
     sensitive = bool(ctx.item.get("sensitive"))
-    end = int(time.time() * 1000)
+    end = int(clock.time_s() * 1000)
     start = end - int(window * 1000)
     matched: list[dict[str, Any]] = []
     count, capped = 0, False

@@ -31,7 +31,6 @@ import datetime as dt
 import json
 import math
 import re
-import time
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -42,6 +41,7 @@ from runbook.api import quote, suggest
 from runbook.api import has_templates
 
 from . import jmes
+from runbook.api import clock
 
 S = {"type": "string"}
 CONDITION = {"type": "object", "minProperties": 1,
@@ -238,17 +238,19 @@ def aws_wait(ctx: Context) -> Outcome:
     interval = float(ctx.args.get("interval") or 10)
     until = dict(ctx.args.get("until") or {})
     fail_on = dict(ctx.args.get("fail_on") or {})
-    started = time.monotonic()
-    call: _Call | None = None
-    calls = 0
-    while True:
+    started = clock.monotonic()
+    box: dict[str, Any] = {"call": None, "calls": 0}
+
+    def look() -> Outcome | None:
+        """One call: the wait's outcome when it is decided, else None (what it saw kept in ``box``)."""
         try:
-            call = call or _call_of(ctx)
+            call = box["call"] = box["call"] or _call_of(ctx)
             response, paginated = _once(ctx, call)
         except ExternalError as exc:
-            return _error(ctx, call, exc, calls=calls)
-        calls += 1
-        waited = round(time.monotonic() - started, 3)
+            return _error(ctx, box["call"], exc, calls=box["calls"])
+        box["calls"] += 1
+        calls = box["calls"]
+        waited = round(clock.monotonic() - started, 3)
         selected = _select(ctx, response)
         bad = {expr: jmes.search(expr, response) for expr, wanted in fail_on.items()
                if jmes.matches(jmes.search(expr, response), wanted)}
@@ -266,11 +268,18 @@ def aws_wait(ctx: Context) -> Outcome:
             held = ", ".join(f"{k} = {jmes.short(v)}" for k, v in found.items())
             return Outcome(True, ctx.redact(f"{call.where}: {held} after {calls} call(s), {waited:.1f} s"),
                            evidence, selected)
-        if waited + interval > timeout:
-            return Outcome(False, ctx.redact(f"{call.where}: still not there after {waited:.1f} s ({calls} call(s)): "
-                                             + "; ".join(misses)), evidence, selected)
-        ctx.progress(f"{call.label}: " + "; ".join(misses) + f"; {timeout - waited:.0f} s left")
-        time.sleep(interval)
+        box.update(evidence=evidence, selected=selected, misses=misses, waited=waited)
+        return None
+
+    def tick(waited: float) -> None:
+        ctx.progress(f"{box['call'].label}: " + "; ".join(box["misses"]) + f"; {timeout - waited:.0f} s left")
+
+    decided = clock.wait_until(look, timeout, interval, on_tick=tick)
+    if decided is not None:
+        return decided
+    return Outcome(False, ctx.redact(f"{box['call'].where}: still not there after {box['waited']:.1f} s "
+                                     f"({box['calls']} call(s)): " + "; ".join(box["misses"])),
+                   box["evidence"], box["selected"])
 
 
 def _run_waiter(ctx: Context) -> Outcome:
@@ -295,7 +304,7 @@ def _run_waiter(ctx: Context) -> Outcome:
     if timeout:
         attempts = max(1, math.ceil(float(timeout) / max(1.0, delay or 15.0)))
         delay = delay or 15.0
-    started = time.monotonic()
+    started = clock.monotonic()
     ctx.progress(f"{call.label}: waiting with boto3's waiter {waiter}")
     try:
         aws.wait(ctx.env, service, waiter, call.params, delay, attempts)
@@ -305,11 +314,11 @@ def _run_waiter(ctx: Context) -> Outcome:
         last.pop("ResponseMetadata", None)
         last_selected = _select(ctx, last) if "Error" not in last else {}
         evidence = _evidence(ctx, call, last, last_selected, waiter=waiter,
-                             waited_s=round(time.monotonic() - started, 3))
+                             waited_s=round(clock.monotonic() - started, 3))
         return Outcome(False, ctx.redact(f"{call.where}: waiter {waiter} gave up: {reason}"), evidence, last_selected)
     except ExternalError as exc:
         return _error(ctx, call, exc, waiter=waiter)
-    waited = round(time.monotonic() - started, 3)
+    waited = round(clock.monotonic() - started, 3)
     selected: dict[str, Any] = {}
     response = None
     if ctx.args.get("select"):

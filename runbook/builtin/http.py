@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from typing import Any
 
 from runbook.api import Context, Outcome, action, check, static
+from runbook.api import clock
 
 _MISSING = object()
 
@@ -195,7 +195,7 @@ def _exchange(ctx: Context, method: str, url: str, headers: dict[str, str], data
     import urllib.request
 
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    started = time.monotonic()
+    started = clock.monotonic()
     try:
         with urllib.request.urlopen(req, timeout=ctx.args.get("timeout") or ctx.timeout or 30) as resp:  # nosec B310
             raw, status, got = resp.read(), resp.status, resp.headers
@@ -205,7 +205,7 @@ def _exchange(ctx: Context, method: str, url: str, headers: dict[str, str], data
         reason = ctx.redact(str(getattr(exc, "reason", exc)))
         return Outcome.fail(f"{method} {ctx.redact(url)}: no response ({reason}); is the service up and the URL "
                             f"right?{unsent}", {"method": method, "url": ctx.redact(url), "error": reason})
-    return raw, status, got, (time.monotonic() - started) * 1000
+    return raw, status, got, (clock.monotonic() - started) * 1000
 
 
 def _send_lint(args: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-import time
 from datetime import datetime, timezone
 from typing import Any, Callable
+from .. import clock
 
 PATIENTS = [{"id": "p-1001", "name": "Jane Roe", "dob": "1971-03-02"},
             {"id": "p-1002", "name": "Mary Major", "dob": "1968-11-23"}]
@@ -40,7 +40,7 @@ class Metrics:
             self.requests += 1
             self.errors += 1 if status >= 500 else 0
             self.latencies.append(latency_s)
-            self.lines.append({"timestamp": int(time.time() * 1000), "message": line})
+            self.lines.append({"timestamp": int(clock.time_s() * 1000), "message": line})
 
     def flush(self) -> None:
         with self.lock:
@@ -95,7 +95,7 @@ class App:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def _serve(self) -> None:
-                started = time.monotonic()
+                started = clock.monotonic()
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 status, payload = outer.respond(self.command, self.path, body)
@@ -107,7 +107,7 @@ class App:
                 self.wfile.write(raw)
                 if outer.metrics is not None:
                     level = "ERROR" if status >= 500 else "INFO"
-                    outer.metrics.record(status, time.monotonic() - started,
+                    outer.metrics.record(status, clock.monotonic() - started,
                                          f"{level} {self.command} {self.path.split('?')[0]} {status} "
                                          f"version={payload.get('version', outer.version())}")
 

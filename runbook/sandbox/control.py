@@ -13,12 +13,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from ..errors import ExternalError, UsageError
 from ..identity import alive
+from .. import clock
 
 
 _STARTED: dict[int, subprocess.Popen] = {}   # supervisors this process started (reaped by down())
@@ -82,8 +82,7 @@ def up(home: Path, scenario: str = "healthy", timeout: float = 90.0, review_dela
                                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
                                 cwd=str(where))
     _STARTED[proc.pid] = proc
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
+    def ready() -> dict[str, Any] | None:
         state = read_state(home)
         if state and state.get("ready"):
             return state
@@ -92,7 +91,11 @@ def up(home: Path, scenario: str = "healthy", timeout: float = 90.0, review_dela
             tail = (where / "supervisor.log").read_text(errors="replace")[-800:]
             raise ExternalError("sandbox.up", f"the sandbox stopped while starting (exit {proc.returncode})",
                                 f"see {where / 'supervisor.log'}: {tail.strip().splitlines()[-1:] or ''}")
-        time.sleep(0.1)
+        return None
+
+    state = clock.wait_until(ready, timeout, 0.1)
+    if state is not None:
+        return state
     proc.terminate()
     reap(proc.pid)
     raise ExternalError("sandbox.up", f"not ready after {timeout:.0f} s", f"see {where / 'supervisor.log'}")
@@ -106,9 +109,7 @@ def down(home: Path, timeout: float = 20.0) -> bool:
     pid = int(state.get("pid", 0))
     if alive(pid):
         os.kill(pid, signal.SIGTERM)
-        end = time.monotonic() + timeout
-        while alive(pid) and time.monotonic() < end:
-            time.sleep(0.05)
+        clock.wait_until(lambda: not alive(pid), timeout, 0.05)
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
     reap(pid)

@@ -26,6 +26,7 @@ from typing import Any
 
 from .. import git as g
 from ..journal import atomic_write
+from .. import clock
 
 OWNER, REPO = "menotime", "menotime-api"
 OPERATOR_LOGIN = "sandbox-operator"
@@ -156,7 +157,7 @@ class World:
     def version(self) -> str:
         """The version the traffic reaches: the deployment with the most running tasks."""
         at, cached = self._version_cache
-        if time.monotonic() - at < 0.3 and cached:
+        if clock.monotonic() - at < 0.3 and cached:
             return cached
         deployments = self.aws.deployments(self.world.cluster, self.world.service, self.world.account_id,
                                            self.world.region)
@@ -165,7 +166,7 @@ class World:
         best = max(deployments, key=lambda d: (d.get("runningCount", 0), d.get("status") == "PRIMARY"))
         td = str(best.get("taskDefinition", ""))
         version = self._image_tag(td)
-        self._version_cache = (time.monotonic(), version)
+        self._version_cache = (clock.monotonic(), version)
         return version
 
     _images: dict[str, str] = {}
@@ -206,7 +207,7 @@ class World:
             self.ecs.update_service(cluster=self.world.cluster, service=self.world.service, taskDefinition=arn,
                                     forceNewDeployment=True)
             self._log(f"pipeline: {sha[:12]} -> {version} as {arn.rsplit('/', 1)[-1]}")
-            time.sleep(0.5)
+            clock.sleep(0.5)
         except Exception:  # the pipeline failed: report it as GitHub would, then let the loop log why
             self.github.update_workflow_run(run["id"], "completed", "failure")
             raise
@@ -224,7 +225,7 @@ class World:
         pulls = self._api("GET", f"/repos/{OWNER}/{REPO}/pulls?state=open", token_of(REVIEWERS[0]))
         for pull in pulls:
             number = pull["number"]
-            age = time.time() - _epoch(pull["created_at"])
+            age = clock.time_s() - _epoch(pull["created_at"])
             if age < self.review_delay:
                 continue
             stale = self.scenario == "stale-approval"
@@ -250,9 +251,7 @@ class World:
                     return sum(1 for c in list(self.github.calls)
                                if c[0] == "GET" and c[1].split("?")[0] == path and c[2] == OPERATOR_LOGIN)
                 before = reads()
-                end = time.monotonic() + 300
-                while time.monotonic() < end and not self.stop_event.is_set() and reads() <= before:
-                    time.sleep(0.05)
+                clock.wait_until(lambda: self.stop_event.is_set() or reads() > before, 300, 0.05)
                 self.stale_pushed.add(number)
                 self.github.commit(pull["head"]["ref"], {"LATE_CHANGE.md": "pushed after the approvals\n"},
                                    "chore: a change pushed after approval", "dev-author")
