@@ -9,8 +9,6 @@ import os
 import signal
 from pathlib import Path
 
-import pytest
-
 from runbook import proc
 
 from helpers import copy_project, invoke, spawn, wait_for, write_answers

@@ -890,7 +890,12 @@ def _breach(values: dict[int, float], threshold: float, n: int, m: int | None) -
        args={"properties": {**ALB, **WINDOW,
                             "threshold_percent": {"type": "number", "minimum": 0,
                                                   "description": "default monitoring.error_rate_percent, else 1"},
-                            "metric": {**S, "description": "default HTTPCode_Target_5XX_Count"}}},
+                            "metric": {**S, "description": "default HTTPCode_Target_5XX_Count"},
+                            "fresh": {"type": "boolean",
+                                      "description": "first wait (up to 3 periods) for a datapoint of a period "
+                                                     "that ends after the check starts: CloudWatch publishes a "
+                                                     "period after it, so right after a failure the newest "
+                                                     "errors are not there yet"}}},
        outputs={"type": "object", "properties": {
            "rate_percent": {"type": "number"}, "max_rate_percent": {"type": "number"},
            "requests": {"type": "number"}, "errors": {"type": "number"}, "datapoints": {"type": "integer"},
@@ -907,6 +912,12 @@ def cloudwatch_5xx_rate(ctx: Context) -> Outcome:
     threshold = float(_arg(ctx, "threshold_percent", "monitoring", "error_rate_percent", default=1.0))
     metric = str(ctx.args.get("metric") or "HTTPCode_Target_5XX_Count")
     dims, group = _alb_dimensions(ctx)
+    if ctx.args.get("fresh"):
+        asked = clock.time_s()
+        ctx.progress(f"waiting for CloudWatch's datapoint of the current {period} s period")
+        clock.wait_until(lambda: any(t + period > asked for t in _series(ctx, dims, "RequestCount", "Sum", window,
+                                                                          period)),
+                         3 * period, max(1.0, period / 5))
     counts = _series(ctx, dims, "RequestCount", "Sum", window, period)
     errors = _series(ctx, dims, metric, "Sum", window, period)
     rates = {t: 100.0 * errors.get(t, 0.0) / max(r, errors.get(t, 0.0)) for t, r in counts.items() if r > 0}

@@ -11,7 +11,6 @@ import pytest
 
 from core.harness import of_type, world
 from helpers import invoke
-from runbook import cli
 from runbook.errors import ExitCode, UsageError
 from runbook.state import Status
 
