@@ -188,11 +188,12 @@ class LockStore:
                 held.append(current)
                 return None
 
-        def tick(waited_s: float) -> None:
+        def tick(waited_s: float) -> None:      # say who holds it, then look again within a second, last at the end
             if on_wait is not None:
                 on_wait(held[-1])
+            clock.sleep(min(1.0, max(0.05, wait - waited_s)))
 
-        got = clock.wait_until(take, wait, min(1.0, wait) if wait > 0 else 0.0, on_tick=tick)
+        got = clock.wait_until(take, wait, 0.0, on_tick=tick, sleep=False)
         if got is None:
             raise LockHeld(self.held_message(held[-1]) + waited(wait))
         return got
