@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from . import hints, identity
 from .errors import LockHeld, RunbookError, UsageError
@@ -174,29 +174,11 @@ class LockStore:
     def acquire(self, key: str, run_id: str, runbook: str, operator: str, wait: float = 0.0,
                 on_wait: Any = None) -> Holder:
         """Take the lock for a new run; LockHeld (exit 3) names the holder."""
-        held: list[Holder] = []
+        def attempt() -> tuple[bool, Holder | None]:
+            holder = self._new(key, run_id, runbook, operator, 1)
+            return (True, holder) if self._create(holder) else (False, self.read(key))
 
-        def take() -> Holder | None:
-            """The lock, or None with its holder kept in ``held`` (one try, or more if it was released)."""
-            while True:
-                holder = self._new(key, run_id, runbook, operator, 1)
-                if self._create(holder):
-                    return holder
-                current = self.read(key)
-                if current is None:
-                    continue   # released between our attempt and the read
-                held.append(current)
-                return None
-
-        def tick(waited_s: float) -> None:      # say who holds it, then look again within a second, last at the end
-            if on_wait is not None:
-                on_wait(held[-1])
-            clock.sleep(min(1.0, max(0.05, wait - waited_s)))
-
-        got = clock.wait_until(take, wait, 0.0, on_tick=tick, sleep=False)
-        if got is None:
-            raise LockHeld(self.held_message(held[-1]) + waited(wait))
-        return got
+        return acquire_waiting(attempt, wait, on_wait, self.held_message)
 
     def held_message(self, current: Holder) -> str:
         return held_message(current)
@@ -271,3 +253,32 @@ class LockStore:
             raise UsageError(f"lock {key!r} is live: {current.describe()}; an emergency runbook can take it over")
         self.path(key).unlink()
         return current
+
+
+def acquire_waiting(attempt: Callable[[], tuple[bool, Holder | None]], wait: float, on_wait: Any,
+                    message: Callable[[Holder], str]) -> Holder:
+    """A key for a new run, for both stores: ``attempt()`` is (True, ours) when it took the key,
+    (False, the holder) when someone holds it, (False, None) when it was released in between (try
+    again at once). Looks again within a second until ``wait`` s have passed (last at the end),
+    telling ``on_wait(holder)``; then LockHeld naming the holder."""
+    held: list[Holder] = []
+
+    def take() -> Holder | None:
+        while True:
+            ours, holder = attempt()
+            if holder is None:
+                continue
+            if ours:
+                return holder
+            held.append(holder)
+            return None
+
+    def tick(waited_s: float) -> None:
+        if on_wait is not None:
+            on_wait(held[-1])
+        clock.sleep(min(1.0, max(0.05, wait - waited_s)))
+
+    got = clock.wait_until(take, wait, 0.0, on_tick=tick, sleep=False)
+    if got is None:
+        raise LockHeld(message(held[-1]) + waited(wait))
+    return got

@@ -21,7 +21,7 @@ from typing import Any
 from .. import identity
 from ..errors import ExternalError, LockHeld, UsageError
 from ..journal import utcnow
-from ..locks import Fenced, Holder, held_message, waited
+from ..locks import Fenced, Holder, acquire_waiting, held_message
 from .awsio import Aws, Conflict, from_item, to_item, values
 from .. import clock
 
@@ -98,31 +98,15 @@ class LeaseStore:
     def acquire(self, key: str, run_id: str, runbook: str, operator: str, wait: float = 0.0,
                 on_wait: Any = None) -> Holder:
         """Take a free key for a new run; LockHeld (exit 3) names the holder, live or stale."""
-        held: list[Holder] = []
+        def attempt() -> tuple[bool, Holder | None]:
+            holder = self._new(key, run_id, runbook, operator, 1)
+            try:
+                self._put(holder, "attribute_not_exists(pk)")
+                return True, holder
+            except Refused as refused:
+                return False, refused.current
 
-        def take() -> Holder | None:
-            """The lock, or None with its holder kept in ``held`` (one try, or more if it was released)."""
-            while True:
-                holder = self._new(key, run_id, runbook, operator, 1)
-                try:
-                    self._put(holder, "attribute_not_exists(pk)")
-                    return holder
-                except Refused as refused:
-                    current = refused.current
-                if current is None:
-                    continue
-                held.append(current)
-                return None
-
-        def tick(waited_s: float) -> None:      # say who holds it, then look again within a second, last at the end
-            if on_wait is not None:
-                on_wait(held[-1])
-            clock.sleep(min(1.0, max(0.05, wait - waited_s)))
-
-        got = clock.wait_until(take, wait, 0.0, on_tick=tick, sleep=False)
-        if got is None:
-            raise LockHeld(self.held_message(held[-1]) + waited(wait))
-        return got
+        return acquire_waiting(attempt, wait, on_wait, self.held_message)
 
     def held_message(self, current: Holder) -> str:
         return held_message(current)
