@@ -442,20 +442,20 @@ def ecs_wait_stable(ctx: Context) -> Outcome:
     if refusal:
         return Outcome.fail(refusal)
     expected = str(ctx.args.get("task_definition") or svc["taskDefinition"])
-    seen = [svc]
+    now = {"svc": svc}                         # the service as last described
 
     def look() -> Outcome | None:
-        return _stable_outcome(ctx, seen[-1], cluster, name, expected, clock.monotonic() - started)
+        return _stable_outcome(ctx, now["svc"], cluster, name, expected, clock.monotonic() - started)
 
     def tick(waited: float) -> None:          # progress, the interval, then the service as it is now
-        ctx.progress(_progress(seen[-1], name) + f"; {timeout - waited:.0f} s left")
+        ctx.progress(_progress(now["svc"], name) + f"; {timeout - waited:.0f} s left")
         clock.sleep(interval)
-        seen.append(_service(ctx)[0])
+        now["svc"] = _service(ctx)[0]
 
     outcome = clock.wait_until(look, timeout, interval, on_tick=tick, sleep=False)
     if outcome is not None:
         return outcome
-    svc, waited = seen[-1], clock.monotonic() - started
+    svc, waited = now["svc"], clock.monotonic() - started
     problems = _steady_problems(svc, None)
     return _wait_result(ctx, svc, False, f"{cluster}/{name} not stable on {aws.family_revision(expected)} "
                                          f"after {_minutes(waited)}: " + "; ".join(problems)
@@ -912,13 +912,17 @@ def cloudwatch_5xx_rate(ctx: Context) -> Outcome:
     threshold = float(_arg(ctx, "threshold_percent", "monitoring", "error_rate_percent", default=1.0))
     metric = str(ctx.args.get("metric") or "HTTPCode_Target_5XX_Count")
     dims, group = _alb_dimensions(ctx)
+    read: list[dict[int, float]] = []
+
+    def requests() -> bool:                   # RequestCount now; with fresh: it holds the current period
+        read.append(_series(ctx, dims, "RequestCount", "Sum", window, period))
+        return not ctx.args.get("fresh") or any(t + period > asked for t in read[-1])
+
+    asked = clock.time_s()
     if ctx.args.get("fresh"):
-        asked = clock.time_s()
         ctx.progress(f"waiting for CloudWatch's datapoint of the current {period} s period")
-        clock.wait_until(lambda: any(t + period > asked for t in _series(ctx, dims, "RequestCount", "Sum", window,
-                                                                          period)),
-                         3 * period, max(1.0, period / 5))
-    counts = _series(ctx, dims, "RequestCount", "Sum", window, period)
+    clock.wait_until(requests, 3 * period, max(1.0, period / 5))
+    counts = read[-1]
     errors = _series(ctx, dims, metric, "Sum", window, period)
     rates = {t: 100.0 * errors.get(t, 0.0) / max(r, errors.get(t, 0.0)) for t, r in counts.items() if r > 0}
     evaluated, breaching = _breach(rates, threshold, n, m)
