@@ -13,12 +13,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smaller fixtures (1,000 runs / 100,000 events; "
                                                          "100-step runbook) and fewer repeats")
+    ap.add_argument("--tiny", action="store_true", help="every figure once on tiny fixtures: checks the report's "
+                                                        "shape (the test suite uses it); the numbers mean nothing")
     ap.add_argument("--fixture", help="folder that keeps the large state home between runs (default: a temp folder)")
     ap.add_argument("--only", help="comma-separated figure groups: " + ",".join(FIGURES))
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args(argv)
     only = [s.strip() for s in args.only.split(",")] if args.only else None
-    rows = run_all(quick=args.quick, fixture=args.fixture, only=only, progress=sys.stderr)
+    size = "tiny" if args.tiny else "quick" if args.quick else "full"
+    rows = run_all(size, fixture=args.fixture, only=only, progress=sys.stderr)
     if args.json:
         print(json.dumps([r.__dict__ for r in rows], indent=2))
     else:

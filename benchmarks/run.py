@@ -130,7 +130,7 @@ def startup(ctx: "Ctx") -> list[Figure]:
         rows["rb.list"].append(invoke(["runbook.list"], env, ROOT)[0])
         rows["validate"].append(invoke(["runbook.validate"], env, ROOT)[0])
     cold = [invoke(["runbook.validate"], env_for(home, RUNBOOK_CACHE=tempfile.mkdtemp(prefix="cache-", dir=ctx.tmp)),
-                   ROOT)[0] for _ in range(3)]
+                   ROOT)[0] for _ in range(ctx.size.few)]
     med = {k: statistics.median(v) for k, v in rows.items()}
     note = f"baseline `invoke --list` on a one-empty-task tasks.py, {spread(rows['base'])}"
     c = statistics.median(cold)
@@ -161,9 +161,9 @@ def steps_project(base: Path, counts: Iterable[int]) -> Path:
 
 
 def per_step(ctx: "Ctx") -> list[Figure]:
-    big = 100 if ctx.quick else 1000
+    big = ctx.size.steps
     root = steps_project(ctx.tmp, [1, big])
-    repeat = max(3, ctx.repeat // 2)
+    repeat = max(ctx.size.few, ctx.repeat // 2)
 
     def one(count: int) -> float:
         home = Path(tempfile.mkdtemp(prefix="home-", dir=ctx.tmp))
@@ -177,7 +177,8 @@ def per_step(ctx: "Ctx") -> list[Figure]:
         small.append(one(1))
         big_t.append(one(big))
     per = (statistics.median(big_t) - statistics.median(small)) / (big - 1)
-    write, samples = durable_write_time(Path(tempfile.mkdtemp(prefix="writes-", dir=ctx.tmp)))
+    write, samples = durable_write_time(Path(tempfile.mkdtemp(prefix="writes-", dir=ctx.tmp)),
+                                        ctx.size.writes)
     note = (f"{big}-step run {statistics.median(big_t):.2f} s, 1-step {statistics.median(small) * 1000:.0f} ms "
             f"(medians of {repeat}); baseline: median of {len(samples)} atomic durable writes "
             f"(tmp, fsync, rename, folder fsync), {spread(samples)}")
@@ -279,7 +280,7 @@ def journal_scale(ctx: "Ctx") -> list[Figure]:
     from runbook.review import INDEX_VERSION, Index  # noqa: F401
     from runbook.store import LocalStore
 
-    runs, events = (1000, 100_000) if ctx.quick else (10_000, 1_000_000)
+    runs, events = ctx.size.runs, ctx.size.events
     folder = Path(ctx.fixture) if ctx.fixture else Path(tempfile.gettempdir()) / "runbook-bench-fixture"
     folder = folder / f"{runs}-{events}"
     t0 = time.perf_counter()
@@ -307,7 +308,7 @@ def journal_scale(ctx: "Ctx") -> list[Figure]:
             raise RuntimeError(f"fixture does not verify: {report.problems[:3]}")
         return took
 
-    repeat = 3
+    repeat = ctx.size.few
     base_s, vals = [], []
     for _ in range(repeat):
         base_s.append(baseline())
@@ -420,7 +421,7 @@ def rollback(ctx: "Ctx") -> list[Figure]:
             counted[uses.split(".")[0]] = counted.get(uses.split(".")[0], 0) + d
     engine = wall - outside
     empty = empty_tasks_dir(ctx.tmp)
-    bl = statistics.median([invoke(["--list"], env_for(home), empty)[0] for _ in range(3)])
+    bl = statistics.median([invoke(["--list"], env_for(home), empty)[0] for _ in range(ctx.size.few)])
     status = records[-1]["type"]
     why = ("; with no release run in this state home, rollback-fast stops at its migrations check after "
            "finding the target" if proc.returncode else "")
@@ -449,32 +450,54 @@ def memory(ctx: "Ctx") -> list[Figure]:
     env = env_for(home)
     empty = empty_tasks_dir(ctx.tmp)
     value = statistics.median([_peak_mb(["runbook", "production-release", "--env", "sandbox", "--dry-run"], env, ROOT)
-                               for _ in range(3)])
-    base = statistics.median([_peak_mb(["--list"], env, empty) for _ in range(3)])
+                               for _ in range(ctx.size.few)])
+    base = statistics.median([_peak_mb(["--list"], env, empty) for _ in range(ctx.size.few)])
     return [_under("memory: production-release --env sandbox --dry-run", value, 150, base,
                    "peak RSS (ru_maxrss of the child); baseline `invoke --list` on an empty tasks.py", unit="MB")]
 
 
 # -- all -------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Size:
+    """How big the fixtures are and how often each figure is measured."""
+    name: str
+    repeat: int          # samples of each start-up and journal command
+    few: int             # samples of the figures measured a few times (cold start-up, memory, verify)
+    steps: int           # the long runbook of the per-step figure
+    runs: int            # runs in the journal fixture
+    events: int          # events in the journal fixture
+    writes: int          # durable writes in the per-step baseline
+
+
+SIZES = {"full": Size("full", 9, 3, 1000, 10_000, 1_000_000, 200),
+         "quick": Size("quick", 5, 3, 100, 1000, 100_000, 200),
+         # `--tiny`: every figure once on tiny fixtures, to check the report's shape (tests/test_bench.py);
+         # its numbers mean nothing.
+         "tiny": Size("tiny", 1, 1, 5, 20, 400, 10)}
+
+
 @dataclass
 class Ctx:
     tmp: Path
-    quick: bool
-    repeat: int
+    size: Size
     fixture: str | None
     progress: TextIO | None
+
+    @property
+    def repeat(self) -> int:
+        return self.size.repeat
 
 
 FIGURES: dict[str, Callable[[Ctx], list[Figure]]] = {
     "startup": startup, "per_step": per_step, "journal": journal_scale, "rollback": rollback, "memory": memory}
 
 
-def run_all(quick: bool = False, fixture: str | None = None, only: list[str] | None = None,
+def run_all(size: str = "full", fixture: str | None = None, only: list[str] | None = None,
             progress: TextIO | None = None) -> list[Figure]:
     rows: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="runbook-bench-") as tmp:
-        ctx = Ctx(Path(tmp), quick, 5 if quick else 9, fixture, progress)
+        ctx = Ctx(Path(tmp), SIZES[size], fixture, progress)
         for name, fn in FIGURES.items():
             if only and name not in only:
                 continue

@@ -64,3 +64,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if any(item.get_closest_marker(kind) for kind in SLOW_KINDS) and not item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.slow)
+
+
+from recorded import bad_release, healthy_release  # noqa: E402,F401  (session-scoped recordings, tests/recorded.py)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from helpers import REPO, copy_project, invoke, spawn, wait_for, write_answers
+from helpers import REPO, copy_project, invoke, processes_with, spawn, wait_for, write_answers
 from test_backend_contract import AWS_KEYS, endpoint, event, team_env
 
 RACERS = 20
@@ -22,20 +22,26 @@ import json, os, sys, time
 from pathlib import Path
 from runbook.backends import open_store
 from runbook.errors import LockHeld
-env = json.loads(sys.argv[1])
-store = open_store(env, Path(sys.argv[2]))
-store.locks.read("race")                      # connect before the start line
-while time.time() < float(sys.argv[3]):
-    time.sleep(0.001)
+env, home, meet, racers = json.loads(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+
+def everyone(stage):                          # a barrier: each racer says it reached STAGE, then waits for all
+    (meet / stage).mkdir(parents=True, exist_ok=True)
+    (meet / stage / str(os.getpid())).touch()
+    end = time.monotonic() + 300
+    while len(os.listdir(meet / stage)) < racers and time.monotonic() < end:
+        time.sleep(0.005)
+
+store = open_store(env, home)
+store.locks.read("race")                      # connected before the start line
+everyone("ready")
 try:
     holder = store.locks.acquire("race", "run-" + str(os.getpid()), "race", "op-" + str(os.getpid()))
     sys.stdout.write("won " + holder.run_id)
-    sys.stdout.flush()
-    time.sleep(4)                             # hold it while the others try
 except LockHeld as exc:
     sys.stdout.write("held " + str(exc))
+sys.stdout.flush()
+everyone("tried")                             # the winner holds the lease until every racer has tried
 """
-
 
 def project(tmp_path: Path, env: dict[str, Any]) -> Path:
     """The backend scenario project, its environment pointed at this test's table and bucket."""
@@ -60,12 +66,11 @@ def test_twenty_processes_race_for_one_lease(tmp_path: Path) -> None:
     import json
 
     env = team_env(endpoint())
-    start_at = time.time() + 6
     procs = [subprocess.Popen([sys.executable, "-c", RACE_SCRIPT, json.dumps(env), str(tmp_path / f"h{i}"),
-                               str(start_at)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               str(tmp_path / "meet"), str(RACERS)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env={**os.environ, **AWS_KEYS})
              for i in range(RACERS)]
-    outs = [p.communicate(timeout=120) for p in procs]
+    outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err for _, err in outs if err]
     won = [out for out, _ in outs if out.startswith("won ")]
     held = [out for out, _ in outs if out.startswith("held ")]
@@ -182,27 +187,33 @@ def test_verify_reports_orphans_gaps_and_deleted_segments(tmp_path: Path) -> Non
 
 
 def test_expired_lease_is_reported_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runbook import clock
     from runbook.errors import LockHeld
 
-    monkeypatch.setenv("RUNBOOK_LEASE_SECONDS", "0.5")
+    monkeypatch.setenv("RUNBOOK_LEASE_SECONDS", "30")
     env = team_env(endpoint())
-    holder_store = aws_store(env, tmp_path / "a")
-    holder_store.locks.acquire("prod", "r1", "deploy", "alice@example.com")
-    holder_store.locks._stop("prod", "r1")          # the holder's process froze: no more heartbeats
-    time.sleep(0.8)
-    other = aws_store(env, tmp_path / "b")
-    with pytest.raises(LockHeld, match=r"is stale: run r1 .*its lease .* expired"):
-        other.locks.acquire("prod", "r2", "deploy", "bob@example.com")
-    assert other.locks.unlock("prod").run_id == "r1"
+    with clock.installed(clock.VirtualClock()) as virtual:
+        holder_store = aws_store(env, tmp_path / "a")
+        holder_store.locks.acquire("prod", "r1", "deploy", "alice@example.com")
+        holder_store.locks._stop("prod", "r1")          # the holder's process froze: no more heartbeats
+        virtual.advance(31)                              # past its lease, without waiting for it
+        other = aws_store(env, tmp_path / "b")
+        with pytest.raises(LockHeld, match=r"is stale: run r1 .*its lease .* expired"):
+            other.locks.acquire("prod", "r2", "deploy", "bob@example.com")
+        assert other.locks.unlock("prod").run_id == "r1"
 
 
 def test_heartbeat_keeps_a_live_lease(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from runbook.errors import LockHeld
 
-    monkeypatch.setenv("RUNBOOK_LEASE_SECONDS", "0.6")
+    monkeypatch.setenv("RUNBOOK_LEASE_SECONDS", "1.5")         # renewed every 0.5 s
     env = team_env(endpoint())
-    aws_store(env, tmp_path / "a").locks.acquire("prod", "r1", "deploy", "alice@example.com")
-    time.sleep(1.5)
+    store = aws_store(env, tmp_path / "a")
+    first = store.locks.acquire("prod", "r1", "deploy", "alice@example.com")
+    assert first.expires_at is not None
+    # the event: time has passed the lease's first end, and the heartbeat has renewed it to end well after now
+    wait_for(lambda: time.time() > first.expires_at + 0.1
+             and (store.locks.read("prod").expires_at or 0) > time.time() + 0.5, timeout=60)
     with pytest.raises(LockHeld, match="is held: alice@example.com"):
         aws_store(env, tmp_path / "b").locks.acquire("prod", "r2", "deploy", "bob@example.com")
 
@@ -220,14 +231,15 @@ def test_stopped_holder_past_its_lease_writes_nothing_after_it_continues(tmp_pat
     wait_for(lambda: lines(work / "marker.txt") == ["started"], timeout=60)
     os.kill(first.pid, signal.SIGSTOP)
     try:
-        time.sleep(2.5)                                  # past its lease
         store = aws_store(env, tmp_path / "reviewer")
+        wait_for(lambda: time.time() > (store.locks.read("team").expires_at or 0) + 0.1, timeout=60)  # past its lease
         [run_id] = store.run_ids()
         before = len(store.records(run_id))
         resumed = invoke("runbook", "sleeper", "--env", "team", "--resume", root=root, home=tmp_path / "laptop-b",
                          env=lease)
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-        time.sleep(1.5)                                  # the stopped holder's shell step has finished meanwhile
+        # the stopped holder's shell step (its own process group, not stopped) has finished meanwhile
+        wait_for(lambda: not processes_with(str(work / "marker.txt")), timeout=60)
     finally:
         os.kill(first.pid, signal.SIGCONT)
     out, err = first.communicate(timeout=60)

@@ -104,9 +104,7 @@ def test_unlock_frees_a_stale_lock_with_a_reason(tmp_path: Path) -> None:
     wait_for(lambda: lines(work / "marker.txt") == ["started"])
     live = invoke("runbook.unlock", "sleeper", "--reason", "x", root=root, home=home)
     assert live.returncode == 2 and "is live" in live.stderr
-    first.kill()
-    first.communicate()
-    time.sleep(0.1)
+    kill_with_commands(first, home)                 # the machine was lost: the engine and its command
     freed = invoke("runbook.unlock", "sleeper", "--reason", "host rebooted", root=root, home=home)
     assert freed.returncode == 0, freed.stderr
     assert '"type":"lock.unlock"' in (home / "ledger.jsonl").read_text()
@@ -127,7 +125,7 @@ def test_two_takeovers_at_once_get_different_epochs(tmp_path: Path, monkeypatch)
 
     def slow_read(self, key):
         found = real_read(self, key)
-        time.sleep(0.2)                    # widen the read-then-replace window
+        time.sleep(0.2)                    # widen the read-then-replace window (slowness, not a wait for time)
         return found
 
     monkeypatch.setattr(LockStore, "read", slow_read)

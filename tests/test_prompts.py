@@ -1,4 +1,6 @@
-"""Answers files, --yes, --non-interactive, parking, protected environments, forced and secret resumes."""
+"""Protected environments, forced and secret resumes and abandon, through the command line.
+
+(The answers file, --yes and parking are proved in process: tests/core/test_answers_and_gates.py.)"""
 
 from __future__ import annotations
 
@@ -35,53 +37,6 @@ def test_chain_order_and_parking() -> None:
         chain.ask(link)                                                 # --yes never supplies evidence
     with pytest.raises(ScriptError, match="unscripted prompt 's.link'"):
         Chain([], ScriptedPrompter({})).ask(link)
-
-
-def test_non_interactive_parks_then_resumes_with_answers(proj: tuple[Path, Path, Path]) -> None:
-    root, home, _ = proj
-    parked = invoke("runbook", "gates", "--non-interactive", root=root, home=home)
-    assert parked.returncode == 4, parked.stdout + parked.stderr
-    assert "needs a person: confirm-it.confirm" in parked.stdout
-    assert "parked" in invoke("runbook.status", root=root, home=home).stdout
-    answers = write_answers(home.parent / "a.yaml", "gates", {
-        "confirm-it.confirm": True, "confirm-it.tick": True, "evidence.link": {"done": True, "link": "https://d/1"},
-        "approve.approval": {"approvers": ["bob", "carol"]}})
-    done = invoke("runbook", "gates", "--resume", "--answers", str(answers), root=root, home=home)
-    assert done.returncode == 0, done.stdout + done.stderr
-    recs = records(home)
-    assert [r["type"] for r in recs].count("run.parked") == 1
-    approval = next(r for r in recs if r["type"] == "item.result" and r["data"]["item"] == "approval")
-    assert approval["data"]["outputs"]["approvers"] == ["bob", "carol"] and approval["data"]["verified"] is False
-
-
-def test_yes_answers_confirmations_but_not_evidence_or_approvals(proj: tuple[Path, Path, Path]) -> None:
-    root, home, _ = proj
-    result = invoke("runbook", "gates", "--yes", "--non-interactive", root=root, home=home)
-    assert result.returncode == 4
-    assert "needs a person: evidence.link (with a link)" in result.stdout
-    recs = records(home)
-    assert {r["data"]["id"]: r["data"]["source"] for r in recs if r["type"] == "prompt.answered"} == {
-        "confirm-it.confirm": "--yes", "confirm-it.tick": "--yes"}
-
-
-@pytest.mark.parametrize("approvers,problem", [
-    (["tester@example.com", "bob"], "the operator (tester@example.com) cannot approve their own run"),
-    (["bob", "bob"], "the same person is named twice"),
-    (["bob"], "1 approver(s) named, 2 needed"),
-])
-def test_prompt_approvals_are_checked(proj: tuple[Path, Path, Path], approvers: list[str], problem: str) -> None:
-    root, home, _ = proj
-    answers = write_answers(home.parent / "a.yaml", "gates", {
-        "confirm-it.confirm": True, "confirm-it.tick": True, "evidence.link": {"done": True, "link": "https://dash.example/x"},
-        "approve.approval": {"approvers": approvers}})
-    result = invoke("runbook", "gates", "--answers", str(answers), root=root, home=home)
-    assert result.returncode == 4            # refused, nobody to ask for another approver: parked, not failed
-    assert f"approval refused: {problem}" in result.stdout
-    recs = records(home)
-    refusal = [r for r in recs if r["type"] == "prompt.answered" and r["data"]["id"] == "approve.approval"]
-    assert refusal[0]["data"]["refused"] == problem
-    assert recs[-1]["type"] == "run.parked"
-    assert not any(r["type"] == "step.finished" and r["data"]["step"] == "approve" for r in recs)
 
 
 def test_protected_environment(proj: tuple[Path, Path, Path]) -> None:

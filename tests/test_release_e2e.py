@@ -17,6 +17,7 @@ from runbook import git as g
 from runbook.sandbox import control
 
 from helpers import REPO, app_version, finished, invoke, results, spawn, wait_for
+from recorded import clone_home, journals, run
 
 pytestmark = pytest.mark.sandbox          # the slow tier: `python -m pytest -q -m slow` (or -m sandbox)
 
@@ -28,23 +29,6 @@ def home(tmp_path: Path):
     home = tmp_path / "home"
     yield home
     control.down(home)
-
-
-def run(home: Path, *args: str, scenario: str = "healthy", timeout: float = 600):
-    return invoke(*args, root=REPO, home=home, timeout=timeout,
-                  env={"RUNBOOK_SANDBOX_SCENARIO": scenario, "RUNBOOK_OPERATOR": "release@menotime.example"})
-
-
-def journals(home: Path) -> dict[str, list[dict[str, Any]]]:
-    """runbook name -> records of its (latest) run."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for folder in sorted((home / "runs").iterdir()):
-        records = [json.loads(line) for line in (folder / "journal.jsonl").read_text().splitlines()]
-        out[records[0]["data"]["runbook"]] = records
-    return out
-
-
-
 
 
 def service_revision(home: Path) -> str:
@@ -70,12 +54,10 @@ def test_every_runbook_and_environment_validates_and_show_lists_prompt_ids(home:
     assert dry.returncode == 0 and not (home / "sandbox").exists()
 
 
-def test_healthy_release_end_to_end(home: Path) -> None:
-    result = run(home, "runbook", "production-release", "--env", "sandbox", "--answers",
-                 str(ANSWERS / "production-release.yaml"), "--non-interactive")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+def test_healthy_release_end_to_end(healthy_release: dict[str, Any]) -> None:
+    home = healthy_release["home"]
     assert app_version(home) == "v1.2.0"
-    records = journals(home)["production-release"]
+    records = healthy_release["journals"]["production-release"]
     steps = finished(records)
     skipped = {"back-merge.conflict", "back-merge.pull-request"}     # by their conditions: clean, no review needed
     assert {s for s, status in steps.items() if status == "skipped"} == skipped, steps
@@ -101,11 +83,8 @@ def test_healthy_release_end_to_end(home: Path) -> None:
     assert run(home, "audit.verify").returncode == 0
 
 
-def test_bad_release_is_rolled_back_to_what_was_live_before(home: Path) -> None:
-    result = run(home, "runbook", "production-release", "--env", "sandbox", "--answers",
-                 str(ANSWERS / "production-release.yaml"), "--non-interactive", scenario="bad-release")
-    assert result.returncode == 1, result.stdout[-3000:] + result.stderr
-    runs = journals(home)
+def test_bad_release_is_rolled_back_to_what_was_live_before(bad_release: dict[str, Any], tmp_path: Path) -> None:
+    home, runs = bad_release["home"], bad_release["journals"]
     release, rollback = runs["production-release"], runs["rollback-fast"]
     assert finished(release)["verification.endpoints"] == "failed"
     offer = next(r for r in release if r["type"] == "run.offer")
@@ -136,7 +115,8 @@ def test_bad_release_is_rolled_back_to_what_was_live_before(home: Path) -> None:
     assert run(home, "runbook.status").stdout.strip() == "No unfinished runs and no locks held."
     again = run(home, "runbook.resume", "--run-id", release[0]["run"])
     assert again.returncode == 2 and "rolled-back; there is nothing to resume" in again.stderr
-    nxt = run(home, "runbook", "production-release", "--env", "sandbox", "--param", "version=v1.2.1",
+    after = clone_home(bad_release, tmp_path / "after")                 # the recording stays as it was
+    nxt = run(after, "runbook", "production-release", "--env", "sandbox", "--param", "version=v1.2.1",
               "--non-interactive", scenario="bad-release")
     assert nxt.returncode == 4, nxt.stdout[-2000:] + nxt.stderr        # started (no abandon, no unlock): it parks
     assert "needs a person" in nxt.stdout                               # at the first checklist, as any release

@@ -1,7 +1,7 @@
 """The review of the sandbox's bad release (production-release -> rollback-fast -> post-rollback) as a
 reviewer gets it: `audit.export` of the failed release and `audit.incident` of the window, in Markdown,
 JSON and HTML, and the HTML rendered by Debian's headless Chromium (its DOM, a screenshot's pixels, an
-A4 PDF's page count). The bad release runs once for the module (about 40 s)."""
+A4 PDF's page count). The bad release is the session's recording (tests/recorded.py), shared with the end-to-end test."""
 
 from __future__ import annotations
 
@@ -14,38 +14,22 @@ from typing import Any, Iterator
 
 import pytest
 
-from runbook.sandbox import control
 
-from helpers import REPO, chromium_path, invoke, png_pixels
+from helpers import REPO, chromium_path, png_pixels
+from recorded import run
 
 pytestmark = pytest.mark.browser          # the slow tier: `python -m pytest -q -m slow` (or -m browser)
 
-ANSWERS = REPO / "answers" / "sandbox"
 SVG = "{http://www.w3.org/2000/svg}"
 RED = (198, 40, 40)                    # the failure colour (#c62828)
 
 
-def run(home: Path, *args: str) -> Any:
-    return invoke(*args, root=REPO, home=home, timeout=600,
-                  env={"RUNBOOK_SANDBOX_SCENARIO": "bad-release", "RUNBOOK_OPERATOR": "release@menotime.example"})
-
-
 @pytest.fixture(scope="module")
-def incident(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def incident(tmp_path_factory: pytest.TempPathFactory, bad_release: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The bad release rolled back, and every report of it written to files."""
-    chromium_path()                      # skipped (or, under CI, failed) before 40 s of sandbox without a browser
+    chromium_path()                      # skipped (or, under CI, failed) before a minute of sandbox without a browser
     base = tmp_path_factory.mktemp("incident")
-    home = base / "home"
-    try:
-        release = run(home, "runbook", "production-release", "--env", "sandbox", "--answers",
-                      str(ANSWERS / "production-release.yaml"), "--non-interactive")
-        assert release.returncode == 1, release.stdout[-3000:] + release.stderr
-    finally:
-        control.down(home)
-    runs = {}
-    for folder in sorted((home / "runs").iterdir()):
-        first = json.loads((folder / "journal.jsonl").read_text().splitlines()[0])
-        runs[first["data"]["runbook"]] = first["run"]
+    home, runs = bad_release["home"], bad_release["runs"]
     files = {}
     for fmt in ("md", "json", "html"):
         out = base / f"incident.{fmt}"

@@ -58,7 +58,8 @@ def _interrupt(tmp_path: Path, sig: int) -> tuple[Path, Path, Path]:
     work.mkdir()
     proc = spawn("runbook", "sleeper", "--param", f"dir={work}", root=root, home=home)
     wait_for(lambda: "started" in "".join(lines(work / "marker.txt")))
-    time.sleep(0.2)
+    # mid-action: the command runs and the engine has journaled it (an event, not a fixed wait)
+    wait_for(lambda: (home / "runs").is_dir() and any(r["type"] == "item.process" for r in journal(home)))
     os.kill(proc.pid, sig)
     out, err = proc.communicate(timeout=30)
     expected = -signal.SIGKILL if sig == signal.SIGKILL else 130

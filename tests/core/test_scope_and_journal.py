@@ -118,12 +118,12 @@ def test_text_from_runbooks_and_plugins_is_never_rich_markup() -> None:
     console.event({"type": "step.started", "run": "R", "data": {"step": "s", "title": "Deploy [bold]now[/bold]"}})
     console.event({"type": "item.result", "run": "R", "data": {"item": "bar", "passed": True,
                                                                "summary": "window [#####.....] 5/10"}})
-    import time
+    from helpers import wait_for
 
     with console.waiting("waiting [#####.....] for [red]x[/red]") as update:
-        time.sleep(0.2)
+        wait_for(lambda: "waiting [#####.....] for [red]x[/red]" in out.getvalue())    # rendered by rich's refresh
         update("still [#####.....]")
-        time.sleep(0.2)
+        wait_for(lambda: "still [#####.....]" in out.getvalue())
     text = out.getvalue()
     assert "waiting [#####.....] for [red]x[/red]" in text and "still [#####.....]" in text
     assert "Deploy [bold]now[/bold]" in text and "window [#####.....] 5/10" in text
