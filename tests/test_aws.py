@@ -7,7 +7,6 @@ engine itself (``invoke runbook production-release`` in tests/scenarios/aws).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -21,7 +20,7 @@ from runbook.standins.ecs import (AwsStandIn, MenoTimeWorld, loopback_client, pu
                                   register_revision, seed_menotime)
 from runbook.store import LocalStore
 
-from helpers import REPO, aws_dummy_credentials, copy_project, invoke
+from helpers import REPO, aws_dummy_credentials, copy_project, invoke, wait_for
 
 FAMILY = "menotime-api-prod"
 # :1 v1.0.0, :2 v1.1.0 (live), :3 v1.2.0-rc.1 (registered by CI, never deployed), :4 v1.2.0 (the release)
@@ -167,7 +166,7 @@ def test_stuck_rollout_from_a_task_definition_tag(world: MenoTimeWorld) -> None:
 
 def test_scaled_to_zero_is_not_steady(world: MenoTimeWorld) -> None:
     ecs(world).update_service(cluster="production", service="menotime-api", desiredCount=0)
-    time.sleep(0.2)
+    wait_for(lambda: service(world)["runningCount"] == 0)          # the simulation stopped every task
     state = run("aws.ecs_deployment_state", world)
     assert not state.passed
     assert "desired count 0, expected at least 3 (scaled to 0: every task is stopped)" in state.summary
@@ -429,15 +428,19 @@ def test_errors_name_the_operation_and_what_to_do(world: MenoTimeWorld, monkeypa
 
 def test_the_monitoring_window_counts_only_the_time_it_watched(world: MenoTimeWorld) -> None:
     """Resumed long after a Ctrl-C, the watch does not count the time nobody watched: with 3 s of a 6 s window
-    behind it (step_active_s), it watches about three more seconds, not zero; a parked watch is wall-clock.
-    (Wide margins: a look queries CloudWatch and takes a while on a loaded machine.)"""
+    behind it (step_active_s), it watches three more seconds, not zero and not six; a parked watch is
+    wall-clock. On a virtual clock that starts now: the watched seconds are counted, not waited for."""
+    import datetime as dt
+
+    from runbook import clock
+
     put_alb_metrics(world, minutes=10, requests=600, errors=0)
     long_ago = "2020-01-01T00:00:00.000000Z"
     args = {"window": 6, "interval": 0.5, "allow_no_data": True}
-    started = time.monotonic()
-    resumed = run("monitor.window", world, args, step_started=long_ago, step_active_s=3.0)
-    took = time.monotonic() - started
-    assert resumed.passed and 2.5 <= took and resumed.outputs["looks"] >= 2, (took, resumed.summary)
+    with clock.installed(clock.VirtualClock(dt.datetime.now(dt.timezone.utc))) as virtual:
+        resumed = run("monitor.window", world, args, step_started=long_ago, step_active_s=3.0)
+    watched = virtual.monotonic()
+    assert resumed.passed and watched == pytest.approx(3.0) and resumed.outputs["looks"] == 7, (watched, resumed.summary)
     parked = run("monitor.window", world, {**args, "park": True}, step_started=long_ago)
     assert parked.passed and parked.outputs["looks"] == 1            # the parked window passed while parked
 

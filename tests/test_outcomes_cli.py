@@ -83,26 +83,30 @@ def test_verbose_streams_command_output_as_it_is_written(tmp_path: Path) -> None
     """With --verbose a command's lines appear while it runs (before it ends), redacted."""
     import subprocess
     import sys
-    import time
 
     root = copy_project("runtime", tmp_path)
     (root / "runbooks" / "chatty.yaml").write_text(
-        "name: chatty\ntitle: A command that talks, then waits\nparams: {token: {type: string, secret: true}}\n"
+        "name: chatty\ntitle: A command that talks, then waits\nparams: {token: {type: string, secret: true}, go: {type: string}}\n"
         "steps:\n  - id: talk\n    title: Talk\n    do:\n      - id: say\n        uses: shell.run\n"
-        "        with: {argv: [python3, -u, -c, \"import sys, time; print('hello from the command'); "
-        "print('token', sys.argv[1]); time.sleep(3); print('bye')\", \"${params.token}\"]}\n")
+        "        with: {argv: [python3, -u, -c, \"import os, sys, time; print('hello from the command'); "
+        "print('token', sys.argv[1]); end = time.time() + 60\\nwhile not os.path.exists(sys.argv[2]) and "
+        "time.time() < end: time.sleep(0.05)\\nprint('bye' if os.path.exists(sys.argv[2]) else 'nobody read me')\", "
+        "\"${params.token}\", \"${params.go}\"]}\n")
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("RUNBOOK_")}
     env.update({"RUNBOOK_ROOT": str(root), "RUNBOOK_HOME": str(tmp_path / "home"), "NO_COLOR": "1",
                 "RUNBOOK_OPERATOR": "tester@example.com", "RUNBOOK_PARAM_TOKEN": "s3cr3t-t0ken-value"})
-    proc = subprocess.Popen([sys.executable, "-m", "invoke", "runbook", "chatty", "--verbose"], env=env,
+    go = tmp_path / "go"
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "runbook", "chatty", "--verbose", "--param", f"go={go}"],
+                            env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     assert proc.stdout is not None
-    seen, started = [], time.monotonic()
+    seen = []
     for line in proc.stdout:
         seen.append(line)
         if "hello from the command" in line:
             break
-    assert time.monotonic() - started < 15 and proc.poll() is None     # shown while the command still runs
+    # shown while the command still runs: it waits for this file, which only now exists
+    go.touch()
     rest = proc.stdout.read()              # the same buffered reader: nothing it read ahead is lost
     proc.wait(timeout=60)
     proc.stdout.close()
@@ -111,5 +115,6 @@ def test_verbose_streams_command_output_as_it_is_written(tmp_path: Path) -> None
     text = "".join(seen) + rest
     assert proc.returncode == 0 and "| bye" in text and "| token [REDACTED]" in text
     assert "s3cr3t-t0ken-value" not in text
-    quiet = invoke("runbook", "chatty", root=root, home=tmp_path / "home2", env={"RUNBOOK_PARAM_TOKEN": "x" * 12})
+    quiet = invoke("runbook", "chatty", "--param", f"go={go}", root=root, home=tmp_path / "home2",
+                   env={"RUNBOOK_PARAM_TOKEN": "x" * 12})
     assert quiet.returncode == 0 and "hello from the command" not in quiet.stdout

@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -283,7 +284,11 @@ def test_monitoring_window_parks_and_resumes(home: Path) -> None:
                 "--answers", str(ANSWERS / "production-release.yaml"), "--non-interactive")
     assert first.returncode == 4, first.stdout[-2000:]
     assert "monitoring window open for" in first.stdout and "parked" in first.stdout
-    time.sleep(21)                                       # the sandbox's window is 20 s
+    records = journals(home)["production-release"]
+    opened = next(r["time"] for r in records if r["type"] == "step.started" and r["data"]["step"] == "monitoring")
+    window = results(records)["monitoring.window"]["evidence"]["window_s"]            # the sandbox's window: 20 s
+    closes = datetime.strptime(opened, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp() + window
+    wait_for(lambda: time.time() > closes + 0.5, timeout=120)                          # the window, as recorded, has passed
     second = run(home, "runbook", "production-release", "--env", "sandbox", "--resume", "--answers",
                  str(ANSWERS / "production-release.yaml"), "--non-interactive")
     assert second.returncode == 0, second.stdout[-2000:]
@@ -317,7 +322,7 @@ def test_ctrl_c_during_the_pipeline_wait_then_resume_with_the_printed_command(ho
     try:
         answer_release_prompts(child)
         child.expect("> deploy-wait", timeout=300)         # the pipeline deploys: the rollout is slow
-        time.sleep(2)
+        child.expect(r"s left", timeout=120)               # the rollout wait shows its progress: it is waiting
         child.sendcontrol("c")
         child.expect(pexpect.EOF, timeout=60)
     finally:
