@@ -43,6 +43,10 @@ def world(standin: AwsStandIn, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert standin.errors == []                                       # the simulation never tripped on moto
 
 
+# where the shipped release records what was live before it and what it deployed (the rollbacks pass these)
+RELEASE = {"runbook": "production-release", "release_step": "record-live.live", "deployed_step": "deploy-wait.current"}
+
+
 def run(name: str, world: MenoTimeWorld, args: dict[str, Any] | None = None, env: dict[str, Any] | None = None,
         probe: bool = False, **extra: Any) -> Outcome:
     """Call a registered plugin as the engine would, with a Context built here."""
@@ -210,7 +214,7 @@ def test_rollback_target_from_a_release_journal(world: MenoTimeWorld, tmp_path: 
     release = history.runs(runbook="production-release", env="sim")[0]
     assert release.outputs["record-live.live"]["family_revision"] == f"{FAMILY}:2"
     assert release.outputs["deploy-wait.current"]["family_revision"] == f"{FAMILY}:4"
-    found = run("aws.ecs_rollback_target", world, history=history)
+    found = run("aws.ecs_rollback_target", world, RELEASE, history=history)
     assert found.passed, found.summary
     assert found.outputs["family_revision"] == f"{FAMILY}:2"          # what was live before the release ...
     assert found.outputs["family_revision"] != f"{FAMILY}:3"          # ... not "current minus one" (never deployed)
@@ -218,7 +222,7 @@ def test_rollback_target_from_a_release_journal(world: MenoTimeWorld, tmp_path: 
     assert found.outputs["target"] == world.task_definitions[f"{FAMILY}:2"]
     assert found.outputs["image"] == world.image("v1.1.0") and found.outputs["warnings"] == []
     assert f"live before release run {release.run_id}" in found.summary
-    elsewhere = Context(args={}, env=world.env("sim"), root=REPO, env_name="staging", history=history)
+    elsewhere = Context(args=dict(RELEASE), env=world.env("sim"), root=REPO, env_name="staging", history=history)
     assert not load()["aws.ecs_rollback_target"].func(elsewhere).passed   # another environment's runs don't count
 
 
@@ -244,23 +248,23 @@ def test_rollback_target_skips_no_op_releases_and_sees_an_undone_one(world: Meno
     merge_failed = release(world, "r2", before=4, deployed=None, status="failed")
     redeploy = release(world, "r3", before=4, deployed=4, status="succeeded")
     ecs(world).update_service(cluster="production", service="menotime-api", taskDefinition=f"{FAMILY}:4")
-    found = run("aws.ecs_rollback_target", world, history=Runs(redeploy, merge_failed, first))
+    found = run("aws.ecs_rollback_target", world, RELEASE, history=Runs(redeploy, merge_failed, first))
     assert found.passed and found.outputs["family_revision"] == f"{FAMILY}:2" and found.outputs["release_run"] == "r1"
     ecs(world).update_service(cluster="production", service="menotime-api", taskDefinition=f"{FAMILY}:2")
     older = release(world, "r0", before=1, deployed=2, status="succeeded")
     broken = release(world, "r4", before=2, deployed=4, status="failed")       # the circuit breaker rolled back
-    undone = run("aws.ecs_rollback_target", world, history=Runs(broken, older))
+    undone = run("aws.ecs_rollback_target", world, RELEASE, history=Runs(broken, older))
     assert not undone.passed and undone.outputs["target"] == "" and undone.outputs["release_run"] == "r4"
     assert "nothing to roll back: the service runs menotime-api-prod:2 again" in undone.summary
     late = release(world, "r5", before=2, deployed=2, status="failed")        # recorded after the rollback
-    assert "nothing to roll back" in run("aws.ecs_rollback_target", world, history=Runs(late, older)).summary
+    assert "nothing to roll back" in run("aws.ecs_rollback_target", world, RELEASE, history=Runs(late, older)).summary
 
 
 def test_rollback_target_without_a_release_lists_candidates(world: MenoTimeWorld, tmp_path: Path) -> None:
     ecs(world).update_service(cluster="production", service="menotime-api", taskDefinition=f"{FAMILY}:4")
     assert run("aws.ecs_wait_stable", world, {"timeout": 10, "interval": 0.05}).passed
     history = History(LocalStore(tmp_path / "empty-home"))
-    none = run("aws.ecs_rollback_target", world, history=history)
+    none = run("aws.ecs_rollback_target", world, RELEASE, history=history)
     assert not none.passed
     assert "no production-release run in sim deployed menotime-api-prod:4" in none.summary
     assert "Pass the chosen one as `target`" in none.summary
@@ -268,16 +272,16 @@ def test_rollback_target_without_a_release_lists_candidates(world: MenoTimeWorld
     assert [c["family_revision"] for c in candidates] == [f"{FAMILY}:3", f"{FAMILY}:2", f"{FAMILY}:1"]
     assert all(c["image"] and c["registered_at"] and c["image_digest"] for c in candidates)
     assert candidates[1]["image"] == world.image("v1.1.0")
-    chosen = run("aws.ecs_rollback_target", world, {"target": f"{FAMILY}:2"}, history=history)
+    chosen = run("aws.ecs_rollback_target", world, {**RELEASE, "target": f"{FAMILY}:2"}, history=history)
     assert chosen.passed and chosen.outputs["source"] == "chosen" and chosen.outputs["warnings"] == []
-    current = run("aws.ecs_rollback_target", world, {"target": f"{FAMILY}:4"}, history=history)
+    current = run("aws.ecs_rollback_target", world, {**RELEASE, "target": f"{FAMILY}:4"}, history=history)
     assert not current.passed and "is what the service runs now" in current.summary
     push_image(world.endpoint_url, world.repository, "v1.2.0-repush", same_as="v1.2.0")
     repushed = register_revision(world.endpoint_url, FAMILY, world.image("v1.2.0-repush"))
-    same = run("aws.ecs_rollback_target", world, {"target": repushed}, history=history)
+    same = run("aws.ecs_rollback_target", world, {**RELEASE, "target": repushed}, history=history)
     assert same.passed and same.outputs["warnings"]
     assert "run the same image digest" in same.summary and "re-pushed" in same.summary
-    listed = run("aws.ecs_rollback_target", world, history=history).outputs["candidates"]
+    listed = run("aws.ecs_rollback_target", world, RELEASE, history=history).outputs["candidates"]
     assert listed[0]["family_revision"] == f"{FAMILY}:5" and listed[0]["same_digest_as_current"]
 
 
@@ -286,14 +290,14 @@ def test_a_chosen_rollback_target_of_another_family_or_inactive_is_refused(world
     """The rollback-target check itself refuses the operator's choice (not only the later update)."""
     history = History(LocalStore(tmp_path / "empty-home"))
     other = register_revision(world.endpoint_url, "billing-worker", world.image("v1.0.0"))
-    wrong = run("aws.ecs_rollback_target", world, {"target": other}, history=history)
+    wrong = run("aws.ecs_rollback_target", world, {**RELEASE, "target": other}, history=history)
     assert not wrong.passed, wrong.summary
     assert wrong.summary == "rollback target refused: billing-worker:1 is not of family menotime-api-prod"
     ecs(world).deregister_task_definition(taskDefinition=f"{FAMILY}:1")
-    gone = run("aws.ecs_rollback_target", world, {"target": f"{FAMILY}:1"}, history=history)
+    gone = run("aws.ecs_rollback_target", world, {**RELEASE, "target": f"{FAMILY}:1"}, history=history)
     assert not gone.passed, gone.summary
     assert gone.summary == f"rollback target refused: {FAMILY}:1 is INACTIVE (deregistered): ECS cannot deploy it"
-    assert run("aws.ecs_rollback_target", world, {"target": f"{FAMILY}:3"}, history=history).passed
+    assert run("aws.ecs_rollback_target", world, {**RELEASE, "target": f"{FAMILY}:3"}, history=history).passed
     assert service(world)["taskDefinition"].endswith(f"{FAMILY}:2")   # a check: nothing was deployed
 
 

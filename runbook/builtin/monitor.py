@@ -27,11 +27,11 @@ def _started(ctx: Context) -> float:
 
 
 def _look(ctx: Context, window: float) -> list[tuple[str, Outcome]]:
-    from . import aws as checks_aws
+    from .aws_cloudwatch import cloudwatch_5xx_rate, cloudwatch_latency, cloudwatch_no_alarms
+    from .aws_logs import logs_errors
 
-    funcs = {"aws.cloudwatch_5xx_rate": checks_aws.cloudwatch_5xx_rate, "aws.cloudwatch_latency":
-             checks_aws.cloudwatch_latency, "aws.cloudwatch_no_alarms": checks_aws.cloudwatch_no_alarms,
-             "aws.logs_errors": checks_aws.logs_errors}
+    funcs = {"aws.cloudwatch_5xx_rate": cloudwatch_5xx_rate, "aws.cloudwatch_latency": cloudwatch_latency,
+             "aws.cloudwatch_no_alarms": cloudwatch_no_alarms, "aws.logs_errors": logs_errors}
     out = []
     for name, label in WATCHED:
         args: dict[str, Any] = {}
