@@ -12,9 +12,60 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from .errors import Diagnostic, InputError
-from .schemas import suggest
-from .validate import param_problem
+from .model import PY_TYPES, ParamType
+from .schemas import quote, suggest
 from .yamlfile import Document
+
+
+def is_type(value: Any, ptype: str) -> bool:
+    types = PY_TYPES.get(ParamType(ptype)) if isinstance(ptype, str) and ptype in {t.value for t in ParamType} else None
+    if types is None:
+        return False
+    if isinstance(value, bool) and ptype != ParamType.BOOLEAN:
+        return False
+    return isinstance(value, types)
+
+
+def param_problem(spec: dict[str, Any], value: Any, compiled: re.Pattern[str] | None = None,
+                  name: str = "") -> str | None:
+    """Why ``value`` does not fit a parameter spec, or None."""
+    ptype = spec.get("type", "string")
+    if not is_type(value, ptype):
+        return f"{value!r} is not a{'n' if ptype == 'integer' else ''} {ptype}"
+    if ptype == ParamType.LIST:
+        return list_problem(spec, value, name)
+    pattern = spec.get("pattern")
+    if isinstance(pattern, str) and isinstance(value, str):
+        try:
+            compiled = compiled or re.compile(pattern)
+        except re.error:
+            return None
+        if not compiled.search(value):
+            example = f": expected {name or 'a value'} like {spec['example']}" if "example" in spec else ""
+            return f"{quote(value)} does not match {quote(pattern)}{example}"
+    choices = spec.get("choices")
+    if isinstance(choices, list) and value not in choices:
+        return f"{value!r} is not one of {', '.join(map(repr, choices))}{suggest(str(value), [str(c) for c in choices])}"
+    for bound, op in (("minimum", lambda a, b: a < b), ("maximum", lambda a, b: a > b)):
+        if isinstance(spec.get(bound), (int, float)) and isinstance(value, (int, float)) and op(value, spec[bound]):
+            return f"{value!r} is {'below the minimum' if bound == 'minimum' else 'above the maximum'} {spec[bound]}"
+    return None
+
+
+def list_problem(spec: dict[str, Any], value: list[Any], name: str = "") -> str | None:
+    """Why a list does not fit a list parameter (its length, then each value against ``items``), or None."""
+    low, high = spec.get("min_items"), spec.get("max_items")
+    if isinstance(low, int) and len(value) < low:
+        return f"{value!r} has {len(value)} value(s), fewer than min_items {low}"
+    if isinstance(high, int) and len(value) > high:
+        return f"{value!r} has {len(value)} value(s), more than max_items {high}"
+    found = spec.get("items")
+    items: dict[str, Any] = found if isinstance(found, dict) else {"type": "string"}
+    for i, one in enumerate(value):
+        problem = param_problem(dict(items, type=items.get("type", "string")), one, name=name)
+        if problem:
+            return f"value [{i}]: {problem}"
+    return None
 
 CLI = "<command line>"
 TRUE = {"true", "yes", "1", "on"}

@@ -24,7 +24,7 @@ from .plan import Environment, Plan, load_environment, merge
 from .prompts import Chain, Prompt
 from .state import RunState, derive
 from .store import check_salted
-from .validate import param_problem
+from .params import param_problem
 
 # The session running the stages (``runbook.session.Session``; named loosely so that module
 # and this one import one way).

@@ -15,7 +15,7 @@ from runbook.errors import ExitCode, InputError, PluginError, UsageError
 from runbook.model import ApprovalSource, Evidence, OnFailure, ParamType
 from runbook.plugins import load
 from runbook.schemas import load_schema
-from runbook.validate import param_problem
+from runbook.params import param_problem
 
 from conftest import PROJECT, REPO
 

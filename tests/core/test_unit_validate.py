@@ -12,7 +12,8 @@ import pytest
 from core.harness import world
 from runbook import plugins
 from runbook.project import Project
-from runbook.validate import RunbookValidator, param_problem
+from runbook.params import param_problem
+from runbook.validate import RunbookValidator
 
 Check = Callable[[str, str], list[str]]
 
