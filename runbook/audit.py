@@ -27,7 +27,7 @@ from .model import LedgerRecord
 from .store import LocalStore
 
 # Records after which the engine writes an anchor before it does anything else: every run status
-# (a finished step is anchored only when it acted or asked, see engine.Runner.step_done).
+# (a finished step is anchored only when it acted or asked, see engine.Runner.finish_step).
 ANCHORED = frozenset({"run.parked", "run.interrupted", "run.failed", "run.succeeded", "run.abandoned"})
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import contextmanager
-from typing import Any, Iterator, TextIO
+from typing import Any, Callable, Iterator, TextIO
 from . import clock
 
 CHECK_OUTPUT_LINES = 5       # the last lines of a passed check's output shown without --verbose
@@ -178,3 +178,16 @@ class Console:
 def _short(value: Any) -> str:
     text = str(value)
     return text if len(text) < 120 else text[:117] + "..."
+
+
+class _Quiet:
+    def __enter__(self) -> Callable[[str], None]:
+        return lambda message: None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def quiet() -> Any:
+    """A wait shown nowhere (no console): its progress updates go nowhere."""
+    return _Quiet()

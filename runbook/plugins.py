@@ -464,3 +464,21 @@ def _forget_caches() -> None:
     for cache in DiskCache.instances:
         cache.forget()
     _FILE_DIGESTS.clear()
+
+
+_VALIDATORS: dict[str, Any] = {}
+
+
+def argument_problem(plugin: Plugin, args: dict[str, Any]) -> str:
+    """Why resolved arguments do not fit the plugin's schema, or '' (templates were checked by type only)."""
+    from .errors import format_path
+    from .schemas import validator_for
+
+    validator = _VALIDATORS.get(plugin.name)
+    if validator is None:
+        validator = _VALIDATORS[plugin.name] = validator_for(plugin.args)
+    error = next(iter(validator.iter_errors(args)), None)
+    if error is None:
+        return ""
+    where = format_path(error.absolute_path)
+    return f"argument {where or '(all)'}: {error.message}"

@@ -1,0 +1,170 @@
+"""A task step's items: requires, confirm, do, verify; each check or action called with its
+arguments resolved and checked, an action's intent made durable first, a ``wait:`` polled."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+from . import clock, decide, identity, manual, on_fail, proc, recovery
+from .console import quiet
+from .errors import Parked, StepFailed
+from .model import PluginKind, Section
+from .plugins import Context, Outcome, Plugin, argument_problem
+from .prompts import Prompt
+from .recorder import crash, failing
+from .state import Event
+from .steps import Item, Step
+
+
+class Host(manual.Host, recovery.Host, Protocol):
+    """What the items of a task step need of the run executing them (the Runner)."""
+
+    def ask(self, prompt: Prompt) -> dict[str, Any]: ...
+    console: Any
+    def context(self, step: Step, item: dict[str, Any], args: dict[str, Any], deadline: float | None,
+                progress: Callable[[str], None] = ...) -> Context: ...
+    def emit(self, kind: Event, data: dict[str, Any], flush: bool = False) -> None: ...
+    def invoke(self, plugin: Plugin, ctx: Context, probe: bool = False) -> Outcome: ...
+    plan: Any
+    def record(self, sid: str, key: str, plugin: Plugin, outcome: Outcome, duration: float, flush: bool,
+               recovered: str = "", attempt: tuple[int, int] | None = None) -> None: ...
+    registry: Any
+    def render(self, text: str, sid: str) -> str: ...
+    def resolve(self, value: Any, sid: str) -> Any: ...
+    @property
+    def state(self) -> Any: ...
+
+
+def run_task(runner: Host, step: Step, deadline: float | None) -> None:
+    """requires -> confirm -> do -> verify. Under ``on_failure: continue`` a failed check does
+    not end the step: the section's other checks and manual items still run or are asked
+    (but nothing acts after a failed guard); a failed action always ends the step."""
+    failed: list[str] = []
+    run_section(runner, step, Section.REQUIRES, deadline, failed)
+    if failed:
+        raise StepFailed("; ".join(failed))
+    if step.confirm:
+        answered = runner.state.prompts.get(f"{step.id}.confirm")
+        text = runner.render(step.confirm, step.id)
+        answer = answered["answer"] if answered else runner.ask(Prompt(f"{step.id}.confirm", "confirm", text))
+        if not answer.get("done"):
+            raise StepFailed(f"the operator declined: {text}")
+    run_section(runner, step, Section.DO, deadline, failed)
+    run_section(runner, step, Section.VERIFY, deadline, failed)
+    if failed:
+        raise StepFailed("; ".join(failed))
+
+
+def run_section(runner: Host, step: Step, section: Section, deadline: float | None, failed: list[str]) -> None:
+    """A section's items in order; consecutive manual items are asked as one checklist."""
+    pending: list[Item] = []
+    for item in step.section(section):
+        if item.manual is not None:
+            pending.append(item)
+            continue
+        if pending:
+            manual.run_manual(runner, step, pending)
+            pending = []
+        problem = run_automated(runner, step, item, deadline)
+        if problem:
+            failed.append(problem)
+    if pending:
+        manual.run_manual(runner, step, pending)
+
+
+def run_automated(runner: Host, step: Step, item: Item, deadline: float | None) -> str:
+    """Run a check or an action (with the step's automatic retries). Returns '' when it passed
+    or was skipped by a decision, the failure when a check failed under ``on_failure:
+    continue``; raises StepFailed when the step must end."""
+    known = decide.journal_facts(runner.state, step.id, item.key)
+    if decide.item_next(decide.ItemFacts(done=known["done"])) is decide.ItemNext.KEEP:
+        return ""                    # done: never repeated, its outputs come from the journal
+    plugin = runner.registry[item.uses]
+    tries = 0
+    while True:
+        tries += 1
+        attempts = step.retry.attempts
+        outcome = call(runner, step, item, plugin, deadline, attempt=(tries, attempts) if attempts > 1 else None)
+        if outcome.passed:
+            return ""
+        if outcome.outputs.get("park"):
+            raise Parked(f"{step.id}.{item.key}: {outcome.summary}")
+        if deadline is not None and clock.monotonic() > deadline:
+            raise StepFailed(f"step {step.id} timed out after {step.timeout:g} s ({item.key}: {outcome.summary})",
+                             offer=True)
+        if tries < step.retry.attempts:
+            clock.sleep(step.retry.delay)
+            continue
+        if plugin.kind is PluginKind.ACTION:
+            raise StepFailed(f"{item.key}: {outcome.summary}", offer=True)
+        if step.continues:
+            return f"{item.key}: {outcome.summary}"
+        if not on_fail.check_on_fail(runner, step, item.key, outcome.summary):
+            return ""
+        tries = 0
+
+
+def call(runner: Host, step: Step, item: Item, plugin: Plugin, deadline: float | None,
+         attempt: tuple[int, int] | None = None) -> Outcome:
+    """One call of a check or an action: arguments resolved and checked, an action's intent
+    made durable first (and an interrupted one recovered), the outcome recorded."""
+    key = item.key
+    target = f"{step.id}.{key}"
+    args = runner.resolve(item.with_, step.id)
+    problem = argument_problem(plugin, args)
+    if problem:
+        outcome = Outcome.fail(f"{plugin.name}: {problem} (after resolving the templates in 'with:')")
+        runner.record(step.id, key, plugin, outcome, 0.0, flush=True)
+        return outcome
+    ctx = runner.context(step, item.data, args, deadline)
+    started = clock.monotonic()
+    if plugin.kind is PluginKind.ACTION:
+        if decide.journal_facts(runner.state, step.id, key)["interrupted"]:
+            mine = runner.state.steps[step.id].items[key]
+            recovery.outlived(runner, step, key, mine.process)
+            recovered = recovery.recover(runner, step, item, plugin, ctx)
+            if recovered is not None:
+                return recovered
+        crash(target, "before-intent")
+        runner.emit(Event.ITEM_INTENT, {"step": step.id, "item": key, "uses": plugin.name, "args": args}, flush=True)
+        crash(target, "after-intent")
+        ctx.child_started = lambda pid: runner.emit(Event.ITEM_PROCESS, {
+            "step": step.id, "item": key, "pid": pid, "started": proc.start_time(pid), "host": identity.host(),
+            "state": "running"}, flush=True)
+        outcome = failing(target, runner.plan.name) or runner.invoke(plugin, ctx)
+        crash(target, "after-effect")
+    elif item.data.get("wait"):
+        outcome = failing(target, runner.plan.name) or poll(runner, plugin, item.data, ctx, target)
+    else:
+        outcome = failing(target, runner.plan.name) or runner.invoke(plugin, ctx)
+    runner.record(step.id, key, plugin, outcome, clock.monotonic() - started, flush=plugin.kind is PluginKind.ACTION,
+                attempt=attempt)
+    return outcome
+
+
+def poll(runner: Host, plugin: Plugin, item: dict[str, Any], ctx: Context, target: str) -> Outcome:
+    """A check with ``wait:``: call it until it passes (or says it never will) or time runs out."""
+    wait = item["wait"]
+    timeout = float(wait["timeout"])
+    interval = float(wait.get("interval", 5))
+    outcome = runner.invoke(plugin, ctx)
+    if outcome.passed:
+        return outcome
+    waiting = runner.console.waiting(f"waiting for {target} (up to {timeout:.0f} s): {outcome.summary}") \
+        if runner.console is not None else quiet()
+    last = [outcome]
+    with waiting as update:
+        def settled() -> bool:
+            return last[-1].passed or bool(last[-1].outputs.get("final"))
+
+        def again(waited: float) -> None:      # after each wait's interval: look again
+            clock.sleep(interval)
+            last.append(runner.invoke(plugin, ctx))
+            update(f"waiting for {target} ({max(0.0, timeout - waited - interval):.0f} s left, try "
+                   f"{len(last)}): {last[-1].summary}")
+
+        clock.wait_until(settled, timeout, interval, on_tick=again, sleep=False)
+    outcome = last[-1]
+    if not outcome.passed:
+        outcome.summary = f"still failing after {timeout:.0f} s ({len(last)} tries): {outcome.summary}"
+    return outcome
