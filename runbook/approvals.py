@@ -14,7 +14,6 @@ from typing import Any, Protocol
 from . import clock, hints
 from .errors import Parked, StepFailed
 from .prompts import Prompt
-from .recorder import failing
 from .state import Event
 from .steps import Step
 
@@ -27,6 +26,7 @@ class Host(Protocol):
     registry: Any
     operator: str
     run_id: str
+    faults: Any
 
     @property
     def state(self) -> Any: ...
@@ -52,7 +52,7 @@ def run_gate(runner: Host, step: Step) -> None:
         args = {k: v for k, v in spec.items() if k not in ("source", "wait", "message")}
         ctx = runner.context(step, {"uses": gate.name}, args, None)
         started = clock.monotonic()
-        outcome = failing(f"{step.id}.approval", runner.plan.name) or runner.invoke(gate, ctx)
+        outcome = runner.faults.failing(f"{step.id}.approval", runner.plan.name) or runner.invoke(gate, ctx)
         while not outcome.passed and outcome.outputs.get("park"):
             outcome = wait_for_approvals(runner, step, gate, ctx, spec.get("wait") or {}, outcome)
             if outcome.passed or not outcome.outputs.get("park") or not keep_waiting(runner, step, outcome):
@@ -83,7 +83,7 @@ def run_gate(runner: Host, step: Step) -> None:
     members = members_of(runner)
     problem = approval_problem(approvers, runner.operator, int(spec.get("min", 1)), list(spec.get("roles") or []),
                                members)
-    forced = failing(f"{step.id}.approval", runner.plan.name)
+    forced = runner.faults.failing(f"{step.id}.approval", runner.plan.name)
     problem = problem or (forced.summary if forced else "")
     runner.emit(Event.PROMPT, {"id": prompt.id, "kind": "approval", "answer": {"approvers": approvers},
                                "source": source, "by": runner.operator, "verified": False,

@@ -7,6 +7,7 @@ exits. All printing happens here (and in the console module), never in the engin
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Sequence, TextIO
@@ -402,7 +403,10 @@ def _session(root: Path, options: Any, person: bool = True) -> Any:
         from .tui import QuestionaryPrompter
 
         interactive = QuestionaryPrompter(show=console.show)
-    return Session(root, options, console=console, person=interactive)
+    from .faults import Faults
+
+    # the fault hook of the reliability suite and the tests: read here, at the command line, only
+    return Session(root, options, console=console, person=interactive, faults=Faults.from_env(os.environ))
 
 
 def execute(root: Path, name: str, env: str | None = None, params: Sequence[str] = (), answers_file: str | None = None,

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from . import approvals, clock, conditions, decide, for_each, items, linked, on_fail, templates
 from .errors import CheckFailed, Interrupted, Parked, RunbookError, StepFailed
+from .faults import NONE, Faults
 from .locks import Fenced, LockRef
 from .model import StepKind
 from .plan import Plan, merge
@@ -52,6 +53,7 @@ class Runner:
     root: Path
     console: Any = None
     make_plan: Callable[[str, dict[str, Any]], Plan] | None = None   # for run: and on_failure children
+    faults: Faults = NONE                                            # crash and failure injection (tests)
     recorder: Recorder = field(init=False)
     scripted_retries: dict[str, int] = field(default_factory=dict)
     iterations: dict[str, dict[str, Any]] = field(default_factory=dict)   # STEP[i] -> {of, index, value}
@@ -59,7 +61,8 @@ class Runner:
     parallel: int = 0                                                # for_each iterations in threads now
 
     def __post_init__(self) -> None:
-        self.recorder = Recorder(self.store, self.run_id, self.operator, self.redactor, self._fence, self.console)
+        self.recorder = Recorder(self.store, self.run_id, self.operator, self.redactor, self._fence, self.console,
+                                 self.faults)
 
     @property
     def state(self) -> RunState:
@@ -306,7 +309,7 @@ class Runner:
     def child(self, plan: Plan, run_id: str, link: str) -> "Runner":
         """A linked run's Runner: same store, lock and person; its prompts addressed as ``LINK/ID``."""
         return Runner(plan, self.store, self.registry, self.prompter.scoped(link), self.operator, run_id,
-                      self.redactor, self.lock, self.root, self.console, self.make_plan)
+                      self.redactor, self.lock, self.root, self.console, self.make_plan, self.faults)
 
     def ask(self, prompt: Prompt) -> dict[str, Any]:
         """Ask and journal; the answer only."""

@@ -11,7 +11,6 @@ from .errors import Parked, StepFailed
 from .model import PluginKind, Section
 from .plugins import Context, Outcome, Plugin, argument_problem
 from .prompts import Prompt
-from .recorder import crash, failing
 from .state import Event
 from .steps import Item, Step
 
@@ -21,6 +20,7 @@ class Host(manual.Host, recovery.Host, Protocol):
 
     def ask(self, prompt: Prompt) -> dict[str, Any]: ...
     console: Any
+    faults: Any
     def context(self, step: Step, item: dict[str, Any], args: dict[str, Any], deadline: float | None,
                 progress: Callable[[str], None] = ...) -> Context: ...
     def emit(self, kind: Event, data: dict[str, Any], flush: bool = False) -> None: ...
@@ -125,18 +125,18 @@ def call(runner: Host, step: Step, item: Item, plugin: Plugin, deadline: float |
             recovered = recovery.recover(runner, step, item, plugin, ctx)
             if recovered is not None:
                 return recovered
-        crash(target, "before-intent")
+        runner.faults.crash(target, "before-intent")
         runner.emit(Event.ITEM_INTENT, {"step": step.id, "item": key, "uses": plugin.name, "args": args}, flush=True)
-        crash(target, "after-intent")
+        runner.faults.crash(target, "after-intent")
         ctx.child_started = lambda pid: runner.emit(Event.ITEM_PROCESS, {
             "step": step.id, "item": key, "pid": pid, "started": proc.start_time(pid), "host": identity.host(),
             "state": "running"}, flush=True)
-        outcome = failing(target, runner.plan.name) or runner.invoke(plugin, ctx)
-        crash(target, "after-effect")
+        outcome = runner.faults.failing(target, runner.plan.name) or runner.invoke(plugin, ctx)
+        runner.faults.crash(target, "after-effect")
     elif item.data.get("wait"):
-        outcome = failing(target, runner.plan.name) or poll(runner, plugin, item.data, ctx, target)
+        outcome = runner.faults.failing(target, runner.plan.name) or poll(runner, plugin, item.data, ctx, target)
     else:
-        outcome = failing(target, runner.plan.name) or runner.invoke(plugin, ctx)
+        outcome = runner.faults.failing(target, runner.plan.name) or runner.invoke(plugin, ctx)
     runner.record(step.id, key, plugin, outcome, clock.monotonic() - started, flush=plugin.kind is PluginKind.ACTION,
                 attempt=attempt)
     return outcome

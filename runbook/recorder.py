@@ -9,14 +9,13 @@ a fenced run) are built here too.
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .journal import utcnow
 from .model import LedgerRecord
+from .faults import NONE, Faults
 from .redact import Redactor
 from .state import Event, RunState, apply
 
@@ -61,6 +60,7 @@ class Recorder:
     redactor: Redactor
     fence: Callable[[], None] | None = None
     console: Any = None
+    faults: Faults = NONE                       # the fault hook the command layer installed (tests)
     state: RunState = field(default_factory=RunState)
     _buffer: list[dict[str, Any]] = field(default_factory=list)
     _journal: Any = None
@@ -103,7 +103,7 @@ class Recorder:
             for rec in written:
                 apply(self.state, rec)
             if anchor_it:
-                crash("anchor", written[-1]["type"])     # the window verify and complete_anchor know about
+                self.faults.crash("anchor", written[-1]["type"])     # the window verify and complete_anchor know about
         if anchor_it:
             anchor(self.store, self.run_id, self._journal)
             self.acted = False
@@ -116,25 +116,3 @@ class Recorder:
         """Forget what is buffered (a fenced run writes nothing more)."""
         self._buffer = []
 
-
-def failing(target: str, runbook: str = "") -> Any:
-    """The failure hook: ``RUNBOOK_FAIL_AT=[RUNBOOK/]STEP.ITEM[,...]`` makes those items fail (an
-    action after its intent, without its effect; ``STEP.approval`` refuses a gate); ``RUNBOOK/``
-    picks one runbook's item where a linked run has the same ``STEP.ITEM``. A failed Outcome, or
-    None. Off unless set."""
-    spec = os.environ.get("RUNBOOK_FAIL_AT")
-    if spec and (target in spec.split(",") or f"{runbook}/{target}" in spec.split(",")):
-        from .plugins import Outcome
-
-        return Outcome.fail(f"failed by RUNBOOK_FAIL_AT={target} (test hook)", {"fail_at": target})
-    return None
-
-
-def crash(target: str, point: str) -> None:
-    """The fault hook: ``RUNBOOK_CRASH_AT=STEP.ITEM:POINT`` kills the process right here."""
-    spec = os.environ.get("RUNBOOK_CRASH_AT")
-    if not spec:
-        return
-    where, _, at = spec.rpartition(":")
-    if where == target and at == point:
-        os.kill(os.getpid(), signal.SIGKILL)

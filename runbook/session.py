@@ -18,6 +18,7 @@ from typing import Any, Callable
 from . import answers as answers_mod, hints
 from .engine import Runner
 from .errors import ExitCode, InputError, Interrupted, LockHeld, Parked, RunbookError, UsageError
+from .faults import NONE, Faults
 from .locks import Holder, LockRef
 from .model import LedgerRecord
 from .params import check_value
@@ -74,8 +75,9 @@ class Session:
     """What every run of one command shares: project, plugins, store, prompter, console."""
 
     def __init__(self, root: Path, options: Options, console: Any = None, person: Any = None,
-                 store: LocalStore | None = None):
+                 store: LocalStore | None = None, faults: Faults = NONE):
         self.root = Path(root)
+        self.faults = faults                # crash and failure injection: the command layer's (tests)
         self.options = options
         self.console = console
         self.person = None if options.non_interactive else person
@@ -183,7 +185,7 @@ class Session:
     def runner(self, plan: Plan, run_id: str, lock: LockRef, chain: Chain) -> Runner:
         """The Runner of a prepared run."""
         return Runner(plan, self.store, self.registry, chain, self.operator, run_id, self.redactor, lock,
-                      self.root, self.console, self.child_plan(plan.env))
+                      self.root, self.console, self.child_plan(plan.env), self.faults)
 
     # -- commands ----------------------------------------------------------------------
     def start(self, name: str) -> int:

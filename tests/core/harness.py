@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from runbook.errors import RunbookError
+from runbook.faults import NONE, Faults
 from runbook.prompts import ScriptedPrompter
 from runbook.session import Options, Session
 from runbook.store import LocalStore
@@ -27,6 +28,7 @@ class World:
     home: Path
     work: Path
     asked: list[str] = field(default_factory=list)
+    faults: Faults = NONE          # the fault hook its runs get (the command line reads it from the environment)
 
     @property
     def store(self) -> LocalStore:
@@ -49,7 +51,8 @@ class World:
                           answers_file=str(answers_file) if answers_file else None, yes=yes,
                           non_interactive=script is None)
         person = ScriptedPrompter(script, strict=True) if script is not None else None
-        session = Session(self.root, options, console=None, person=person, store=LocalStore(self.home))
+        session = Session(self.root, options, console=None, person=person, store=LocalStore(self.home),
+                          faults=self.faults)
         try:
             code = session.resume(resume) if resume else session.start(name)
         finally:

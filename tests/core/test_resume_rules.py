@@ -9,6 +9,7 @@ import pytest
 
 from core.harness import of_type, world
 from runbook.errors import ExitCode, InputError
+from runbook.faults import NONE, Faults
 from runbook.state import Status
 
 OPERATOR = "tester@example.com"
@@ -227,12 +228,12 @@ def test_rolled_back_is_final_frees_the_lock_and_the_next_run_needs_no_cleanup(t
 def test_a_failed_rollback_leaves_the_parent_failed_and_resuming_it_resumes_the_rollback(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     w = world(tmp_path)
-    monkeypatch.setenv("RUNBOOK_FAIL_AT", "clean.do-0")
+    w.faults = Faults(fail_at=("clean.do-0",))
     assert w.run("flow", params={"fail_after": "true"}, answers={"run.on_failure": True}) == ExitCode.FAILED
     flow_id, cleanup_id = w.runs()
     assert w.state(flow_id).status is Status.FAILED and w.state(cleanup_id).status is Status.FAILED
     assert w.store.locks.all()                                           # the chain keeps its lock
-    monkeypatch.delenv("RUNBOOK_FAIL_AT")
+    w.faults = NONE
     assert w.run(resume=flow_id, answers={"run.on_failure": True}) == ExitCode.FAILED   # rolled-back exits 1
     assert w.state(cleanup_id).status is Status.SUCCEEDED
     assert w.state(flow_id).status is Status.ROLLED_BACK
@@ -311,14 +312,14 @@ def test_a_failed_linked_run_is_resumed_by_its_parent_and_never_walked_past(
     w = world(tmp_path)
     (w.root / "runbooks" / "parent.yaml").write_text(LINKED)
     (w.root / "runbooks" / "child.yaml").write_text(CHILD)
-    monkeypatch.setenv("RUNBOOK_FAIL_AT", "act.write")          # the linked run's action fails
+    w.faults = Faults(fail_at=("act.write",))          # the linked run's action fails
     assert w.run("parent") == ExitCode.FAILED
     parent_id, child_id = w.runs()
     assert w.state(child_id).status is Status.FAILED
     assert w.run(resume=parent_id) == ExitCode.FAILED                   # without the fix: fails again
     assert w.lines("after.txt") == []
     assert len(of_type(w.records(child_id), "item.intent", step="act", item="write")) == 2
-    monkeypatch.delenv("RUNBOOK_FAIL_AT")
+    w.faults = NONE
     assert w.run(resume=parent_id) == ExitCode.OK
     assert w.runs() == [parent_id, child_id]                            # the same linked run, resumed
     assert w.lines("child.txt") == [f"child-{parent_id}", f"child-{child_id}"] and w.lines("after.txt") == ["after"]
@@ -329,12 +330,12 @@ def test_a_failed_included_step_starts_again(tmp_path: Path, monkeypatch: pytest
     w = world(tmp_path)
     (w.root / "runbooks" / "parent.yaml").write_text(LINKED)
     (w.root / "runbooks" / "child.yaml").write_text(CHILD)
-    monkeypatch.setenv("RUNBOOK_FAIL_AT", "inc.act.write")
+    w.faults = Faults(fail_at=("inc.act.write",))
     assert w.run("parent") == ExitCode.FAILED
     run_id = w.last()
     assert w.run(resume=run_id) == ExitCode.FAILED
     assert w.lines("child.txt") == [] and len(w.runs()) == 1
-    monkeypatch.delenv("RUNBOOK_FAIL_AT")
+    w.faults = NONE
     assert w.run(resume=run_id) == ExitCode.OK
     assert w.lines("child.txt")[0] == f"child-{run_id}" and w.lines("after.txt") == ["after"]
 

@@ -11,6 +11,7 @@ import pytest
 
 from core.harness import World, of_type, world
 from runbook.errors import ExitCode
+from runbook.faults import Faults
 from runbook.state import Status
 
 COUNTING = '''\
@@ -182,7 +183,7 @@ def test_an_answers_files_retry_of_a_failed_check_stops_after_three(w: World) ->
 
 def test_an_answers_files_retry_of_a_failed_step_stops_after_three(
         w: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RUNBOOK_FAIL_AT", "after.w")
+    w.faults = Faults(fail_at=("after.w",))
     body = RETRYING.replace("    on_failure: retry\n    retry: {attempts: 3, delay: 0}\n", "")
     assert w.run(runbook(w, "stuck", body), params={"pass_at": 1},
                  answers={"after.on_fail": {"choice": "retry"}}) == ExitCode.FAILED
