@@ -393,6 +393,31 @@ def format_diagnostics(diags: Iterable[Diagnostic]) -> str:
 
 # -- running ---------------------------------------------------------------------------
 
+def sandbox_up(home: Path, env: Any, console: Any) -> None:
+    """Bring the sandbox up for a run on a sandbox environment (the command line's job: it starts
+    a process and sets this process's environment; validate, show and --dry-run never come here)."""
+    from .sandbox import control
+
+    spec = env.data["sandbox"]
+    scenario = os.environ.get("RUNBOOK_SANDBOX_SCENARIO") or spec.get("scenario", "healthy")
+    state = control.running(home)
+    if state is None:
+        if console is not None:
+            console.line(f"Starting the sandbox (scenario {scenario}) under {home}/sandbox ...")
+        state = control.up(home, scenario, review_delay=float(spec.get("review_delay", 1)))
+    env.overlay = control.overlay(home)
+    operator_token = next(t for t, login in state["github"]["tokens"].items()
+                          if login == state["github"]["operator"])
+    api = env.data.get("api") or {}
+    for var, value in (((env.data.get("github") or {}).get("token_env"), operator_token),
+                       (api.get("token_env"), "sandbox-api-token"),
+                       (api.get("login_password_env"), "sandbox-password")):
+        if var:
+            os.environ.setdefault(var, value)
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+
+
 def _session(root: Path, options: Any, person: bool = True) -> Any:
     from .console import Console
     from .session import Session
@@ -406,7 +431,8 @@ def _session(root: Path, options: Any, person: bool = True) -> Any:
     from .faults import Faults
 
     # the fault hook of the reliability suite and the tests: read here, at the command line, only
-    return Session(root, options, console=console, person=interactive, faults=Faults.from_env(os.environ))
+    return Session(root, options, console=console, person=interactive, faults=Faults.from_env(os.environ),
+                   sandbox_up=sandbox_up)
 
 
 def execute(root: Path, name: str, env: str | None = None, params: Sequence[str] = (), answers_file: str | None = None,

@@ -75,8 +75,10 @@ class Session:
     """What every run of one command shares: project, plugins, store, prompter, console."""
 
     def __init__(self, root: Path, options: Options, console: Any = None, person: Any = None,
-                 store: LocalStore | None = None, faults: Faults = NONE):
+                 store: LocalStore | None = None, faults: Faults = NONE,
+                 sandbox_up: Callable[[Path, Environment, Any], None] | None = None):
         self.root = Path(root)
+        self.sandbox_up = sandbox_up        # the command line's: brings the sandbox up (never validate/show/dry-run)
         self.faults = faults                # crash and failure injection: the command layer's (tests)
         self.options = options
         self.console = console
@@ -105,12 +107,16 @@ class Session:
         return Chain(prompters, self.person)
 
     def environment(self, name: str | None) -> Environment | None:
-        """Load an environment; a sandbox environment brings the sandbox up and applies its overlay."""
+        """Load an environment; a sandbox environment is brought up (by ``sandbox_up``, which the
+        command line passes) and its overlay applied."""
         env = load_environment(self.project, name) if name else None
         if env is not None:
             self.use_backend(env.data)
         if env is not None and isinstance(env.data.get("sandbox"), dict):
-            self.sandbox(env)
+            if self.sandbox_up is None:
+                raise UsageError(f"environment {env.name!r} is a sandbox: it is brought up by the command line "
+                                 "(`invoke runbook ... --env " + env.name + "`), not here")
+            self.sandbox_up(self.store.home, env, self.console)
         return env
 
     def use_backend(self, env_data: dict[str, Any]) -> None:
@@ -119,29 +125,6 @@ class Session:
 
         if not same_backend(self.store, env_data):
             self.store = open_store(env_data, self.store.home)
-
-    def sandbox(self, env: Environment) -> None:
-        """Bring the sandbox up (never for validate, show or --dry-run, which do not come here)."""
-        from .sandbox import control
-
-        spec = env.data["sandbox"]
-        scenario = os.environ.get("RUNBOOK_SANDBOX_SCENARIO") or spec.get("scenario", "healthy")
-        state = control.running(self.store.home)
-        if state is None:
-            if self.console is not None:
-                self.console.line(f"Starting the sandbox (scenario {scenario}) under {self.store.home}/sandbox ...")
-            state = control.up(self.store.home, scenario, review_delay=float(spec.get("review_delay", 1)))
-        env.overlay = control.overlay(self.store.home)
-        operator_token = next(t for t, login in state["github"]["tokens"].items()
-                              if login == state["github"]["operator"])
-        api = env.data.get("api") or {}
-        for var, value in (((env.data.get("github") or {}).get("token_env"), operator_token),
-                           (api.get("token_env"), "sandbox-api-token"),
-                           (api.get("login_password_env"), "sandbox-password")):
-            if var:
-                os.environ.setdefault(var, value)
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 
     def ask_param(self, chain: Chain, name: str, spec: dict[str, Any], env: Environment | None) -> Any:
         """Ask a person for one parameter (checked as they type)."""
