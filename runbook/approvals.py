@@ -15,7 +15,7 @@ from . import clock, hints
 from .errors import Parked, StepFailed
 from .prompts import Prompt
 from .state import Event
-from .steps import Step
+from .steps import Step, prompt_id
 
 
 class Host(Protocol):
@@ -75,7 +75,7 @@ def run_gate(runner: Host, step: Step) -> None:
                      f"approvals recorded with runbook.approve; each approver runs "
                      f"`{hints.approve(runner.run_id, env.name)}` under their own AWS identity, then "
                      f"`{hints.resume(runner.run_id, env.name)}` continues the run")
-    prompt = Prompt(f"{step.id}.approval", "approval",
+    prompt = Prompt(prompt_id(step.id, "approval"), "approval",
                     f"Approvers for '{step.title or step.id}' (at least {spec.get('min', 1)}, space-separated):",
                     details=results_so_far(runner))
     answer, source = runner.ask_with_source(prompt)
@@ -129,7 +129,7 @@ def wait_for_approvals(runner: Host, step: Step, gate: Any, ctx: Any, wait: dict
 def keep_waiting(runner: Host, step: Step, outcome: Any) -> bool:
     """The wait ended without the approvals: ``STEP.approval.timeout`` (wait again / park / abort). With
     nobody to ask the run parks (a resume asks again)."""
-    prompt = Prompt(f"{step.id}.approval.timeout", "timeout",
+    prompt = Prompt(prompt_id(step.id, "approval", "timeout"), "timeout",
                     f"Approvals still missing ({outcome.summary}). Keep waiting, park the run, or abort?")
     try:
         answer, source = runner.ask_with_source(prompt)
@@ -160,7 +160,7 @@ def verified_approvals(runner: Host, step: Step, spec: dict[str, Any]) -> bool:
                                members_of(runner)) if arns else "no approvals yet"
     if problem:
         if void:
-            runner.emit(Event.PROMPT, {"id": f"{step.id}.approval", "kind": "approval", "answer": {"approvers": arns},
+            runner.emit(Event.PROMPT, {"id": prompt_id(step.id, "approval"), "kind": "approval", "answer": {"approvers": arns},
                                        "source": "runbook.approve", "by": runner.operator, "verified": True,
                                        "refused": f"{problem}; void: {void}"}, flush=True)
         return False

@@ -12,7 +12,7 @@ from .model import PluginKind, Section
 from .plugins import Context, Outcome, Plugin, argument_problem
 from .prompts import Prompt
 from .state import Event
-from .steps import Item, Step
+from .steps import Item, Step, prompt_id
 
 
 class Host(manual.Host, recovery.Host, Protocol):
@@ -44,9 +44,9 @@ def run_task(runner: Host, step: Step, deadline: float | None) -> None:
     if failed:
         raise StepFailed("; ".join(failed))
     if step.confirm:
-        answered = runner.state.prompts.get(f"{step.id}.confirm")
+        answered = runner.state.prompts.get(prompt_id(step.id, "confirm"))
         text = runner.render(step.confirm, step.id)
-        answer = answered["answer"] if answered else runner.ask(Prompt(f"{step.id}.confirm", "confirm", text))
+        answer = answered["answer"] if answered else runner.ask(Prompt(prompt_id(step.id, "confirm"), "confirm", text))
         if not answer.get("done"):
             raise StepFailed(f"the operator declined: {text}")
     run_section(runner, step, Section.DO, deadline, failed)

@@ -11,7 +11,7 @@ from .errors import Parked, StepFailed
 from .plan import Plan
 from .prompts import Prompt
 from .state import Event, Status, StepStatus
-from .steps import Step
+from .steps import Step, prompt_id
 
 
 class Declined(Exception):
@@ -66,7 +66,7 @@ def rolled_back(runner: Host, reason: str, child: Status | None) -> Status:
 def run_child(runner: Host, step: Step, deadline: float | None = None) -> None:
     """A ``run:`` step: its linked run, started (after its confirm) or resumed."""
     if step.confirm and step.id not in runner.state.children:
-        prompt = Prompt(f"{step.id}.confirm", "confirm", runner.render(step.confirm, step.id))
+        prompt = Prompt(prompt_id(step.id, "confirm"), "confirm", runner.render(step.confirm, step.id))
         answered = runner.state.prompts.get(prompt.id)
         answer = answered["answer"] if answered else runner.ask(prompt)
         if not answer.get("done"):

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from .errors import Parked, StepFailed
 from .prompts import Prompt
 from .state import Event
-from .steps import Item, Step
+from .steps import Item, Step, prompt_id
 
 
 class Host(Protocol):
@@ -27,7 +27,7 @@ class Host(Protocol):
 def run_manual(runner: Host, step: Step, items: list[Item]) -> None:
     """Ask the items not answered yet, as one checklist; an item not done needs a reason."""
     done = runner.state.steps.get(step.id)
-    todo = [Prompt(f"{step.id}.{item.key}", "manual", runner.render(str(item.manual), step.id),
+    todo = [Prompt(prompt_id(step.id, item.key), "manual", runner.render(str(item.manual), step.id),
                    evidence=item.evidence, extra={"key": item.key})
             for item in items if not (done and item.key in done.items and done.items[item.key].done)]
     if not todo:

@@ -13,7 +13,7 @@ from .errors import Parked, StepFailed
 from .model import PluginKind, StepKind
 from .prompts import Prompt
 from .state import Event, StepStatus
-from .steps import Step
+from .steps import Step, prompt_id
 
 
 MAX_SCRIPTED_RETRIES = 3      # an answers file that says retry would loop for ever
@@ -40,7 +40,7 @@ def step_on_fail(runner: Host, step: Step, exc: StepFailed) -> str:
     nxt = decide.on_fail_next(facts)
     source = ""
     if nxt is None:
-        prompt = Prompt(f"{step.id}.on_fail", "on_fail",
+        prompt = Prompt(prompt_id(step.id, "on_fail"), "on_fail",
                         f"Step {step.id} failed: {exc}. Retry, skip (with a reason) or abort?")
         try:
             answer, source = runner.ask_with_source(prompt)
@@ -71,7 +71,7 @@ def check_on_fail(runner: Host, step: Step, key: str, summary: str, park: bool =
 
     With nobody to ask, a failed check fails the step; an unknown effect parks the run.
     """
-    pid = f"{step.id}.{key}.on_fail"
+    pid = prompt_id(step.id, key, "on_fail")
     prompt = Prompt(pid, "on_fail", f"{key} {'failed: ' if not park else ''}{summary}. {question}")
     try:
         answer, source = runner.ask_with_source(prompt)

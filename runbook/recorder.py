@@ -46,7 +46,8 @@ def append_final(store: Any, run_id: str, operator: str, redactor: Redactor, kin
 
 
 def ledger_event(store: Any, kind: LedgerRecord, **fields: Any) -> dict[str, Any]:
-    """A ledger record of the session's own (a lock takeover, an unlock)."""
+    """A ledger record of the session's own (a lock takeover, an unlock) or of a team-backend
+    approval: the recorder is the one writer of the ledger."""
     return store.ledger.append({"type": kind.value, **fields})
 
 

@@ -16,7 +16,7 @@ from .model import Section
 from .plugins import Context, Outcome, Plugin, argument_problem
 from .prompts import Prompt
 from .state import Event
-from .steps import Item, Step
+from .steps import Item, Step, prompt_id
 
 
 class Host(on_fail.Host, Protocol):
@@ -43,7 +43,7 @@ def outlived(runner: Host, step: Step, key: str, process: dict[str, Any] | None)
     pid, started = int(process["pid"]), str(process.get("started") or "")
     if not proc.group_alive(pid, started):
         return
-    prompt = Prompt(f"{step.id}.{key}.running", "confirm",
+    prompt = Prompt(prompt_id(step.id, key, "running"), "confirm",
                     f"{key}: its command from the interrupted session is still running (pid {pid}). "
                     "Wait for it to finish? (no: stop it now)")
     try:

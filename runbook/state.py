@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .model import StrEnum
+from .steps import prompt_id
 
 
 class Event(StrEnum):
@@ -179,7 +180,7 @@ def restart(st: RunState, step: StepState) -> None:
     are forgotten (they run or are asked again); what it did and what was answered stay."""
     step.items = {k: it for k, it in step.items.items() if it.kept_on_restart()}
     for pid in [p for p in st.prompts if p.startswith(step.id + ".") and (
-            p.endswith(".on_fail") or p in (f"{step.id}.confirm", f"{step.id}.approval"))]:
+            p.endswith(".on_fail") or p in (prompt_id(step.id, "confirm"), prompt_id(step.id, "approval")))]:
         del st.prompts[pid]
 
 

@@ -13,6 +13,13 @@ from typing import Any, Iterator
 from .model import Evidence, OnFailure, Section, StepKind, step_kind
 
 
+def prompt_id(step: str, *parts: str) -> str:
+    """The one spelling of a prompt id: ``STEP.confirm``, ``STEP.on_fail``, ``STEP.approval``,
+    ``STEP.approval.timeout``, ``STEP.ITEM`` (a manual item), ``STEP.ITEM.on_fail``,
+    ``STEP.ITEM.running``. Every prompt the engine asks and every id ``show`` lists comes from here."""
+    return ".".join((step, *parts))
+
+
 @dataclass(frozen=True)
 class PromptId:
     id: str
@@ -134,13 +141,13 @@ class Step:
         after an interruption), ``STEP.approval``, and ``STEP.on_fail`` (retry / skip / abort after
         a failed gate, action or linked run)."""
         sid = self.id
-        fail = PromptId(f"{sid}.on_fail", "on_fail", "the step failed: retry, skip with a reason, or abort")
-        confirm = [PromptId(f"{sid}.confirm", "confirm", str(self.confirm))] if self.confirm else []
+        fail = PromptId(prompt_id(sid, "on_fail"), "on_fail", "the step failed: retry, skip with a reason, or abort")
+        confirm = [PromptId(prompt_id(sid, "confirm"), "confirm", str(self.confirm))] if self.confirm else []
         if self.kind is StepKind.APPROVAL:
-            waits = [PromptId(f"{sid}.approval.timeout", "timeout",
+            waits = [PromptId(prompt_id(sid, "approval", "timeout"), "timeout",
                               "approvals still missing when the wait ends: wait again, park or abort")] \
                 if (self.approval or {}).get("source") != "prompt" else []
-            return [PromptId(f"{sid}.approval", "approval", self.title or "approval"), *waits, fail]
+            return [PromptId(prompt_id(sid, "approval"), "approval", self.title or "approval"), *waits, fail]
         if self.kind is StepKind.RUN:
             return confirm + [fail]
         out: list[PromptId] = []
@@ -149,13 +156,13 @@ class Step:
                 out += confirm
                 confirm = []
             if item.manual is not None:
-                out.append(PromptId(f"{sid}.{item.key}", "manual", str(item.manual)))
+                out.append(PromptId(prompt_id(sid, item.key), "manual", str(item.manual)))
             else:
                 if item.uses == "shell.run":
-                    out.append(PromptId(f"{sid}.{item.key}.running", "confirm",
+                    out.append(PromptId(prompt_id(sid, item.key, "running"), "confirm",
                                         "its command from an interrupted session is still running: wait for it "
                                         "(yes) or stop it (no)"))
-                out.append(PromptId(f"{sid}.{item.key}.on_fail", "on_fail", (
+                out.append(PromptId(prompt_id(sid, item.key, "on_fail"), "on_fail", (
                     f"{item.uses} was interrupted and its effect is unknown: retry, skip (it took effect) or abort"
                     if item.is_action else f"{item.uses} failed: retry, skip with a reason, or abort")))
         return out + confirm + ([fail] if any(i.is_action for i in self.items) else [])

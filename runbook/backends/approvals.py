@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import UsageError
 from ..journal import utcnow
 from ..model import LedgerRecord
+from ..recorder import ledger_event
 from ..state import Event, derive
 from .awsio import to_item
 
@@ -89,8 +90,7 @@ def approve(store: Any, prefix: str) -> Approval:
                   Item=to_item({"pk": f"run#{run_id}", "sk": f"approval#{me}", "approver": me, "digest": digest,
                                 "params": json.dumps(params, sort_keys=True), "environment": environment,
                                 "time": approval.time}))
-    store.ledger.append({"type": LedgerRecord.APPROVAL.value, "run": run_id, "approver": me, "digest": digest,
-                         "environment": environment})
+    ledger_event(store, LedgerRecord.APPROVAL, run=run_id, approver=me, digest=digest, environment=environment)
     return approval
 
 
