@@ -289,9 +289,6 @@ def image_digest_in(image: str) -> str:
 
 # -- any operation: full results, waiters, the service models ------------------------------
 
-def operation_label(service: str, method: str) -> str:
-    """``ec2 DescribeVolumes`` for ``("ec2", "describe_volumes")``: how errors and summaries name a call."""
-    return _operation_name(service, method)
 
 
 def call_all(env: Mapping[str, Any], service: str, method: str, params: Mapping[str, Any],

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Sequence, TextIO
+from typing import Any, Sequence, TextIO
 
 from . import conditions
 from .backends import store_of
@@ -383,12 +383,6 @@ def report_error(exc: RunbookError, err: TextIO = sys.stderr) -> int:
     return exc.exit_code
 
 
-def usage(message: str) -> UsageError:
-    return UsageError(message)
-
-
-def format_diagnostics(diags: Iterable[Diagnostic]) -> str:
-    return "\n".join(str(d) for d in diags)
 
 
 # -- running ---------------------------------------------------------------------------

@@ -25,8 +25,6 @@ class ConditionError(ValueError):
     """A condition whose resolved operands cannot be compared (a string where a number was needed)."""
 
 
-def is_structured(value: Any) -> bool:
-    return isinstance(value, dict)
 
 
 def _number(value: Any) -> bool:

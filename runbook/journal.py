@@ -26,7 +26,6 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .errors import RunbookError
 from .model import LedgerRecord
-from . import clock
 
 ZERO = "0" * 64
 PREFIX = b'{"prev":"'
@@ -377,6 +376,3 @@ def record_hash_at(path: Path, length: int) -> str | None:
                 return line_hash(line) if line.endswith(b"\n") else None
     return None
 
-
-def monotonic_ms() -> float:
-    return clock.monotonic() * 1000

@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable
 
 from . import templates
 from .errors import Diagnostic, InputError
@@ -322,11 +322,4 @@ def digest(plan: Plan) -> str:
     return h.hexdigest()
 
 
-def env_paths(plan: Plan) -> Sequence[str]:
-    """Every environment path the resolved plan still needs (none once an env is given)."""
-    return sorted({r.dotted for _, s in templates.walk_strings([s.data for s in plan.steps]) if "${env." in s
-                   for r in templates.refs(s) if r.root == "env"})
 
-
-def public_params(plan: Plan) -> Mapping[str, Any]:
-    return plan.params.public()

@@ -30,9 +30,6 @@ class Pending:
     type: str | None = None
 
 
-def schema_dir(root: Path | None = None) -> Path:
-    """The schemas shipped with the engine (a project may not override the format)."""
-    return SCHEMA_DIR
 
 
 @lru_cache(maxsize=None)

@@ -352,9 +352,3 @@ class AwsLedger:
     def records(self) -> Iterator[dict[str, Any]]:
         for line in self.lines():
             yield json.loads(line)
-
-    def materialise(self) -> Path:
-        """Write the ledger's lines to the local copy (for audit.verify); returns its path."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.path, b"".join(self.lines()), durable=False)
-        return self.path
