@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from . import clock
 from .backends import store_of
 from .errors import ExitCode, InputError
 from .report import export_data, verified_text
@@ -143,7 +144,6 @@ def audit_incident(root: Path, env: str | None = None, since: str | None = None,
                    fmt: str = "md", output: str | None = None, out: TextIO = sys.stdout) -> int:
     """`invoke audit.incident --env ENV --since T [--until T] --format html|md|json [--output F]`: every run
     of the window and the runs linked to them on one time axis, a summary on top."""
-    from datetime import datetime, timezone
 
     from . import incident
     from .review import parse_since, stamp
@@ -164,7 +164,7 @@ def audit_incident(root: Path, env: str | None = None, since: str | None = None,
     summary = incident.summarize(runs)
     did = incident.actions(runs)
     since_s = stamp(start) if start else ""
-    until_s = stamp(end) if end else f"now ({stamp(datetime.now(timezone.utc))})"
+    until_s = stamp(end) if end else f"now ({stamp(clock.now())})"
     assert env is not None
     if fmt == "json":
         text = incident.as_json(env, since_s, until_s, runs, summary, did, links)

@@ -19,11 +19,11 @@ import os
 import threading
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from itertools import chain
 from typing import Any, Callable, Iterable, Iterator
 
+from . import clock
 from .errors import RunbookError
 from .model import LedgerRecord
 
@@ -39,7 +39,7 @@ class JournalError(RunbookError):
 
 
 def utcnow() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def fsync_dir(path: Path) -> None:

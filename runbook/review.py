@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from . import clock
 from .errors import InputError
 from .journal import atomic_write, read_records
 from .store import LocalStore
@@ -32,7 +33,7 @@ def parse_since(text: str | None, flag: str = "--since", now: datetime | None = 
     """``2h``, ``3d``, ``45m`` before now, or an ISO time."""
     if not text:
         return None
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
     if m:
         unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
@@ -454,7 +455,7 @@ def select(summaries: list[dict[str, Any]], runbook: str | None = None, env: str
            until: datetime | None = None) -> list[dict[str, Any]]:
     since_s = stamp(since) if since else None
     until_s = stamp(until) if until else None
-    now_s = stamp(datetime.now(timezone.utc))
+    now_s = stamp(clock.now())
     out = []
     for s in summaries:
         if runbook and s["runbook"] != runbook:

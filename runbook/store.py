@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from . import clock
 from .errors import UsageError
 from .journal import ChainedFile, Ledger, atomic_write, fsync_dir, read_records
 from .locks import LockStore
@@ -21,7 +21,7 @@ from .state import RunState, derive
 
 def new_run_id() -> str:
     """Time-ordered (to the microsecond) and unique: ``20261128T053012.481516Z-4f2a9c``."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ") + "-" + secrets.token_hex(3)
+    return clock.now().strftime("%Y%m%dT%H%M%S.%fZ") + "-" + secrets.token_hex(3)
 
 
 class LocalStore:

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from .. import clock
 from ..errors import ExternalError, UsageError
 from ..journal import (ZERO, JournalError, atomic_write, chain_records, encode, ledger_fields, line_hash, scan_tail,
                        utcnow)
@@ -172,7 +173,7 @@ class AwsStore:
 
             days = int(os.environ.get("RUNBOOK_RETENTION_DAYS") or self.retention_days)
             extra = {"ObjectLockMode": "COMPLIANCE",
-                     "ObjectLockRetainUntilDate": datetime.now(timezone.utc) + timedelta(days=days)}
+                     "ObjectLockRetainUntilDate": clock.now() + timedelta(days=days)}
         got = self.io.call("s3", "put_object", key, Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*",
                            ChecksumAlgorithm="SHA256", **extra)
         return str(got.get("VersionId") or "")

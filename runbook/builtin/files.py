@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from runbook.api import Context, Outcome, action, check, probe
+from runbook.api import Context, Outcome, action, check, clock, probe
 
 
 @check("file.contains",
@@ -172,7 +172,6 @@ def changelog_section(ctx: Context) -> Outcome:
         outputs={"type": "object", "properties": {"section": {"type": "string"}, "date": {"type": "string"}}})
 def changelog_release(ctx: Context) -> Outcome:
     """Turn `## [Unreleased]` into `## [X.Y.Z] - DATE` (today, UTC, by default)."""
-    from datetime import datetime, timezone
 
     path = _base(ctx) / ctx.args.get("path", "CHANGELOG.md")
     wanted = _plain(ctx.args["version"])
@@ -181,7 +180,7 @@ def changelog_release(ctx: Context) -> Outcome:
     text = path.read_text(encoding="utf-8")
     if any(v == wanted for v, _, _ in _sections(text)):
         return changelog_section(ctx)
-    date = ctx.args.get("date") or datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    date = ctx.args.get("date") or clock.now().strftime("%Y-%m-%d")
     new, n = re.subn(r"^## \[Unreleased\][ \t]*$", f"## [{wanted}] - {date}", text, count=1,
                      flags=re.MULTILINE | re.IGNORECASE)
     if not n:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 from runbook.api import github as api
 from runbook.api import ExternalError
-from runbook.api import Context, Outcome, action, check, probe
+from runbook.api import Context, Outcome, action, check, clock, probe
 
 NUMBER: dict[str, Any] = {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": "^[0-9]+$"}]}
 FULL_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
@@ -120,7 +119,7 @@ def release_body(ctx: Context, version: str) -> str:
         if not file.is_file():
             raise _BadArgument(f"changelog: expected a file, found nothing at {file}")
         section = changelog_section(file.read_text(encoding="utf-8", errors="replace"), version)
-    date = ctx.args.get("release_date") or datetime.now(timezone.utc).date().isoformat()
+    date = ctx.args.get("release_date") or clock.now().date().isoformat()
     results = _results_so_far(ctx) or [f"- See the audit journal of run {ctx.run_id or '(this run)'}"]
     parts = ["## Release Information", f"**Version**: {version}", f"**Release Date**: {date}", "",
              "## What's included", section or f"_No CHANGELOG section for {version} found._", "",

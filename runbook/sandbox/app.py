@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-from datetime import datetime, timezone
 from typing import Any, Callable
 from .. import clock
 
@@ -46,7 +45,7 @@ class Metrics:
         with self.lock:
             requests, errors, latencies, lines = self.requests, self.errors, self.latencies, self.lines
             self.requests, self.errors, self.latencies, self.lines = 0, 0, [], []
-        now = datetime.now(timezone.utc)
+        now = clock.now()
         data = [{"MetricName": "RequestCount", "Dimensions": self.dimensions, "Timestamp": now,
                  "Value": requests, "Unit": "Count"},
                 {"MetricName": "HTTPCode_Target_5XX_Count", "Dimensions": self.dimensions, "Timestamp": now,
@@ -75,7 +74,7 @@ class App:
         route = path.split("?")[0]
         if route == "/health" and method == "GET":
             return 200, {"status": "healthy", "version": version,
-                         "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+                         "timestamp": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")}
         if bad and route.startswith(("/api/", "/auth/")):
             return 500, {"error": "internal server error", "version": version}
         if route == "/auth/login" and method == "POST":

@@ -56,6 +56,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from .. import clock
+
 SCENARIOS = ("healthy", "slow", "failing", "stuck")
 SCENARIO_TAG = "runbook-sandbox:scenario"
 DEFAULT_ACCOUNT = "123456789012"
@@ -65,7 +67,7 @@ log = logging.getLogger(__name__)
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return clock.now()
 
 
 def _task_id() -> str:
@@ -109,27 +111,32 @@ class OneRequestAtATime:
     requests gives the stand-in that property (moto's request handling is Python under one GIL anyway).
     """
 
-    def __init__(self, app: Any):
+    def __init__(self, app: Any, owner: Any = None):
         self.app = app
         self.lock = threading.Lock()
+        self.owner = owner       # whose request this is, while it is applied (see _SERVING)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         with self.lock:
-            result = self.app(environ, start_response)
+            _SERVING.owner = self.owner
             try:
-                return [b"".join(result)]
+                result = self.app(environ, start_response)
+                try:
+                    return [b"".join(result)]
+                finally:
+                    close = getattr(result, "close", None)
+                    if close is not None:
+                        close()
             finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+                _SERVING.owner = None
 
 
 class MotoServer:
     """``moto.server.ThreadedMotoServer`` (a threaded werkzeug server on loopback over moto's dispatcher
     app), its requests applied one at a time (:class:`OneRequestAtATime`)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
-        self.host, self.port = host, port
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, owner: Any = None):
+        self.host, self.port, self.owner = host, port, owner
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -137,7 +144,7 @@ class MotoServer:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
-        app = OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
+        app = OneRequestAtATime(DomainDispatcherApplication(create_backend_app), self.owner)
         self._server = make_server(self.host, self.port, app, threaded=True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
         self._thread.start()
@@ -185,7 +192,7 @@ class AwsStandIn:
     def start(self) -> "AwsStandIn":
         """Start the moto server and the simulation thread; returns self."""
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = MotoServer(port=self.port)
+        self._server = MotoServer(port=self.port, owner=self)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
@@ -415,6 +422,10 @@ class AwsStandIn:
 
 _ACTIVE: list[AwsStandIn] = []
 _HOOKED: list[bool] = []
+# The stand-in whose server applies the request in this thread. moto's backends are one per process:
+# two stand-ins in one process (a test module's and a shared one) share them, so a change is simulated
+# by the stand-in it was asked of, never by every running one.
+_SERVING = threading.local()
 
 
 def _install_hooks() -> None:
@@ -425,8 +436,10 @@ def _install_hooks() -> None:
     from moto.ecs.models import EC2ContainerServiceBackend as Backend
 
     def notify(backend: Any, svc: Any) -> None:
-        for standin in list(_ACTIVE):
-            standin.changed(backend, svc)
+        owner = getattr(_SERVING, "owner", None)
+        for standin in ([owner] if owner is not None else list(_ACTIVE)):
+            if standin in _ACTIVE:
+                standin.changed(backend, svc)
 
     def stamp(attribute: str) -> Any:
         def after(backend: Any, td: Any) -> None:
