@@ -11,7 +11,7 @@ from typing import TextIO
 from . import clock
 from .backends import store_of
 from .errors import ExitCode, InputError
-from .report import export_data, verified_text
+from .exports import export_data, verified_text
 
 
 def audit_list(root: Path, runbook: str | None = None, env: str | None = None, status: str | None = None,
@@ -75,7 +75,7 @@ def audit_show(root: Path, run_id: str, as_json: bool = False, out: TextIO = sys
     verified = verified_text(store, run.run_id)
     if as_json:
         data = run.to_dict()
-        data["params"] = report._params(run)
+        data["params"] = report.shown_params(run)
         data["verification"] = verified
         out.write(json.dumps(data, indent=2, default=str) + "\n")
         return ExitCode.OK
@@ -127,7 +127,7 @@ def audit_export(root: Path, run_id: str, fmt: str = "md", output: str | None = 
     events = [f"{e['time'][11:19]} {e.get('operator', '')}: {describe(e)}" for e in run.events]
     if fmt == "json":
         data = run.to_dict()
-        data.update({"params": report._params(run), "verification": verified, "links": links,
+        data.update({"params": report.shown_params(run), "verification": verified, "links": links,
                      "timeline": [{"time": e["time"], "type": e["type"], "operator": e.get("operator"),
                                    "text": describe(e)} for e in run.events]})
         text = json.dumps(data, indent=2, default=str) + "\n"

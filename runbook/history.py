@@ -57,6 +57,6 @@ class History:
 
     def markdown(self, run_id: str) -> str:
         """A run's Markdown report (what `invoke audit.export RUN_ID --format md` writes)."""
-        from .report import export_markdown
+        from .exports import export_markdown
 
         return export_markdown(self._store, self._store.find(run_id))

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from .errors import RunbookError
-from .report import _dur, _hms, _since
+from .report.common import duration, hms, seconds_between
 from .review import RunView
 
 DEPLOY = re.compile(r"deploy|rollout|pipeline", re.I)
@@ -151,8 +151,8 @@ def summarize(runs: list[RunView]) -> dict[str, Any]:
                               "started": restorer.started, "operator": (restorer.operators or [""])[0],
                               "outcome": restorer.outcome}
     out["healthy"] = healthy
-    out["time_to_detect_s"] = _since(out["went_live"]["time"], failed_at)
-    out["time_to_restore_s"] = _since(failed_at, healthy["time"]) if healthy else None
+    out["time_to_detect_s"] = seconds_between(out["went_live"]["time"], failed_at)
+    out["time_to_restore_s"] = seconds_between(failed_at, healthy["time"]) if healthy else None
     return out
 
 
@@ -167,7 +167,7 @@ def actions(runs: list[RunView]) -> list[dict[str, Any]]:
                     "what": f"{start} {r.name}" + (f" {r.version}" if r.version else "")})
         for s in r.sessions[1:]:
             out.append({"time": s["time"], "who": s.get("operator") or "-", "run": r.run_id, "runbook": r.runbook,
-                        "what": f"resumed after {_dur(s.get('gap_s'))}"})
+                        "what": f"resumed after {duration(s.get('gap_s'))}"})
         for p in r.prompts:
             step = r.step_of(str(p["id"]))
             about = p.get("question") or p["id"]
@@ -221,38 +221,39 @@ def summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
     elif failed:
         out.append(("Healthy again", "not recorded in the window (no rollback's verification passed)"))
     if failed:
-        out.append(("Time to detect", f"{_dur(s.get('time_to_detect_s'))} (from going live to the failure)"))
-        out.append(("Time to restore", f"{_dur(s.get('time_to_restore_s'))} (from the failure to healthy again)"
+        out.append(("Time to detect", f"{duration(s.get('time_to_detect_s'))} (from going live to the failure)"))
+        out.append(("Time to restore", f"{duration(s.get('time_to_restore_s'))} (from the failure to healthy again)"
                     if s.get("time_to_restore_s") is not None else "not restored in the window"))
     return out
 
 
 def as_json(env: str, since: str, until: str, runs: list[RunView], summary: dict[str, Any],
             did: list[dict[str, Any]], links: list[dict[str, Any]]) -> str:
-    from .report import _params
+    from .report import shown_params
 
     data: dict[str, Any] = {"environment": env, "since": since, "until": until, "summary": summary, "actions": did,
             "links": links, "runs": []}
     for r in runs:
         d = r.to_dict()
-        d["params"] = _params(r)
+        d["params"] = shown_params(r)
         data["runs"].append(d)
     return json.dumps(data, indent=2, default=str) + "\n"
 
 
 def as_markdown(env: str, since: str, until: str, runs: list[RunView], summary: dict[str, Any],
                 did: list[dict[str, Any]], links: list[dict[str, Any]], verified: dict[str, str]) -> str:
-    from .report import _esc, markdown_links, symbol
+    from .report import markdown_links, symbol
+    from .report.markdown import esc_md
 
     md = [f"# Incident report: {env}, {since} to {until}", ""]
     md += ["## Summary", "", "| | |", "|---|---|"]
-    md += [f"| {k} | {_esc(v)} |" for k, v in summary_lines(summary)]
+    md += [f"| {k} | {esc_md(v)} |" for k, v in summary_lines(summary)]
     md += ["", "## Who did what", "", "| Time | Who | Run | What |", "|---|---|---|---|"]
-    md += [f"| {_hms(a['time'])} | {_esc(a['who'])} | {a['runbook']} `{a['run'][-6:]}` | {_esc(a['what'])} |"
+    md += [f"| {hms(a['time'])} | {esc_md(a['who'])} | {a['runbook']} `{a['run'][-6:]}` | {esc_md(a['what'])} |"
            for a in did]
     md += ["", "## Runs", "", "| Run | Runbook | Operator | Started | Ended | Outcome | Journal |",
            "|---|---|---|---|---|---|---|"]
-    md += [f"| `{r.run_id}` | {_esc(r.name)} (`{r.runbook}`) | {', '.join(r.operators)} | {r.started} | "
+    md += [f"| `{r.run_id}` | {esc_md(r.name)} (`{r.runbook}`) | {', '.join(r.operators)} | {r.started} | "
            f"{r.ended or '-'} | {symbol(r.status)} {r.outcome} | {verified.get(r.run_id, '-')} |" for r in runs]
     md.append("")
     for r in runs:
@@ -261,12 +262,12 @@ def as_markdown(env: str, since: str, until: str, runs: list[RunView], summary: 
         failures = r.failures
         if failures:
             md += ["### What failed", ""]
-            md += [f"- {_hms(i.time)} {_esc(s.name)} (`{s.id}`) > {i.key} ({i.uses}): {_esc(i.summary)}"
+            md += [f"- {hms(i.time)} {esc_md(s.name)} (`{s.id}`) > {i.key} ({i.uses}): {esc_md(i.summary)}"
                    for s, i in failures]
             md.append("")
         md += ["### Steps", "", "| Step | Status | Started | Duration | Notes |", "|---|---|---|---|---|"]
-        md += [f"| {_esc(s.name)} (`{s.id}`) | {symbol(s.status)} {s.status} | {_hms(s.started)} | "
-               f"{_dur(s.duration)} | {_esc(s.reason)} |" for s in r.steps]
+        md += [f"| {esc_md(s.name)} (`{s.id}`) | {symbol(s.status)} {s.status} | {hms(s.started)} | "
+               f"{duration(s.duration)} | {esc_md(s.reason)} |" for s in r.steps]
         md.append("")
     md += ["## How the summary is computed", "", summary["rules"], ""]
     return "\n".join(md)
@@ -276,12 +277,12 @@ def marks(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
     """The summary's moments on the timeline: went live, failed, healthy again."""
     out = []
     if summary.get("went_live") and summary.get("failed"):
-        out.append((summary["went_live"]["time"], f"▲ went live {_hms(summary['went_live']['time'])}", "#37474f"))
+        out.append((summary["went_live"]["time"], f"▲ went live {hms(summary['went_live']['time'])}", "#37474f"))
     if summary.get("failed"):
-        out.append((summary["failed"]["time"], f"✗ failed {_hms(summary['failed']['time'])}", "#c62828"))
+        out.append((summary["failed"]["time"], f"✗ failed {hms(summary['failed']['time'])}", "#c62828"))
     if summary.get("healthy"):
-        out.append((summary["healthy"]["time"], f"✓ healthy again {_hms(summary['healthy']['time'])} "
-                                                f"(time to restore {_dur(summary.get('time_to_restore_s'))})",
+        out.append((summary["healthy"]["time"], f"✓ healthy again {hms(summary['healthy']['time'])} "
+                                                f"(time to restore {duration(summary.get('time_to_restore_s'))})",
                     "#2e7d32"))
     return out
 
@@ -299,15 +300,17 @@ def _links_for(r: RunView) -> dict[str, Any]:
 
 def as_html(env: str, since: str, until: str, runs: list[RunView], summary: dict[str, Any],
             did: list[dict[str, Any]], links: list[dict[str, Any]], verified: dict[str, str]) -> str:
-    from .report import LEGEND, _e, _facts, _status, _t, _table, page, run_sections, svg_timeline
+    from .report import LEGEND, page, run_sections, svg_timeline
+    from .report.common import clock_time, esc_html
+    from .report.html import fact_list, status_badge, table
 
     failed = summary.get("failed")
-    facts = _facts([(k, _e(v)) for k, v in summary_lines(summary)])
+    facts = fact_list([(k, esc_html(v)) for k, v in summary_lines(summary)])
     ttr = summary.get("time_to_restore_s")
-    headline = (f"Failed at {_e(_hms(failed['time']))}; healthy again after {_e(_dur(ttr))}" if failed and ttr
-                is not None else f"Failed at {_e(_hms(failed['time']))}; not restored in the window" if failed
+    headline = (f"Failed at {esc_html(hms(failed['time']))}; healthy again after {esc_html(duration(ttr))}" if failed and ttr
+                is not None else f"Failed at {esc_html(hms(failed['time']))}; not restored in the window" if failed
                 else "No run in the window failed")
-    body = [f'<header><h1>Incident report: {_e(env)}</h1><p>{_e(since)} to {_e(until)} · {len(runs)} run(s), '
+    body = [f'<header><h1>Incident report: {esc_html(env)}</h1><p>{esc_html(since)} to {esc_html(until)} · {len(runs)} run(s), '
             f'from their journals</p>'
             f'<p class="summary{"" if failed else " ok"}"><strong>{"✗ " if failed else "✓ "}{headline}</strong></p>'
             f"</header>",
@@ -315,21 +318,21 @@ def as_html(env: str, since: str, until: str, runs: list[RunView], summary: dict
             '<section class="timeline"><h2>Timeline</h2><figure id="timeline">'
             + svg_timeline(runs, links, marks(summary)) + f"<figcaption>{LEGEND}</figcaption></figure></section>",
             '<section class="who"><h2>Who did what</h2>'
-            + _table(["Time", "Who", "Run", "What"],
-                     [[_t(a["time"]), _e(a["who"]), f'<a href="#run-{_e(a["run"])}">{_e(a["runbook"])}</a>',
-                       _e(a["what"])] for a in did]) + "</section>",
+            + table(["Time", "Who", "Run", "What"],
+                     [[clock_time(a["time"]), esc_html(a["who"]), f'<a href="#run-{esc_html(a["run"])}">{esc_html(a["runbook"])}</a>',
+                       esc_html(a["what"])] for a in did]) + "</section>",
             '<section class="runs"><h2>Runs</h2>'
-            + _table(["Run", "Runbook", "Operator", "Started", "Ended", "Outcome", "Journal"],
-                     [[f'<a href="#run-{_e(r.run_id)}"><code>{_e(r.run_id)}</code></a>',
-                       f'{_e(r.name)} <span class="id">{_e(r.runbook)}</span>', _e(", ".join(r.operators)),
-                       _e(r.started), _e(r.ended or "-"), _status(r.status, r.outcome), _e(verified.get(r.run_id, "-"))]
+            + table(["Run", "Runbook", "Operator", "Started", "Ended", "Outcome", "Journal"],
+                     [[f'<a href="#run-{esc_html(r.run_id)}"><code>{esc_html(r.run_id)}</code></a>',
+                       f'{esc_html(r.name)} <span class="id">{esc_html(r.runbook)}</span>', esc_html(", ".join(r.operators)),
+                       esc_html(r.started), esc_html(r.ended or "-"), status_badge(r.status, r.outcome), esc_html(verified.get(r.run_id, "-"))]
                       for r in runs]) + "</section>"]
     for r in runs:
-        body.append(f'<section class="run" id="run-{_e(r.run_id)}"><h2>{_e(r.name)}: run '
-                    f'<span class="id">{_e(r.run_id)}</span></h2><p>{_status(r.status, r.outcome)}'
-                    + (f" — {_e(r.reason)}" if r.reason else "") + f" · {_e(', '.join(r.operators))} · "
-                    f"{_t(r.started)} to {_t(r.ended)}</p>"
+        body.append(f'<section class="run" id="run-{esc_html(r.run_id)}"><h2>{esc_html(r.name)}: run '
+                    f'<span class="id">{esc_html(r.run_id)}</span></h2><p>{status_badge(r.status, r.outcome)}'
+                    + (f" — {esc_html(r.reason)}" if r.reason else "") + f" · {esc_html(', '.join(r.operators))} · "
+                    f"{clock_time(r.started)} to {clock_time(r.ended)}</p>"
                     + run_sections(r, verified.get(r.run_id, ""), _links_for(r), level=3, anchor=f"{r.run_id}-")
                     + "</section>")
-    body.append(f'<section class="rules"><h2>How the summary is computed</h2><pre>{_e(summary["rules"])}</pre></section>')
+    body.append(f'<section class="rules"><h2>How the summary is computed</h2><pre>{esc_html(summary["rules"])}</pre></section>')
     return page(f"Incident report: {env} {since} to {until}", "".join(body))

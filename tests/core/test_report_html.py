@@ -18,6 +18,7 @@ import pytest
 
 from core.harness import world
 from runbook import audit_cli, plugins, report
+from runbook.report import timeline
 from runbook.errors import ExitCode
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -226,10 +227,10 @@ def test_the_json_export_and_show_carry_answers_sessions_and_failures(drill: dic
 
 
 def test_wrap_never_cuts_and_ticks_are_sensible() -> None:
-    words = report.wrap("a " + "x" * 95 + " tail", 40)
+    words = timeline.wrap("a " + "x" * 95 + " tail", 40)
     assert "".join(words).replace(" ", "") == "a" + "x" * 95 + "tail" and all(len(w) <= 40 for w in words)
-    assert [report.tick_step(s) for s in (4, 27, 70, 600, 3 * 3600, 3 * 86400)] == [0.5, 5, 10, 120, 1800, 43200]
-    assert report.tick_step(0.5) == 0.1
+    assert [timeline.tick_step(s) for s in (4, 27, 70, 600, 3 * 3600, 3 * 86400)] == [0.5, 5, 10, 120, 1800, 43200]
+    assert timeline.tick_step(0.5) == 0.1
 
 
 def test_the_incident_report_of_the_window(drill: dict[str, Any], tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from runbook import report
+from runbook.report import common
 from runbook.errors import InputError
 from runbook.review import RunView, describe, parse_since, select, shown_status, view
 
@@ -264,4 +265,4 @@ def test_a_clean_run_has_no_deviation_or_note_sections() -> None:
 
 
 def test_durations_read_in_seconds_or_minutes() -> None:
-    assert (report._dur(None), report._dur(4.25), report._dur(125)) == ("-", "4.2s", "2m05s")
+    assert (common.duration(None), common.duration(4.25), common.duration(125)) == ("-", "4.2s", "2m05s")
