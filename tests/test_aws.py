@@ -16,8 +16,9 @@ from runbook import aws
 from runbook.history import History, RunSummary
 from runbook.plugins import Context, Outcome, load
 from runbook.redact import Redactor
-from runbook.standins.ecs import (AwsStandIn, MenoTimeWorld, loopback_client, push_image, put_alb_metrics, put_logs,
-                                  register_revision, seed_menotime)
+from runbook.standins.ecs import AwsStandIn
+from runbook.standins.menotime import (MenoTimeWorld, loopback_client, push_image, put_alb_metrics, put_logs,
+                                       register_revision, seed_menotime)
 from runbook.store import LocalStore
 
 from helpers import REPO, aws_dummy_credentials, copy_project, invoke, wait_for

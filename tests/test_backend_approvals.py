@@ -30,7 +30,7 @@ except RunbookError as exc:
 
 def second_principal(endpoint: str) -> dict[str, str]:
     """Access keys of another IAM user (moto answers get_caller_identity with its ARN)."""
-    from runbook.standins.ecs import loopback_client
+    from runbook.standins.menotime import loopback_client
 
     iam = loopback_client(endpoint, "iam")
     name = "approver-" + str(len(iam.list_users()["Users"]))

@@ -291,7 +291,7 @@ def test_the_stand_in_applies_one_request_at_a_time() -> None:
     succeed, issue #9); the stand-in runs each request whole, one at a time, as DynamoDB applies each write."""
     import threading
 
-    from runbook.standins.ecs import OneRequestAtATime
+    from runbook.standins.moto_server import OneRequestAtATime
 
     inside: list[int] = []
     most = [0]

@@ -10,7 +10,8 @@ from typing import Iterator
 
 import pytest
 
-from runbook.standins.ecs import AwsStandIn, loopback_client
+from runbook.standins.ecs import AwsStandIn
+from runbook.standins.menotime import loopback_client
 
 from helpers import aws_dummy_credentials, copy_project, invoke
 

@@ -64,7 +64,8 @@ class World:
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> dict[str, Any]:
-        from ..standins.ecs import AwsStandIn, seed_menotime
+        from ..standins.ecs import AwsStandIn
+        from ..standins.menotime import seed_menotime
         from ..standins.github import GitHubStandIn
         from .app import App, Metrics
         from .repo import create
@@ -128,7 +129,7 @@ class World:
 
     # -- helpers -------------------------------------------------------------------
     def _client(self, service: str) -> Any:
-        from ..standins.ecs import loopback_client
+        from ..standins.menotime import loopback_client
 
         return loopback_client(self.aws.endpoint_url, service, self.world.region)
 
@@ -187,7 +188,7 @@ class World:
     # -- background loops ----------------------------------------------------------
     def _pipeline(self) -> None:
         """A push to main deploys: register the version's task definition and update the service."""
-        from ..standins.ecs import push_image, register_revision
+        from ..standins.menotime import push_image, register_revision
 
         sha = g.rev(self.bare, "refs/heads/main")
         if not sha or sha == self.main_sha:
