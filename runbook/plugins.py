@@ -284,7 +284,8 @@ def _register(kind: PluginKind, name: str, args: dict[str, Any] | None, outputs:
         arg_schema.update(args or {})
         out_schema = dict(outputs or ANY_OUTPUTS)
         doc = description or (inspect.getdoc(func) or "").split("\n")[0]
-        _REGISTRY[name] = Plugin(name, kind, func, arg_schema, out_schema, None, side_effect, doc, str(where))
+        _REGISTRY[name] = Plugin(name, kind, func, arg_schema, out_schema, _EARLY_PROBES.pop(name, None), side_effect,
+                                 doc, str(where))
         func.plugin_name = name  # type: ignore[attr-defined]
         return func
     return deco
@@ -302,12 +303,27 @@ def action(name: str, args: dict[str, Any] | None = None, outputs: dict[str, Any
     return _register(PluginKind.ACTION, name, args, outputs, side_effect, description)
 
 
+_EARLY_PROBES: dict[str, Callable[[Context], Outcome | None]] = {}   # probes written above their action
+
+
+def _no_early_probes_left(where: str) -> None:
+    if _EARLY_PROBES:
+        names = sorted(_EARLY_PROBES)
+        _EARLY_PROBES.clear()
+        raise PluginError(f"{where}: probe for unknown plugin {names[0]!r}")
+
+
 def probe(name: str) -> Callable[[Callable[[Context], Outcome | None]], Callable[[Context], Outcome | None]]:
-    """Attach a read-only probe to a registered action: did its effect already happen?"""
+    """Attach a read-only probe to an action: did its effect already happen? The probe may come
+    before its action in the module (an action that looks first, as ``git_actions.probed``); one
+    whose action never comes is an error when the module has been loaded."""
     def deco(func: Callable[[Context], Outcome | None]) -> Callable[[Context], Outcome | None]:
         plugin = _REGISTRY.get(name)
         if plugin is None:
-            raise PluginError(f"probe for unknown plugin {name!r}")
+            if name in _EARLY_PROBES:
+                raise PluginError(f"plugin {name!r} already has a probe")
+            _EARLY_PROBES[name] = func
+            return func
         if plugin.probe is not None:
             raise PluginError(f"plugin {name!r} already has a probe")
         _REGISTRY[name] = dataclasses.replace(plugin, probe=func)
@@ -381,6 +397,7 @@ def load(root: Path | None = None, check: bool = False) -> Registry:
     for info in sorted(pkgutil.iter_modules(builtin.__path__), key=lambda m: m.name):
         if not info.name.startswith("_"):
             importlib.import_module(f"runbook.builtin.{info.name}")
+    _no_early_probes_left("runbook.builtin")
     if root is not None:
         folder = Path(root).resolve() / "checks"
         if folder.is_dir() and folder != _builtin_dir():
@@ -397,6 +414,7 @@ def load(root: Path | None = None, check: bool = False) -> Registry:
                 sys.modules[modname] = module
                 try:
                     spec.loader.exec_module(module)
+                    _no_early_probes_left(str(file))
                 except PluginError:
                     del sys.modules[modname]
                     raise

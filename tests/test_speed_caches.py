@@ -185,7 +185,9 @@ def test_an_edited_project_plugin_changes_the_plan_digest_and_runs_its_new_code(
 # -- compiled modules and the process exit -----------------------------------------------------
 
 def _compiled(prefix: Path) -> set[str]:
-    return {p.name.split(".")[0] for p in prefix.rglob("*.pyc") if "runbook" in p.parts}
+    """The engine's modules compiled under ``prefix`` (a package by its folder's name)."""
+    return {p.parent.name if p.name.startswith("__init__.") else p.name.split(".")[0]
+            for p in prefix.rglob("*.pyc") if "runbook" in p.parts}
 
 
 def test_commands_write_compiled_modules_unless_told_not_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

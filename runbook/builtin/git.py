@@ -1,7 +1,6 @@
-"""Git checks and actions, in the clone the run owns (``${run.checkout}``, the default ``repo``).
+"""Git checks, in the clone the run owns (``${run.checkout}``, the default ``repo``).
 
-Every action records the resulting SHA and has a probe: running it twice does its
-effect once. All git runs through ``runbook.git`` (argument lists, ``--end-of-options``,
+The actions (clone, branch, commit, push, merge, tag, revert, delete) are ``git_actions``. All git runs through ``runbook.git`` (argument lists, ``--end-of-options``,
 option-looking values refused).
 """
 
@@ -9,39 +8,12 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from pathlib import Path
 from typing import Any
 
 from runbook.api import git as g
-from runbook.api import Context, Outcome, action, check, probe
+from runbook.api import Context, Outcome, check
 from runbook.api import SECRET_PATTERNS as PATTERNS
-
-REPO = {"repo": {"type": "string", "description": "path of the clone (default: the run's checkout)"}}
-SHA = {"type": "object", "properties": {"sha": {"type": "string"}}}
-SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
-DEFAULT_RELEASE_PATTERN = r"^v\d+\.\d+\.\d+$"
-
-
-def _repo(ctx: Context) -> Path:
-    value = ctx.args.get("repo")
-    if value:
-        return ctx.path(value)
-    if ctx.checkout is None:
-        return ctx.root
-    return Path(ctx.checkout)
-
-
-def _git_fail(exc: g.GitError) -> Outcome:
-    return Outcome.fail(str(exc))
-
-
-def _semver(text: str) -> tuple[int, int, int] | None:
-    m = SEMVER.match(text)
-    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
-
-
-def _main(ctx: Context) -> str:
-    return str((ctx.env.get("git") or {}).get("main", "main"))
+from ._git_common import DEFAULT_RELEASE_PATTERN, REPO, git_fail, repo_of, semver
 
 
 # -- checks ----------------------------------------------------------------------------
@@ -50,12 +22,12 @@ def _main(ctx: Context) -> str:
        outputs={"type": "object", "properties": {"branch": {"type": "string"}, "sha": {"type": "string"}}})
 def current_branch(ctx: Context) -> Outcome:
     """The checkout is on branch `name`."""
-    repo = _repo(ctx)
+    repo = repo_of(ctx)
     try:
         branch = g.out(["rev-parse", "--abbrev-ref", "HEAD"], repo)
         sha = g.out(["rev-parse", "HEAD"], repo)
     except g.GitError as exc:
-        return _git_fail(exc)
+        return git_fail(exc)
     if branch == ctx.args["name"]:
         return Outcome.ok(f"on {branch} at {sha[:12]}", {"branch": branch, "sha": sha}, branch=branch, sha=sha)
     return Outcome.fail(f"expected branch {ctx.args['name']!r}, found {branch!r} in {repo}", {"branch": branch},
@@ -66,11 +38,11 @@ def current_branch(ctx: Context) -> Outcome:
        outputs={"type": "object", "properties": {"changes": {"type": "integer"}}})
 def clean_worktree(ctx: Context) -> Outcome:
     """No uncommitted or untracked changes."""
-    repo = _repo(ctx)
+    repo = repo_of(ctx)
     try:
         status = g.out(["status", "--porcelain"], repo)
     except g.GitError as exc:
-        return _git_fail(exc)
+        return git_fail(exc)
     changes = [ln for ln in status.splitlines() if ln.strip()]
     if not changes:
         return Outcome.ok(f"{repo}: work tree clean", changes=0)
@@ -84,7 +56,7 @@ def clean_worktree(ctx: Context) -> Outcome:
        outputs={"type": "object", "properties": {"local": {"type": "string"}, "remote": {"type": "string"}}})
 def up_to_date(ctx: Context) -> Outcome:
     """The local branch equals the remote's after a fetch."""
-    repo = _repo(ctx)
+    repo = repo_of(ctx)
     try:
         branch = g.safe_ref(ctx.args["branch"], "branch")
         remote = g.safe_ref(ctx.args.get("remote", "origin"), "remote")
@@ -92,7 +64,7 @@ def up_to_date(ctx: Context) -> Outcome:
         local = g.rev(repo, f"refs/heads/{branch}")
         theirs = g.rev(repo, f"refs/remotes/{remote}/{branch}")
     except g.GitError as exc:
-        return _git_fail(exc)
+        return git_fail(exc)
     ev = {"local": local, "remote": theirs}
     if local and local == theirs:
         return Outcome.ok(f"{branch} is up to date with {remote} at {local[:12]}", ev, local=local, remote=theirs)
@@ -105,12 +77,12 @@ def up_to_date(ctx: Context) -> Outcome:
        outputs={"type": "object", "properties": {"sha": {"type": "string"}}})
 def contains(ctx: Context) -> Outcome:
     """`branch` contains `ref` (a branch, tag or commit)."""
-    repo = _repo(ctx)
+    repo = repo_of(ctx)
     try:
         branch = g.rev(repo, g.safe_ref(ctx.args["branch"], "branch"))
         ref = g.rev(repo, g.safe_value(ctx.args["ref"]))
     except g.GitError as exc:
-        return _git_fail(exc)
+        return git_fail(exc)
     if branch is None or ref is None:
         missing = ctx.args["branch"] if branch is None else ctx.args["ref"]
         return Outcome.fail(f"{missing!r} not found in {repo} (fetch first?)")
@@ -136,7 +108,7 @@ def _local(ref: str) -> str:
 
 
 def _preview(ctx: Context) -> tuple[g.MergePreview, dict[str, Any]]:
-    repo = _repo(ctx)
+    repo = repo_of(ctx)
     branch = g.safe_ref(ctx.args["branch"], "branch")
     into = g.safe_ref(ctx.args["into"], "branch")
     if ctx.args.get("fetch", True):
@@ -197,7 +169,7 @@ def mergeable(ctx: Context) -> Outcome:
     try:
         preview, outputs = _preview(ctx)
     except g.GitError as exc:
-        return _git_fail(exc)
+        return git_fail(exc)
     branch, into = ctx.args["branch"], ctx.args["into"]
     if preview.clean:
         return Outcome.ok(f"{branch} merges cleanly into {into}" if preview.needed else
@@ -214,7 +186,7 @@ def _release_tags(tags: list[str], pattern: str) -> list[tuple[tuple[int, int, i
     rx = re.compile(pattern)
     out = []
     for tag in tags:
-        version = _semver(tag) if rx.search(tag) else None
+        version = semver(tag) if rx.search(tag) else None
         if version is not None:
             out.append((version, tag))
     return sorted(out)
@@ -231,7 +203,7 @@ def version_greater(ctx: Context) -> Outcome:
     """`version` is vMAJOR.MINOR.PATCH and greater than the latest release tag (rollback tags don't count)."""
     version = ctx.args["version"]
     pattern = ctx.args.get("pattern") or (ctx.env.get("deploy") or {}).get("release_tag_pattern") or DEFAULT_RELEASE_PATTERN
-    wanted = _semver(version)
+    wanted = semver(version)
     if wanted is None:
         return Outcome.fail(f"{version!r} is not semantic versioning (vMAJOR.MINOR.PATCH)")
     try:
@@ -240,12 +212,12 @@ def version_greater(ctx: Context) -> Outcome:
                             g.safe_value(str(ctx.args["remote"]), "remote")])
             names = [line.split("refs/tags/", 1)[1] for line in listed.splitlines() if "refs/tags/" in line]
         else:
-            repo = _repo(ctx)
+            repo = repo_of(ctx)
             g.git(["fetch", "--quiet", "--tags", "origin"], repo, check=False)
             names = g.out(["tag", "--list"], repo).splitlines()
         tags = _release_tags(names, pattern)
     except g.GitError as exc:
-        return _git_fail(exc)
+        return git_fail(exc)
     if not tags:
         return Outcome.ok(f"{version} is the first release (no tag matches {pattern})", latest="", version=version)
     latest_v, latest = tags[-1]
@@ -262,7 +234,7 @@ def version_greater(ctx: Context) -> Outcome:
        outputs={"type": "object", "properties": {"sha": {"type": "string"}, "commit": {"type": "string"}}})
 def tag(ctx: Context) -> Outcome:
     """Tag `name` exists (annotated, when asked) or, with `exists: false`, is absent (on the remote with `remote`)."""
-    repo = _repo(ctx)
+    repo = repo_of(ctx)
     name = ctx.args["name"]
     want = ctx.args.get("exists", True)
     try:
@@ -271,7 +243,7 @@ def tag(ctx: Context) -> Outcome:
             g.git(["fetch", "--quiet", "--tags", "origin"], repo, check=False)
         obj = g.git(["rev-parse", "--verify", "--quiet", "--end-of-options", f"refs/tags/{name}"], repo, check=False)
     except g.GitError as exc:
-        return _git_fail(exc)
+        return git_fail(exc)
     exists = obj.code == 0
     if not want:
         return Outcome.ok(f"tag {name} does not exist yet") if not exists else \
@@ -296,13 +268,13 @@ def tag(ctx: Context) -> Outcome:
                                                   "matched": {"type": "boolean"}}})
 def changed_paths(ctx: Context) -> Outcome:
     """The paths changed between `base` and `head`; `matches` are those matching `patterns` (globs)."""
-    repo = _repo(ctx)
+    repo = repo_of(ctx)
     try:
         base = g.safe_value(ctx.args["base"])
         head = g.safe_value(ctx.args["head"])
         paths = g.out(["diff", "--name-only", "--end-of-options", f"{base}...{head}"], repo).splitlines()
     except g.GitError as exc:
-        return _git_fail(exc)
+        return git_fail(exc)
     patterns = ctx.args.get("patterns") or []
     matches = [p for p in paths if any(fnmatch.fnmatch(p, pat) for pat in patterns)]
     summary = f"{len(paths)} path(s) changed between {base} and {head}"
@@ -321,13 +293,13 @@ def no_secrets_added(ctx: Context) -> Outcome:
     The guide's `git log -p -S 'password='` done properly: every added line of every
     commit in the range; the evidence names file and commit, never the value.
     """
-    repo = _repo(ctx)
+    repo = repo_of(ctx)
     try:
         base = g.safe_value(ctx.args["base"])
         head = g.safe_value(ctx.args["head"])
         log = g.git(["log", "-p", "--no-color", "--format=commit %H", "--end-of-options", f"{base}..{head}"], repo).out
     except g.GitError as exc:
-        return _git_fail(exc)
+        return git_fail(exc)
     findings: list[dict[str, Any]] = []
     commit, path = "", ""
     for line in log.splitlines():
@@ -355,339 +327,3 @@ def _kind(pattern: str) -> str:
         if word in pattern:
             return kind
     return "secret"
-
-
-# -- actions ---------------------------------------------------------------------------
-
-@action("git.clone", args={"properties": {**REPO, "remote": {"type": "string"}, "branch": {"type": "string"}}},
-        outputs={"type": "object", "properties": {"path": {"type": "string"}, "sha": {"type": "string"}}},
-        side_effect=False)
-def clone(ctx: Context) -> Outcome:
-    """Clone `remote` (default: the environment's git.remote) into the run's checkout, or fetch if it is there."""
-    found = clone_probe(ctx)
-    if found is not None:
-        repo = _repo(ctx)
-        g.git(["fetch", "--quiet", "--tags", "origin"], repo)
-        return found
-    repo = _repo(ctx)
-    remote = ctx.args.get("remote") or (ctx.env.get("git") or {}).get("remote")
-    if not remote:
-        return Outcome.fail("no remote to clone: set git.remote in the environment or pass `remote`")
-    try:
-        g.safe_value(str(remote), "remote")
-        repo.parent.mkdir(parents=True, exist_ok=True)
-        args = ["clone", "--quiet"]
-        if ctx.args.get("branch"):
-            args += ["--branch", g.safe_ref(ctx.args["branch"], "branch")]
-        g.git(args + ["--end-of-options", str(remote), str(repo)])
-        sha = g.out(["rev-parse", "HEAD"], repo)
-    except g.GitError as exc:
-        return _git_fail(exc)
-    return Outcome.ok(f"cloned {remote} into {repo} at {sha[:12]}", {"remote": str(remote), "sha": sha},
-                      path=str(repo), sha=sha)
-
-
-@probe("git.clone")
-def clone_probe(ctx: Context) -> Outcome | None:
-    repo = _repo(ctx)
-    if not (repo / ".git").exists():
-        return None
-    sha = g.out(["rev-parse", "HEAD"], repo)
-    return Outcome.ok(f"{repo} is already a clone at {sha[:12]}", path=str(repo), sha=sha)
-
-
-@action("git.pull", args={"properties": {**REPO, "branch": {"type": "string"}}, "required": ["branch"]},
-        outputs=SHA, side_effect=False)
-def pull(ctx: Context) -> Outcome:
-    """Check out `branch` and fast-forward it to origin (the guide's checkout + pull)."""
-    repo = _repo(ctx)
-    try:
-        branch = g.safe_ref(ctx.args["branch"], "branch")
-        g.git(["fetch", "--quiet", "--tags", "origin"], repo)
-        if g.rev(repo, f"refs/heads/{branch}") is None:
-            g.git(["checkout", "--quiet", "-b", branch, "--track", f"origin/{branch}"], repo)
-        else:
-            g.git(["checkout", "--quiet", branch, "--"], repo)
-            g.git(["merge", "--quiet", "--ff-only", f"origin/{branch}"], repo)
-        sha = g.out(["rev-parse", "HEAD"], repo)
-    except g.GitError as exc:
-        return _git_fail(exc)
-    return Outcome.ok(f"{branch} at {sha[:12]} (up to date with origin)", sha=sha)
-
-
-@action("git.create_branch", args={"properties": {**REPO, "name": {"type": "string"}, "from": {"type": "string"}},
-                                   "required": ["name", "from"]}, outputs=SHA)
-def create_branch(ctx: Context) -> Outcome:
-    """Create branch `name` from `from` and check it out."""
-    found = create_branch_probe(ctx)
-    if found is not None:
-        return found
-    repo = _repo(ctx)
-    try:
-        name = g.safe_ref(ctx.args["name"], "branch")
-        start = g.safe_ref(ctx.args["from"], "branch")
-        g.git(["fetch", "--quiet", "origin"], repo, check=False)
-        if g.rev(repo, f"refs/remotes/origin/{name}") is not None:
-            g.git(["checkout", "--quiet", "-b", name, "--track", f"origin/{name}"], repo)
-            sha = g.out(["rev-parse", "HEAD"], repo)
-            return Outcome.ok(f"{name} already exists on origin: checked it out at {sha[:12]}", {"sha": sha}, sha=sha)
-        base = f"origin/{start}" if g.rev(repo, f"refs/remotes/origin/{start}") else start
-        g.git(["checkout", "--quiet", "-b", name, base], repo)
-        sha = g.out(["rev-parse", "HEAD"], repo)
-    except g.GitError as exc:
-        return _git_fail(exc)
-    return Outcome.ok(f"created {name} from {start} at {sha[:12]}", {"sha": sha}, sha=sha)
-
-
-@probe("git.create_branch")
-def create_branch_probe(ctx: Context) -> Outcome | None:
-    repo = _repo(ctx)
-    name = g.safe_ref(ctx.args["name"], "branch")
-    sha = g.rev(repo, f"refs/heads/{name}")
-    if sha is None:
-        return None
-    g.git(["checkout", "--quiet", name, "--"], repo)
-    return Outcome.ok(f"branch {name} already exists at {sha[:12]}", sha=sha)
-
-
-@action("git.commit", args={"properties": {**REPO, "message": {"type": "string", "minLength": 1},
-                                           "paths": {"type": "array", "items": {"type": "string"}}},
-                            "required": ["message"]}, outputs=SHA)
-def commit(ctx: Context) -> Outcome:
-    """Commit the given paths (default: every change) with `message`."""
-    found = commit_probe(ctx)
-    if found is not None:
-        return found
-    repo = _repo(ctx)
-    try:
-        paths = [g.safe_value(p, "path") for p in ctx.args.get("paths") or []]
-        g.git(["add", "--all", "--", *paths] if paths else ["add", "--all"], repo)
-        if not g.out(["status", "--porcelain"], repo):
-            return Outcome.fail(f"nothing to commit in {repo}: were the files changed?")
-        env = {} if g.git(["config", "user.email"], repo, check=False).out.strip() else g.environ_identity()
-        g.git(["commit", "--quiet", "-m", ctx.args["message"]], repo, env=env)
-        sha = g.out(["rev-parse", "HEAD"], repo)
-    except g.GitError as exc:
-        return _git_fail(exc)
-    return Outcome.ok(f"committed {sha[:12]}: {ctx.args['message']}", {"sha": sha}, sha=sha)
-
-
-@probe("git.commit")
-def commit_probe(ctx: Context) -> Outcome | None:
-    repo = _repo(ctx)
-    r = g.git(["log", "-1", "--format=%H%n%B"], repo, check=False)
-    if r.code != 0:
-        return None
-    sha, _, message = r.out.partition("\n")
-    clean = not g.out(["status", "--porcelain"], repo)
-    if message.strip() == ctx.args["message"].strip() and clean:
-        return Outcome.ok(f"already committed as {sha[:12]}", sha=sha)
-    return None
-
-
-@action("git.push", args={"properties": {**REPO, "branch": {"type": "string"}, "tag": {"type": "string"},
-                                         "remote": {"type": "string"}}}, outputs=SHA)
-def push(ctx: Context) -> Outcome:
-    """Push `branch` or `tag` to the remote (default origin)."""
-    found = push_probe(ctx)
-    if found is not None:
-        return found
-    repo = _repo(ctx)
-    try:
-        remote = g.safe_ref(ctx.args.get("remote", "origin"), "remote")
-        ref = _push_ref(ctx)
-        g.git(["push", "--quiet", "--end-of-options", remote, f"{ref}:{ref}"], repo)
-        sha = g.out(["rev-parse", ref], repo)
-    except g.GitError as exc:
-        return _git_fail(exc)
-    return Outcome.ok(f"pushed {ref} to {remote} ({sha[:12]})", {"ref": ref, "sha": sha}, sha=sha)
-
-
-def _push_ref(ctx: Context) -> str:
-    if ctx.args.get("tag"):
-        return "refs/tags/" + g.safe_ref(ctx.args["tag"], "tag")
-    if ctx.args.get("branch"):
-        return "refs/heads/" + g.safe_ref(ctx.args["branch"], "branch")
-    raise g.GitError("git push", "give `branch` or `tag`")
-
-
-@probe("git.push")
-def push_probe(ctx: Context) -> Outcome | None:
-    repo = _repo(ctx)
-    ref = _push_ref(ctx)
-    remote = g.safe_ref(ctx.args.get("remote", "origin"), "remote")
-    local = g.git(["rev-parse", "--verify", "--quiet", ref], repo, check=False).out.strip()
-    line = g.git(["ls-remote", "--end-of-options", remote, ref], repo, check=False).out.split()
-    if local and line and line[0] == local:
-        return Outcome.ok(f"{ref} is already on {remote} at {local[:12]}", sha=local)
-    return None
-
-
-@action("git.merge", args={"properties": {**REPO, "branch": {"type": "string"}, "into": {"type": "string"},
-                                          "message": {"type": "string"}}, "required": ["branch", "into"]},
-        outputs=SHA)
-def merge(ctx: Context) -> Outcome:
-    """Merge `branch` into `into` with a merge commit (`--no-ff`, never squash)."""
-    found = merge_probe(ctx)
-    if found is not None:
-        return found
-    repo = _repo(ctx)
-    try:
-        branch = g.safe_ref(ctx.args["branch"], "branch")
-        into = g.safe_ref(ctx.args["into"], "branch")
-        g.git(["checkout", "--quiet", into, "--"], repo)
-        message = ctx.args.get("message") or f"Merge {branch} into {into}"
-        env = {} if g.git(["config", "user.email"], repo, check=False).out.strip() else g.environ_identity()
-        result = g.git(["merge", "--no-ff", "--no-edit", "-m", message, "--end-of-options", branch], repo, check=False,
-                       env=env)
-        if result.code != 0:
-            files = sorted(set(g.git(["diff", "--name-only", "--diff-filter=U"], repo, check=False).out.split()))
-            g.git(["merge", "--abort"], repo, check=False)
-            if not files:
-                return Outcome.fail(f"merging {branch} into {into} failed: "
-                                    f"{(result.err.strip() or result.out.strip()).splitlines()[-1:]}")
-            return Outcome.fail(f"merging {branch} into {into} conflicts in {', '.join(files)}. Fix: `git checkout "
-                                f"{into} && git merge {branch}`, resolve {', '.join(files)}, push {into}, then resume",
-                                {"conflicts": files})
-        sha = g.out(["rev-parse", "HEAD"], repo)
-    except g.GitError as exc:
-        return _git_fail(exc)
-    return Outcome.ok(f"merged {branch} into {into}: {sha[:12]}", {"sha": sha}, sha=sha)
-
-
-@probe("git.merge")
-def merge_probe(ctx: Context) -> Outcome | None:
-    repo = _repo(ctx)
-    branch = g.rev(repo, g.safe_ref(ctx.args["branch"], "branch"))
-    into = g.rev(repo, g.safe_ref(ctx.args["into"], "branch"))
-    if branch and into and branch != into and \
-            g.git(["merge-base", "--is-ancestor", branch, into], repo, check=False).code == 0:
-        return Outcome.ok(f"{ctx.args['into']} already contains {ctx.args['branch']} ({into[:12]})", sha=into)
-    return None
-
-
-@action("git.tag_create", args={"properties": {**REPO, "name": {"type": "string"}, "ref": {"type": "string"},
-                                               "message": {"type": "string", "minLength": 1},
-                                               "pattern": {"type": "string", "format": "regex",
-                                                           "description": "the name must match it (e.g. "
-                                                                          "env.deploy.rollback_tag_pattern)"}},
-                                "required": ["name", "message"]},
-        outputs={"type": "object", "properties": {"sha": {"type": "string"}, "commit": {"type": "string"}}})
-def tag_create(ctx: Context) -> Outcome:
-    """Create the annotated tag `name` on `ref` (default HEAD); with `pattern`, only a name matching it."""
-    pattern = ctx.args.get("pattern")
-    if pattern and not re.search(pattern, str(ctx.args["name"])):
-        return Outcome.fail(f"tag name {ctx.args['name']!r} does not match {pattern} (the environment's pattern "
-                            "for this kind of tag): nothing tagged")
-    found = tag_create_probe(ctx)
-    if found is not None:
-        return found
-    repo = _repo(ctx)
-    try:
-        name = g.safe_ref(ctx.args["name"], "tag")
-        ref = g.safe_value(ctx.args.get("ref", "HEAD"))
-        if g.rev(repo, f"refs/tags/{name}"):
-            return Outcome.fail(f"tag {name} exists on another commit; releases are never re-tagged")
-        env = {} if g.git(["config", "user.email"], repo, check=False).out.strip() else g.environ_identity()
-        g.git(["tag", "-a", name, "-m", ctx.args["message"], "--end-of-options", ref], repo, env=env)
-        sha = g.out(["rev-parse", f"refs/tags/{name}"], repo)
-        commit = g.rev(repo, f"refs/tags/{name}") or ""
-    except g.GitError as exc:
-        return _git_fail(exc)
-    return Outcome.ok(f"tagged {commit[:12]} as {name}", {"tag": name, "commit": commit}, sha=sha, commit=commit)
-
-
-@probe("git.tag_create")
-def tag_create_probe(ctx: Context) -> Outcome | None:
-    repo = _repo(ctx)
-    name = g.safe_ref(ctx.args["name"], "tag")
-    commit = g.rev(repo, f"refs/tags/{name}")
-    target = g.rev(repo, g.safe_value(ctx.args.get("ref", "HEAD")))
-    if commit and commit == target:
-        sha = g.out(["rev-parse", f"refs/tags/{name}"], repo)
-        return Outcome.ok(f"tag {name} already marks {commit[:12]}", sha=sha, commit=commit)
-    return None
-
-
-@action("git.revert_merge", args={"properties": {**REPO, "commit": {"type": "string"},
-                                                 "branch": {"type": "string"}, "message": {"type": "string"}},
-                                  "required": ["commit", "branch"]}, outputs=SHA)
-def revert_merge(ctx: Context) -> Outcome:
-    """Revert a release's merge commit on `branch` with `-m 1` (the mainline parent; the guide forgets it)."""
-    found = revert_merge_probe(ctx)
-    if found is not None:
-        return found
-    repo = _repo(ctx)
-    try:
-        target = g.rev(repo, g.safe_value(ctx.args["commit"]))
-        branch = g.safe_ref(ctx.args["branch"], "branch")
-        if target is None:
-            return Outcome.fail(f"{ctx.args['commit']!r} not found in {repo}")
-        parents = g.out(["rev-list", "--parents", "-n", "1", target], repo).split()[1:]
-        g.git(["checkout", "--quiet", branch, "--"], repo)
-        env = {} if g.git(["config", "user.email"], repo, check=False).out.strip() else g.environ_identity()
-        args = ["revert", "--no-edit"] + (["-m", "1"] if len(parents) > 1 else []) + ["--end-of-options", target]
-        result = g.git(args, repo, check=False, env=env)
-        if result.code != 0:
-            g.git(["revert", "--abort"], repo, check=False)
-            return Outcome.fail(f"reverting {target[:12]} conflicts with later commits on {branch}; revert by hand")
-        if ctx.args.get("message"):
-            g.git(["commit", "--amend", "--quiet", "-m", ctx.args["message"] + f"\n\nThis reverts commit {target}."],
-                  repo, env=env)
-        sha = g.out(["rev-parse", "HEAD"], repo)
-    except g.GitError as exc:
-        return _git_fail(exc)
-    return Outcome.ok(f"reverted {target[:12]} on {branch}: {sha[:12]}", {"reverted": target, "sha": sha}, sha=sha)
-
-
-@probe("git.revert_merge")
-def revert_merge_probe(ctx: Context) -> Outcome | None:
-    repo = _repo(ctx)
-    target = g.rev(repo, g.safe_value(ctx.args["commit"]))
-    branch = g.safe_ref(ctx.args["branch"], "branch")
-    if target is None:
-        return None
-    log = g.git(["log", "--format=%H %B%x00", "-n", "200", "--end-of-options", branch], repo, check=False).out
-    for entry in log.split("\0"):
-        if f"This reverts commit {target}" in entry:
-            sha = entry.strip().split()[0]
-            return Outcome.ok(f"{target[:12]} is already reverted on {branch} by {sha[:12]}", sha=sha)
-    return None
-
-
-@action("git.delete_branch", args={"properties": {**REPO, "name": {"type": "string"}, "remote": {"type": "boolean"}},
-                                   "required": ["name"]},
-        outputs={"type": "object", "properties": {"deleted": {"type": "array", "items": {"type": "string"}}}})
-def delete_branch(ctx: Context) -> Outcome:
-    """Delete branch `name` locally and, with `remote: true`, on origin."""
-    found = delete_branch_probe(ctx)
-    if found is not None:
-        return found
-    repo = _repo(ctx)
-    deleted = []
-    try:
-        name = g.safe_ref(ctx.args["name"], "branch")
-        if g.out(["rev-parse", "--abbrev-ref", "HEAD"], repo) == name:
-            g.git(["checkout", "--quiet", _main(ctx), "--"], repo)
-        if g.rev(repo, f"refs/heads/{name}"):
-            g.git(["branch", "-D", "--end-of-options", name], repo)
-            deleted.append(f"local {name}")
-        if ctx.args.get("remote") and g.git(["ls-remote", "--exit-code", "origin", f"refs/heads/{name}"], repo,
-                                            check=False).code == 0:
-            g.git(["push", "--quiet", "origin", "--delete", "--end-of-options", name], repo)
-            deleted.append(f"origin/{name}")
-    except g.GitError as exc:
-        return _git_fail(exc)
-    return Outcome.ok(f"deleted {', '.join(deleted) or 'nothing (already gone)'}", deleted=deleted)
-
-
-@probe("git.delete_branch")
-def delete_branch_probe(ctx: Context) -> Outcome | None:
-    repo = _repo(ctx)
-    name = g.safe_ref(ctx.args["name"], "branch")
-    local = g.rev(repo, f"refs/heads/{name}")
-    remote = ctx.args.get("remote") and g.git(["ls-remote", "--exit-code", "origin", f"refs/heads/{name}"], repo,
-                                               check=False).code == 0
-    if not local and not remote:
-        return Outcome.ok(f"branch {name} is already gone", deleted=[])
-    return None
