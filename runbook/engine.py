@@ -59,6 +59,7 @@ class Runner:
     iterations: dict[str, dict[str, Any]] = field(default_factory=dict)   # STEP[i] -> {of, index, value}
     asking: Any = field(default_factory=threading.RLock)           # one prompt at a time
     parallel: int = 0                                                # for_each iterations in threads now
+    work: Path | None = None                                         # the run's checkout, once known
 
     def __post_init__(self) -> None:
         self.recorder = Recorder(self.store, self.run_id, self.operator, self.redactor, self._fence, self.console,
@@ -268,7 +269,9 @@ class Runner:
     @property
     def checkout(self) -> Path:
         """The run's own clone of ``env.git.remote`` (``${run.checkout}``)."""
-        return Path(self.store.run_dir(self.run_id)) / "work" / "checkout"
+        if self.work is None:
+            self.work = Path(self.store.run_dir(self.run_id)) / "work" / "checkout"
+        return self.work
 
     def record(self, sid: str, key: str, plugin: Plugin, outcome: Outcome, duration: float, flush: bool,
                recovered: str = "", attempt: tuple[int, int] | None = None) -> None:
@@ -334,18 +337,27 @@ class Runner:
         run = {"id": self.run_id, "operator": self.operator, "checkout": str(self.checkout)}
         each = for_each.each_of(self, sid)
         mapped = for_each.each_mapping(each)
-        return templates.Scope(params, env, run, {s.id for s in self.plan.steps},
+        return templates.Scope(params, env, run, self.plan.step_ids,
                                lambda s, key: self.state.outputs(mapped(s), key),
                                lambda s: mapped(s) in self.state.steps,
                                each={"index": each["index"], "value": each["value"]} if each else None)
 
     def resolve(self, value: Any, sid: str) -> Any:
-        """Every template in ``value`` looked up now (CheckFailed when one has no value)."""
+        """Every template in ``value`` looked up now (CheckFailed when one has no value); a value
+        without templates is copied as it is, without building the scope (the step loop's cost)."""
+        if not templates.has_template(value):
+            return templates.render(value, self._no_lookup)
         return self.scope(sid).resolve(value)
 
     def render(self, text: str, sid: str) -> str:
         """Text for people: rendered where it can be, else as written."""
+        if "$" not in text:
+            return text
         return self.scope(sid).text(text)
+
+    @staticmethod
+    def _no_lookup(ref: templates.Ref) -> Any:
+        raise AssertionError(f"no template expected: {ref}")
 
 
 class _ReadOnly:

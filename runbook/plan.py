@@ -80,6 +80,14 @@ class Plan:
     digest: str = ""
     linked: dict[str, list["PromptId"]] = field(default_factory=dict)   # link -> the linked runbook's prompts
 
+    @property
+    def step_ids(self) -> frozenset[str]:
+        """Every step id of the plan (what ``${steps.ID...}`` may name), computed once."""
+        known = self.__dict__.get("_step_ids")
+        if known is None:
+            known = self.__dict__["_step_ids"] = frozenset(s.id for s in self.steps)
+        return known
+
     def prompts(self) -> list[PromptId]:
         """Every prompt id an answers file can use, in the order they would be asked."""
         out: list[PromptId] = []

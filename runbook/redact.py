@@ -79,6 +79,9 @@ _RULES: list[tuple[str, int, tuple[str, ...]]] = [
 ]
 PATTERNS = [re.compile(_start(p), f) for p, f, _ in _RULES]
 _NEEDLES = [needles for _, _, needles in _RULES]
+# one search for every pattern's needles: most strings hold none, and then no pattern is tried
+_ANY_NEEDLE = re.compile("|".join(sorted({re.escape(n) for needles in _NEEDLES for n in needles}, key=len,
+                                         reverse=True)))
 B64_SKIP = {0: 0, 1: 2, 2: 3}   # leading base64 characters that depend on the bytes before the secret
 
 
@@ -134,6 +137,8 @@ class Redactor:
         if self._regex is not None:
             value = self._regex.sub(MASK, value)
         low = value.lower()
+        if not _ANY_NEEDLE.search(low):
+            return value
         for pattern, needles in zip(PATTERNS, _NEEDLES):
             if any(n in low for n in needles):
                 value = pattern.sub(_mask, value)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import AbstractSet, Any, Callable, Iterator
 
 ROOTS = ("params", "env", "run", "steps", "each")
 EACH_FIELDS = ("value", "index")         # ${each.value}, ${each.index}: inside a for_each step only
@@ -112,6 +112,17 @@ def as_text(value: Any) -> str:
     return str(value)
 
 
+def has_template(value: Any) -> bool:
+    """Whether a nested value holds a ``${...}`` anywhere (a value without one resolves to itself)."""
+    if isinstance(value, str):
+        return "$" in value
+    if isinstance(value, dict):
+        return any(has_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_template(v) for v in value)
+    return False
+
+
 def render(value: Any, lookup: Callable[[Ref], Any], partial: bool = False) -> Any:
     """Replace templates in a nested value using ``lookup``.
 
@@ -189,7 +200,7 @@ class Scope:
     its overlay), the run, and the outputs of earlier items. A reference that has no value is a
     ``CheckFailed`` naming it (the item using it fails, as any failed check does)."""
 
-    def __init__(self, params: dict[str, Any], env: dict[str, Any], run: dict[str, Any], step_ids: set[str],
+    def __init__(self, params: dict[str, Any], env: dict[str, Any], run: dict[str, Any], step_ids: AbstractSet[str],
                  outputs: Callable[[str, str], dict[str, Any] | None], known: Callable[[str], bool],
                  each: dict[str, Any] | None = None):
         self.each = each
