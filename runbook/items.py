@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol
 
-from . import clock, decide, identity, manual, on_fail, proc, recovery, templates
+from . import clock, decide, identity, manual, on_fail, proc, recovery
 from .console import quiet
 from .errors import Parked, StepFailed
 from .model import PluginKind, Section
@@ -111,9 +111,9 @@ def call(runner: Host, step: Step, item: Item, plugin: Plugin, deadline: float |
     key = item.key
     target = f"{step.id}.{key}"
     args = runner.resolve(item.with_, step.id)
-    # validation checked literal arguments against the plugin's schema already: only what templates
-    # resolved to is checked again (validate once, resolve once)
-    problem = argument_problem(plugin, args) if templates.has_template(item.with_) else ""
+    # validation checked arguments written as literals against the plugin's schema already: only
+    # what templates resolved to is checked here (validate once, resolve once)
+    problem = "" if item.checked else argument_problem(plugin, args)
     if problem:
         outcome = Outcome.fail(f"{plugin.name}: {problem} (after resolving the templates in 'with:')")
         runner.record(step.id, key, plugin, outcome, 0.0, flush=True)

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from . import templates
 from .errors import Diagnostic, InputError
-from .model import StepKind, step_kind
+from .model import Section, StepKind, step_kind
 from .steps import PromptId, Step, each_links, each_prompts, group_each
 from .params import Params
 from .plugins import Registry, save_caches
@@ -200,7 +200,12 @@ class Resolver:
             step["id"] = scope.prefix + raw["id"]
             step["kind"] = kind.value
             step["source"] = {"file": checked.doc.file, "line": checked.doc.position(path)[0],
-                              **{k: raw[k] for k in ("when", "unless") if k in raw}}
+                              **{k: raw[k] for k in ("when", "unless") if k in raw},
+                              # items whose `with:` is literal as written: validation checked them against the
+                              # plugin's schema, so the run does not check them again
+                              "checked_with": [f"{section.value}-{i}" for section in Section
+                                               for i, item in enumerate(raw.get(section.value) or [])
+                                               if isinstance(item, dict) and not templates.has_template(item.get("with"))]}
             if "for_each" in raw:
                 step.update(_each_of(raw, scope, index))
             out.append(step)

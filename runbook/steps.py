@@ -35,6 +35,7 @@ class Item:
     section: Section
     index: int
     data: dict[str, Any]       # the resolved item (templates known only at run time kept)
+    checked: bool = False      # its `with:` was literal as written: validation checked it (see plan)
 
     @property
     def manual(self) -> str | None:
@@ -109,7 +110,9 @@ class Step:
         written = [w for pw in data.get("parent_written", []) for w in pw.values()]
         parents = [(k, v) for pc in data.get("parent_conditions", []) for k, v in pc.items()]
         conditions += tuple(Condition(k, v, written[i] if i < len(written) else v) for i, (k, v) in enumerate(parents))
-        items = tuple(Item(str(item.get("id") or f"{section.value}-{index}"), section, index, item)
+        checked = set((data.get("source") or {}).get("checked_with") or ())
+        items = tuple(Item(str(item.get("id") or f"{section.value}-{index}"), section, index, item,
+                           f"{section.value}-{index}" in checked)
                       for section in Section for index, item in enumerate(data.get(section.value) or [])
                       if isinstance(item, dict))
         return cls(id=data["id"], kind=StepKind(data.get("kind") or step_kind(data).value),
