@@ -346,7 +346,7 @@ class Runner:
         """Every template in ``value`` looked up now (CheckFailed when one has no value); a value
         without templates is copied as it is, without building the scope (the step loop's cost)."""
         if not templates.has_template(value):
-            return templates.render(value, self._no_lookup)
+            return templates.render(value, _no_lookup)
         return self.scope(sid).resolve(value)
 
     def render(self, text: str, sid: str) -> str:
@@ -355,9 +355,6 @@ class Runner:
             return text
         return self.scope(sid).text(text)
 
-    @staticmethod
-    def _no_lookup(ref: templates.Ref) -> Any:
-        raise AssertionError(f"no template expected: {ref}")
 
 
 class _ReadOnly:
@@ -379,6 +376,10 @@ class _ReadOnly:
                     out.append({"step": sid, "item": key, "passed": bool(item.result.get("passed")),
                                 "skipped": bool(item.result.get("skipped")), "summary": item.result.get("summary", "")})
         return out
+
+
+def _no_lookup(ref: templates.Ref) -> Any:
+    raise AssertionError(f"no template expected: {ref}")
 
 
 def _run_approval(runner: Runner, step: Step, deadline: float | None = None) -> None:

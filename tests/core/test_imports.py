@@ -106,3 +106,19 @@ def test_library_code_never_imports_a_command_module() -> None:
     g = graph("runbook")
     offenders = {m: sorted(t for t in targets if t in COMMANDS) for m, targets in g.items() if m not in COMMANDS}
     assert {m: t for m, t in offenders.items() if t} == {}
+
+
+def test_no_module_over_600_lines_and_no_class_over_25_methods() -> None:
+    """The rooms stay small (issue #25): a module that grows past 600 lines, or a class past 25
+    methods, is split along its seams before it grows further."""
+    big, wide = [], []
+    for name, path in modules("runbook").items():
+        text = path.read_text()
+        if text.count("\n") > 600:
+            big.append(f"{name}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef):
+                count = sum(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) for n in node.body)
+                if count > 25:
+                    wide.append(f"{name}.{node.name}: {count} methods")
+    assert big == [] and wide == []
