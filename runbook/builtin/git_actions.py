@@ -22,8 +22,9 @@ def probed(probe_fn: Callable[[Context], Outcome | None], on_found: Callable[[Co
                                                                                Callable[[Context], Outcome]]:
     """The probe-then-act shape of every git action, written once: the probe looks first and, when
     the effect is already there, that is the outcome (run twice, an action does its effect once);
-    else the action acts. ``first``: a refusal that comes before the probe; ``on_found``: what is
-    still done when the effect was found (a clone is fetched)."""
+    else the action acts, and a git command it runs that fails is its failed outcome. ``first``: a
+    refusal that comes before the probe; ``on_found``: what is still done when the effect was found
+    (a clone is fetched)."""
     def deco(fn: Callable[[Context], Outcome]) -> Callable[[Context], Outcome]:
         @functools.wraps(fn)
         def act(ctx: Context) -> Outcome:
@@ -35,7 +36,10 @@ def probed(probe_fn: Callable[[Context], Outcome | None], on_found: Callable[[Co
                 if on_found is not None:
                     on_found(ctx)
                 return found
-            return fn(ctx)
+            try:
+                return fn(ctx)
+            except g.GitError as exc:        # a git command refused: a failed outcome naming it
+                return git_fail(exc)
         return act
     return deco
 
@@ -73,16 +77,13 @@ def clone(ctx: Context) -> Outcome:
     remote = ctx.args.get("remote") or (ctx.env.get("git") or {}).get("remote")
     if not remote:
         return Outcome.fail("no remote to clone: set git.remote in the environment or pass `remote`")
-    try:
-        g.safe_value(str(remote), "remote")
-        repo.parent.mkdir(parents=True, exist_ok=True)
-        args = ["clone", "--quiet"]
-        if ctx.args.get("branch"):
-            args += ["--branch", g.safe_ref(ctx.args["branch"], "branch")]
-        g.git(args + ["--end-of-options", str(remote), str(repo)])
-        sha = g.out(["rev-parse", "HEAD"], repo)
-    except g.GitError as exc:
-        return git_fail(exc)
+    g.safe_value(str(remote), "remote")
+    repo.parent.mkdir(parents=True, exist_ok=True)
+    args = ["clone", "--quiet"]
+    if ctx.args.get("branch"):
+        args += ["--branch", g.safe_ref(ctx.args["branch"], "branch")]
+    g.git(args + ["--end-of-options", str(remote), str(repo)])
+    sha = g.out(["rev-parse", "HEAD"], repo)
     return Outcome.ok(f"cloned {remote} into {repo} at {sha[:12]}", {"remote": str(remote), "sha": sha},
                       path=str(repo), sha=sha)
 
@@ -123,19 +124,16 @@ def create_branch_probe(ctx: Context) -> Outcome | None:
 def create_branch(ctx: Context) -> Outcome:
     """Create branch `name` from `from` and check it out."""
     repo = repo_of(ctx)
-    try:
-        name = g.safe_ref(ctx.args["name"], "branch")
-        start = g.safe_ref(ctx.args["from"], "branch")
-        g.git(["fetch", "--quiet", "origin"], repo, check=False)
-        if g.rev(repo, f"refs/remotes/origin/{name}") is not None:
-            g.git(["checkout", "--quiet", "-b", name, "--track", f"origin/{name}"], repo)
-            sha = g.out(["rev-parse", "HEAD"], repo)
-            return Outcome.ok(f"{name} already exists on origin: checked it out at {sha[:12]}", {"sha": sha}, sha=sha)
-        base = f"origin/{start}" if g.rev(repo, f"refs/remotes/origin/{start}") else start
-        g.git(["checkout", "--quiet", "-b", name, base], repo)
+    name = g.safe_ref(ctx.args["name"], "branch")
+    start = g.safe_ref(ctx.args["from"], "branch")
+    g.git(["fetch", "--quiet", "origin"], repo, check=False)
+    if g.rev(repo, f"refs/remotes/origin/{name}") is not None:
+        g.git(["checkout", "--quiet", "-b", name, "--track", f"origin/{name}"], repo)
         sha = g.out(["rev-parse", "HEAD"], repo)
-    except g.GitError as exc:
-        return git_fail(exc)
+        return Outcome.ok(f"{name} already exists on origin: checked it out at {sha[:12]}", {"sha": sha}, sha=sha)
+    base = f"origin/{start}" if g.rev(repo, f"refs/remotes/origin/{start}") else start
+    g.git(["checkout", "--quiet", "-b", name, base], repo)
+    sha = g.out(["rev-parse", "HEAD"], repo)
     return Outcome.ok(f"created {name} from {start} at {sha[:12]}", {"sha": sha}, sha=sha)
 
 
@@ -159,16 +157,13 @@ def commit_probe(ctx: Context) -> Outcome | None:
 def commit(ctx: Context) -> Outcome:
     """Commit the given paths (default: every change) with `message`."""
     repo = repo_of(ctx)
-    try:
-        paths = [g.safe_value(p, "path") for p in ctx.args.get("paths") or []]
-        g.git(["add", "--all", "--", *paths] if paths else ["add", "--all"], repo)
-        if not g.out(["status", "--porcelain"], repo):
-            return Outcome.fail(f"nothing to commit in {repo}: were the files changed?")
-        env = {} if g.git(["config", "user.email"], repo, check=False).out.strip() else g.environ_identity()
-        g.git(["commit", "--quiet", "-m", ctx.args["message"]], repo, env=env)
-        sha = g.out(["rev-parse", "HEAD"], repo)
-    except g.GitError as exc:
-        return git_fail(exc)
+    paths = [g.safe_value(p, "path") for p in ctx.args.get("paths") or []]
+    g.git(["add", "--all", "--", *paths] if paths else ["add", "--all"], repo)
+    if not g.out(["status", "--porcelain"], repo):
+        return Outcome.fail(f"nothing to commit in {repo}: were the files changed?")
+    env = {} if g.git(["config", "user.email"], repo, check=False).out.strip() else g.environ_identity()
+    g.git(["commit", "--quiet", "-m", ctx.args["message"]], repo, env=env)
+    sha = g.out(["rev-parse", "HEAD"], repo)
     return Outcome.ok(f"committed {sha[:12]}: {ctx.args['message']}", {"sha": sha}, sha=sha)
 
 
@@ -190,13 +185,10 @@ def push_probe(ctx: Context) -> Outcome | None:
 def push(ctx: Context) -> Outcome:
     """Push `branch` or `tag` to the remote (default origin)."""
     repo = repo_of(ctx)
-    try:
-        remote = g.safe_ref(ctx.args.get("remote", "origin"), "remote")
-        ref = _push_ref(ctx)
-        g.git(["push", "--quiet", "--end-of-options", remote, f"{ref}:{ref}"], repo)
-        sha = g.out(["rev-parse", ref], repo)
-    except g.GitError as exc:
-        return git_fail(exc)
+    remote = g.safe_ref(ctx.args.get("remote", "origin"), "remote")
+    ref = _push_ref(ctx)
+    g.git(["push", "--quiet", "--end-of-options", remote, f"{ref}:{ref}"], repo)
+    sha = g.out(["rev-parse", ref], repo)
     return Outcome.ok(f"pushed {ref} to {remote} ({sha[:12]})", {"ref": ref, "sha": sha}, sha=sha)
 
 
@@ -226,26 +218,23 @@ def merge_probe(ctx: Context) -> Outcome | None:
 def merge(ctx: Context) -> Outcome:
     """Merge `branch` into `into` with a merge commit (`--no-ff`, never squash)."""
     repo = repo_of(ctx)
-    try:
-        branch = g.safe_ref(ctx.args["branch"], "branch")
-        into = g.safe_ref(ctx.args["into"], "branch")
-        g.git(["checkout", "--quiet", into, "--"], repo)
-        message = ctx.args.get("message") or f"Merge {branch} into {into}"
-        env = {} if g.git(["config", "user.email"], repo, check=False).out.strip() else g.environ_identity()
-        result = g.git(["merge", "--no-ff", "--no-edit", "-m", message, "--end-of-options", branch], repo, check=False,
-                       env=env)
-        if result.code != 0:
-            files = sorted(set(g.git(["diff", "--name-only", "--diff-filter=U"], repo, check=False).out.split()))
-            g.git(["merge", "--abort"], repo, check=False)
-            if not files:
-                return Outcome.fail(f"merging {branch} into {into} failed: "
-                                    f"{(result.err.strip() or result.out.strip()).splitlines()[-1:]}")
-            return Outcome.fail(f"merging {branch} into {into} conflicts in {', '.join(files)}. Fix: `git checkout "
-                                f"{into} && git merge {branch}`, resolve {', '.join(files)}, push {into}, then resume",
-                                {"conflicts": files})
-        sha = g.out(["rev-parse", "HEAD"], repo)
-    except g.GitError as exc:
-        return git_fail(exc)
+    branch = g.safe_ref(ctx.args["branch"], "branch")
+    into = g.safe_ref(ctx.args["into"], "branch")
+    g.git(["checkout", "--quiet", into, "--"], repo)
+    message = ctx.args.get("message") or f"Merge {branch} into {into}"
+    env = {} if g.git(["config", "user.email"], repo, check=False).out.strip() else g.environ_identity()
+    result = g.git(["merge", "--no-ff", "--no-edit", "-m", message, "--end-of-options", branch], repo, check=False,
+                   env=env)
+    if result.code != 0:
+        files = sorted(set(g.git(["diff", "--name-only", "--diff-filter=U"], repo, check=False).out.split()))
+        g.git(["merge", "--abort"], repo, check=False)
+        if not files:
+            return Outcome.fail(f"merging {branch} into {into} failed: "
+                                f"{(result.err.strip() or result.out.strip()).splitlines()[-1:]}")
+        return Outcome.fail(f"merging {branch} into {into} conflicts in {', '.join(files)}. Fix: `git checkout "
+                            f"{into} && git merge {branch}`, resolve {', '.join(files)}, push {into}, then resume",
+                            {"conflicts": files})
+    sha = g.out(["rev-parse", "HEAD"], repo)
     return Outcome.ok(f"merged {branch} into {into}: {sha[:12]}", {"sha": sha}, sha=sha)
 
 
@@ -272,17 +261,14 @@ def tag_create_probe(ctx: Context) -> Outcome | None:
 def tag_create(ctx: Context) -> Outcome:
     """Create the annotated tag `name` on `ref` (default HEAD); with `pattern`, only a name matching it."""
     repo = repo_of(ctx)
-    try:
-        name = g.safe_ref(ctx.args["name"], "tag")
-        ref = g.safe_value(ctx.args.get("ref", "HEAD"))
-        if g.rev(repo, f"refs/tags/{name}"):
-            return Outcome.fail(f"tag {name} exists on another commit; releases are never re-tagged")
-        env = {} if g.git(["config", "user.email"], repo, check=False).out.strip() else g.environ_identity()
-        g.git(["tag", "-a", name, "-m", ctx.args["message"], "--end-of-options", ref], repo, env=env)
-        sha = g.out(["rev-parse", f"refs/tags/{name}"], repo)
-        commit = g.rev(repo, f"refs/tags/{name}") or ""
-    except g.GitError as exc:
-        return git_fail(exc)
+    name = g.safe_ref(ctx.args["name"], "tag")
+    ref = g.safe_value(ctx.args.get("ref", "HEAD"))
+    if g.rev(repo, f"refs/tags/{name}"):
+        return Outcome.fail(f"tag {name} exists on another commit; releases are never re-tagged")
+    env = {} if g.git(["config", "user.email"], repo, check=False).out.strip() else g.environ_identity()
+    g.git(["tag", "-a", name, "-m", ctx.args["message"], "--end-of-options", ref], repo, env=env)
+    sha = g.out(["rev-parse", f"refs/tags/{name}"], repo)
+    commit = g.rev(repo, f"refs/tags/{name}") or ""
     return Outcome.ok(f"tagged {commit[:12]} as {name}", {"tag": name, "commit": commit}, sha=sha, commit=commit)
 
 
@@ -308,25 +294,22 @@ def revert_merge_probe(ctx: Context) -> Outcome | None:
 def revert_merge(ctx: Context) -> Outcome:
     """Revert a release's merge commit on `branch` with `-m 1` (the mainline parent; the guide forgets it)."""
     repo = repo_of(ctx)
-    try:
-        target = g.rev(repo, g.safe_value(ctx.args["commit"]))
-        branch = g.safe_ref(ctx.args["branch"], "branch")
-        if target is None:
-            return Outcome.fail(f"{ctx.args['commit']!r} not found in {repo}")
-        parents = g.out(["rev-list", "--parents", "-n", "1", target], repo).split()[1:]
-        g.git(["checkout", "--quiet", branch, "--"], repo)
-        env = {} if g.git(["config", "user.email"], repo, check=False).out.strip() else g.environ_identity()
-        args = ["revert", "--no-edit"] + (["-m", "1"] if len(parents) > 1 else []) + ["--end-of-options", target]
-        result = g.git(args, repo, check=False, env=env)
-        if result.code != 0:
-            g.git(["revert", "--abort"], repo, check=False)
-            return Outcome.fail(f"reverting {target[:12]} conflicts with later commits on {branch}; revert by hand")
-        if ctx.args.get("message"):
-            g.git(["commit", "--amend", "--quiet", "-m", ctx.args["message"] + f"\n\nThis reverts commit {target}."],
-                  repo, env=env)
-        sha = g.out(["rev-parse", "HEAD"], repo)
-    except g.GitError as exc:
-        return git_fail(exc)
+    target = g.rev(repo, g.safe_value(ctx.args["commit"]))
+    branch = g.safe_ref(ctx.args["branch"], "branch")
+    if target is None:
+        return Outcome.fail(f"{ctx.args['commit']!r} not found in {repo}")
+    parents = g.out(["rev-list", "--parents", "-n", "1", target], repo).split()[1:]
+    g.git(["checkout", "--quiet", branch, "--"], repo)
+    env = {} if g.git(["config", "user.email"], repo, check=False).out.strip() else g.environ_identity()
+    args = ["revert", "--no-edit"] + (["-m", "1"] if len(parents) > 1 else []) + ["--end-of-options", target]
+    result = g.git(args, repo, check=False, env=env)
+    if result.code != 0:
+        g.git(["revert", "--abort"], repo, check=False)
+        return Outcome.fail(f"reverting {target[:12]} conflicts with later commits on {branch}; revert by hand")
+    if ctx.args.get("message"):
+        g.git(["commit", "--amend", "--quiet", "-m", ctx.args["message"] + f"\n\nThis reverts commit {target}."],
+              repo, env=env)
+    sha = g.out(["rev-parse", "HEAD"], repo)
     return Outcome.ok(f"reverted {target[:12]} on {branch}: {sha[:12]}", {"reverted": target, "sha": sha}, sha=sha)
 
 
@@ -350,17 +333,14 @@ def delete_branch(ctx: Context) -> Outcome:
     """Delete branch `name` locally and, with `remote: true`, on origin."""
     repo = repo_of(ctx)
     deleted = []
-    try:
-        name = g.safe_ref(ctx.args["name"], "branch")
-        if g.out(["rev-parse", "--abbrev-ref", "HEAD"], repo) == name:
-            g.git(["checkout", "--quiet", main_branch(ctx), "--"], repo)
-        if g.rev(repo, f"refs/heads/{name}"):
-            g.git(["branch", "-D", "--end-of-options", name], repo)
-            deleted.append(f"local {name}")
-        if ctx.args.get("remote") and g.git(["ls-remote", "--exit-code", "origin", f"refs/heads/{name}"], repo,
-                                            check=False).code == 0:
-            g.git(["push", "--quiet", "origin", "--delete", "--end-of-options", name], repo)
-            deleted.append(f"origin/{name}")
-    except g.GitError as exc:
-        return git_fail(exc)
+    name = g.safe_ref(ctx.args["name"], "branch")
+    if g.out(["rev-parse", "--abbrev-ref", "HEAD"], repo) == name:
+        g.git(["checkout", "--quiet", main_branch(ctx), "--"], repo)
+    if g.rev(repo, f"refs/heads/{name}"):
+        g.git(["branch", "-D", "--end-of-options", name], repo)
+        deleted.append(f"local {name}")
+    if ctx.args.get("remote") and g.git(["ls-remote", "--exit-code", "origin", f"refs/heads/{name}"], repo,
+                                        check=False).code == 0:
+        g.git(["push", "--quiet", "origin", "--delete", "--end-of-options", name], repo)
+        deleted.append(f"origin/{name}")
     return Outcome.ok(f"deleted {', '.join(deleted) or 'nothing (already gone)'}", deleted=deleted)
