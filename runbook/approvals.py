@@ -3,7 +3,7 @@
 A gate never trusts what it is told: prompt approvers must differ from the operator and
 from each other and cover every role; on the team backend, approvals given with
 ``runbook.approve`` under the approvers' own principals open a prompt gate (the store
-says which still count). A refused approval is a ``StepFailed`` that offers ``STEP.on_fail``
+says which still count). A refused approval is a failed result that offers ``STEP.on_fail``
 (retry names other approvers) and parks with nobody to ask.
 """
 
@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from . import clock, hints
-from .errors import Parked, StepFailed
+from . import results
+from .errors import Parked
+from .results import StepResult
 from .prompts import Prompt
 from .state import Event
 from .steps import Step, prompt_id
@@ -42,33 +44,42 @@ class Host(Protocol):
     def flush(self, anchor: bool = False) -> None: ...
 
 
-def run_gate(runner: Host, step: Step) -> None:
-    """Open the step's gate, or raise (Parked while approvals are missing, StepFailed when refused)."""
+def run_gate(runner: Host, step: Step) -> StepResult:
+    """Open the step's gate (its result: succeeded, or failed when refused; Parked is raised while
+    approvals are missing)."""
     spec = runner.resolve(step.approval or {}, step.id)
     if spec["source"] != "prompt":
         gate = runner.registry.get("approval." + spec["source"])
         if gate is None:
-            raise StepFailed(f"approval source {spec['source']!r} needs its plugin (approval.{spec['source']})")
+            return results.failed(f"approval source {spec['source']!r} needs its plugin (approval.{spec['source']})")
         args = {k: v for k, v in spec.items() if k not in ("source", "wait", "message")}
         ctx = runner.context(step, {"uses": gate.name}, args, None)
         started = clock.monotonic()
         outcome = runner.faults.failing(f"{step.id}.approval", runner.plan.name) or runner.invoke(gate, ctx)
+        aborted: StepResult | None = None
         while not outcome.passed and outcome.outputs.get("park"):
             outcome = wait_for_approvals(runner, step, gate, ctx, spec.get("wait") or {}, outcome)
-            if outcome.passed or not outcome.outputs.get("park") or not keep_waiting(runner, step, outcome):
+            if outcome.passed or not outcome.outputs.get("park"):
                 break
+            more = keep_waiting(runner, step, outcome)
+            if isinstance(more, StepResult):
+                aborted = more
+            if more is not True:
+                break
+        if aborted is not None:
+            return aborted               # aborted while waiting: nothing recorded of the gate
         runner.record(step.id, "approval", gate, outcome, clock.monotonic() - started, flush=True)
         if not outcome.passed:
             if outcome.outputs.get("park"):
                 raise Parked(f"{step.id}: {outcome.summary}")
-            raise StepFailed(f"approval refused: {outcome.summary}", offer=True, park=True)
-        return
+            return results.failed(f"approval refused: {outcome.summary}", offer=True, park=True)
+        return results.OK
     if verified_approvals(runner, step, spec):
-        return
+        return results.OK
     env = runner.plan.env
     if env is not None and env.protected:
         if not getattr(runner.store, "verifies_approvals", False):
-            raise StepFailed(hints.protected_prompt_approval(env.name, [step.id]))
+            return results.failed(hints.protected_prompt_approval(env.name, [step.id]))
         # the team backend: the gate opens on approvals recorded under the approvers' own identities; until
         # there are enough, the run waits for them (parked), with the exact commands that open it
         raise Parked(f"prompt approvals are refused on protected environment {env.name!r}: the gate opens on "
@@ -90,13 +101,14 @@ def run_gate(runner: Host, step: Step) -> None:
                                **({"refused": problem} if problem else {})})
     if problem:
         runner.flush()
-        raise StepFailed(f"approval refused: {problem}", offer=True, park=True)
+        return results.failed(f"approval refused: {problem}", offer=True, park=True)
     roles = assign_roles(approvers, list(spec.get("roles") or []), members)
     runner.emit(Event.ITEM_RESULT, {"step": step.id, "item": "approval", "passed": True, "verified": False,
                                     "summary": f"approved by {', '.join(approvers)} (unverified prompt approval)",
                                     "outputs": {"approvers": approvers, "count": len(approvers), "head_sha": "",
                                                 "verified": False},
                                     "evidence": {"roles": roles, "source": source}}, flush=True)
+    return results.OK
 
 
 def wait_for_approvals(runner: Host, step: Step, gate: Any, ctx: Any, wait: dict[str, Any], outcome: Any) -> Any:
@@ -126,9 +138,9 @@ def wait_for_approvals(runner: Host, step: Step, gate: Any, ctx: Any, wait: dict
     return last[-1]
 
 
-def keep_waiting(runner: Host, step: Step, outcome: Any) -> bool:
-    """The wait ended without the approvals: ``STEP.approval.timeout`` (wait again / park / abort). With
-    nobody to ask the run parks (a resume asks again)."""
+def keep_waiting(runner: Host, step: Step, outcome: Any) -> bool | StepResult:
+    """The wait ended without the approvals: ``STEP.approval.timeout`` (wait again: True / park:
+    False / abort: the step's failed result). With nobody to ask the run parks (a resume asks again)."""
     prompt = Prompt(prompt_id(step.id, "approval", "timeout"), "timeout",
                     f"Approvals still missing ({outcome.summary}). Keep waiting, park the run, or abort?")
     try:
@@ -137,7 +149,7 @@ def keep_waiting(runner: Host, step: Step, outcome: Any) -> bool:
         return False
     choice = answer.get("choice")
     if choice == "abort":
-        raise StepFailed(f"approval: {outcome.summary} (aborted while waiting)")
+        return results.failed(f"approval: {outcome.summary} (aborted while waiting)")
     return choice == "wait" and runner.scripted_retry_allowed(prompt.id, source)
 
 

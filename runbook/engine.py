@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import approvals, clock, conditions, decide, for_each, items, linked, on_fail, templates
-from .errors import CheckFailed, Interrupted, Parked, RunbookError, StepFailed
+from . import approvals, clock, conditions, decide, for_each, items, linked, on_fail, results, templates
+from .results import StepResult
+from .errors import CheckFailed, Interrupted, Parked, RunbookError
 from .faults import NONE, Faults
 from .locks import Fenced, LockRef
 from .model import StepKind
@@ -35,7 +36,7 @@ from .steps import Step, group_each
 
 CRASH_POINTS = ("before-intent", "after-intent", "after-effect")
 
-__all__ = ["CRASH_POINTS", "LockRef", "Runner", "StepFailed"]
+__all__ = ["CRASH_POINTS", "LockRef", "Runner", "StepResult"]
 
 
 @dataclass
@@ -125,7 +126,9 @@ class Runner:
                 # resume finishes that linked run; the run's own failed step is never run again
                 return linked.rolled_back(self, self.state.failure or self.state.reason, linked.run_on_failure(self))
             for step in group_each(self.plan.steps):
-                self.run_step(step)
+                result = self.run_step(step)
+                if result.ends_run:
+                    return _ends_failed(self, result.reason)
                 if step.end and self.state.steps[step.id].status is StepStatus.SUCCEEDED:
                     return self.end_at(step)
         except for_each.Ended as exc:
@@ -144,10 +147,8 @@ class Runner:
             self.emit(Event.INTERRUPTED, {"reason": str(exc)})
             self.flush(anchor=True)
             raise
-        except (StepFailed, CheckFailed) as exc:
-            self.emit(Event.FAILED, {"reason": str(exc)})
-            self.flush(anchor=True)
-            return linked.offer_on_failure(self, str(exc))
+        except CheckFailed as exc:
+            return _ends_failed(self, str(exc))
         self.emit(Event.SUCCEEDED, {"deviations": len(self.state.deviations)})
         self.flush(anchor=True)
         return Status.SUCCEEDED
@@ -173,47 +174,46 @@ class Runner:
         signals.ignore_during_cleanup()
         self.recorder.drop()
 
-    def run_step(self, step: Step) -> None:
-        """Run one step to its end: succeeded, skipped, failed-and-continued, or StepFailed.
+    def run_step(self, step: Step) -> StepResult:
+        """Run one step to its end; its result: succeeded, skipped, failed and continued, or failed
+        (the run ends there).
 
         A step that did not finish (a crash, Ctrl-C, a failed check, gate, action or linked run,
         an abort) starts again: its checks, gate and confirm run or are asked again, what it did
         stays done. The only way past a failure is a typed skip, journaled as a deviation. A step
         that finished is never repeated."""
         if decide.step_next(self.state.finished(step.id), False) is decide.StepNext.KEEP:
-            return
+            return results.OK
         restart = step.id in self.state.steps
         self.emit(Event.STEP_STARTED, {"step": step.id, "title": self.render(step.title, step.id),
                                        "instructions": self.render(step.instructions, step.id),
                                        **({"restart": True} if restart else {})}, flush=restart)
         skip = self.skip_reason(step)
+        if isinstance(skip, StepResult):                 # its condition cannot be decided: the run fails
+            return skip
         if decide.step_next(False, bool(skip)) is decide.StepNext.SKIP:
             self.finish_step(step.id, StepStatus.SKIPPED, reason=skip)
-            return
+            return results.skipped(skip)
         deadline = clock.monotonic() + step.timeout if step.timeout else None
         while True:
-            try:
-                (for_each.run_each if step.members else RUN_KIND[step.kind])(self, step, deadline)
-            except linked.Declined as exc:
-                self.finish_step(step.id, StepStatus.SKIPPED, reason=str(exc))
-                return
-            except StepFailed as exc:
-                if step.continues:
-                    self.finish_step(step.id, StepStatus.FAILED, reason=f"{exc} (on_failure: continue)",
-                                     continued=True)
-                    return
-                choice = on_fail.step_on_fail(self, step, exc)
-                if choice == "retry":
-                    self.emit(Event.STEP_STARTED, {"step": step.id, "title": self.render(step.title, step.id),
-                                                   "restart": True},
-                              flush=True)      # the state forgets the step's checks, gate and confirm
-                    continue
-                if choice == "skip":
-                    return
-                self.finish_step(step.id, StepStatus.FAILED, reason=str(exc))
-                raise
-            self.finish_step(step.id, StepStatus.SUCCEEDED)
-            return
+            result = (for_each.run_each if step.members else RUN_KIND[step.kind])(self, step, deadline)
+            if not result.failed:
+                self.finish_step(step.id, StepStatus(result.status), reason=result.reason)
+                return result
+            if step.continues:
+                reason = f"{result.reason} (on_failure: continue)"
+                self.finish_step(step.id, StepStatus.FAILED, reason=reason, continued=True)
+                return StepResult("failed", reason, continued=True)
+            choice, reason = on_fail.step_on_fail(self, step, result)
+            if choice == "retry":
+                self.emit(Event.STEP_STARTED, {"step": step.id, "title": self.render(step.title, step.id),
+                                               "restart": True},
+                          flush=True)      # the state forgets the step's checks, gate and confirm
+                continue
+            if choice == "skip":
+                return results.skipped(reason)
+            self.finish_step(step.id, StepStatus.FAILED, reason=reason)
+            return results.failed(reason)
 
     def finish_step(self, sid: str, status: StepStatus, **data: Any) -> None:
         """Record a step's end, anchored in the ledger when the step acted or asked (a step of checks
@@ -230,14 +230,15 @@ class Runner:
         self.scripted_retries[pid] = count
         return count <= on_fail.MAX_SCRIPTED_RETRIES
 
-    def skip_reason(self, step: Step) -> str:
-        """Why the step's own conditions skip it ('' when it runs)."""
+    def skip_reason(self, step: Step) -> str | StepResult:
+        """Why the step's own conditions skip it ('' when it runs; a failed result when one cannot be
+        decided, and the step is left unfinished)."""
         for cond in step.conditions:
             resolved = self.resolve(cond.value, step.id)
             try:
                 value = conditions.evaluate(resolved)
             except conditions.ConditionError as exc:
-                raise StepFailed(f"{cond.key}: {conditions.text(cond.written)} cannot be decided: {exc}") from None
+                return results.failed(f"{cond.key}: {conditions.text(cond.written)} cannot be decided: {exc}")
             if (cond.key == "when" and not value) or (cond.key == "unless" and value):
                 found = f" ({conditions.text(resolved)})" if isinstance(resolved, dict) and resolved != cond.written \
                     else ""
@@ -378,17 +379,24 @@ class _ReadOnly:
         return out
 
 
+def _ends_failed(runner: Runner, reason: str) -> Status:
+    """The run ends failed (and offers its on_failure runbook when the failure came late enough)."""
+    runner.emit(Event.FAILED, {"reason": reason})
+    runner.flush(anchor=True)
+    return linked.offer_on_failure(runner, reason)
+
+
 def _no_lookup(ref: templates.Ref) -> Any:
     raise AssertionError(f"no template expected: {ref}")
 
 
-def _run_approval(runner: Runner, step: Step, deadline: float | None = None) -> None:
+def _run_approval(runner: Runner, step: Step, deadline: float | None = None) -> StepResult:
     """The step's gate (see ``approvals``)."""
-    approvals.run_gate(runner, step)
+    return approvals.run_gate(runner, step)
 
 
 # The step kinds a run executes (an include was inlined by the plan): one rule each.
-RUN_KIND: dict[StepKind, Callable[[Runner, Step, float | None], None]] = {
+RUN_KIND: dict[StepKind, Callable[[Runner, Step, float | None], StepResult]] = {
     StepKind.TASK: items.run_task,
     StepKind.APPROVAL: _run_approval,
     StepKind.RUN: linked.run_child,

@@ -95,22 +95,6 @@ class CheckFailed(RunbookError):
     exit_code = ExitCode.FAILED
 
 
-class StepFailed(RunbookError):
-    """A step could not complete; the run fails unless the step says ``on_failure: continue``.
-
-    ``offer``: the failure was a gate, an action or a linked run, so the operator is offered
-    ``STEP.on_fail`` (retry / skip with a reason / abort); a failed check was offered its own
-    ``STEP.ITEM.on_fail`` already. ``park``: with nobody to ask, park (exit 4) instead of failing.
-    """
-
-    exit_code = ExitCode.FAILED
-
-    def __init__(self, message: str, offer: bool = False, park: bool = False):
-        super().__init__(message)
-        self.offer = offer
-        self.park = park
-
-
 class LockHeld(RunbookError):
     """The lock is held by someone else: exit 3."""
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Protocol
 
-from .errors import CheckFailed, StepFailed
+from . import results
+from .errors import CheckFailed
+from .results import StepResult
 from .state import Event, StepStatus
 from .steps import Step, each_id, iteration
 
@@ -31,7 +33,7 @@ class Host(Protocol):
     iterations: dict[str, dict[str, Any]]
     parallel: int
     def resolve(self, value: Any, sid: str) -> Any: ...
-    def run_step(self, step: Step) -> None: ...
+    def run_step(self, step: Step) -> StepResult: ...
     @property
     def state(self) -> Any: ...
 
@@ -50,7 +52,7 @@ def each_mapping(each: dict[str, Any] | None) -> Callable[[str], str]:
     return lambda sid: here + sid[len(owner):] if sid == owner or sid.startswith(owner + ".") else sid
 
 
-def each_values(runner: Host, step: Step) -> list[Any]:
+def each_values(runner: Host, step: Step) -> list[Any] | StepResult:
     """A for_each step's values: those recorded at its first start (a resume never changes them),
     else resolved now and recorded."""
     known = runner.state.steps.get(step.id)
@@ -58,18 +60,20 @@ def each_values(runner: Host, step: Step) -> list[Any]:
         return known.values
     values = runner.resolve(step.data.get("for_each"), step.id)
     if not isinstance(values, list):
-        raise StepFailed(f"for_each: {step.data.get('for_each')!r} resolved to {values!r}, not a list")
+        return results.failed(f"for_each: {step.data.get('for_each')!r} resolved to {values!r}, not a list")
     runner.emit(Event.EACH_VALUES, {"step": step.id, "values": values}, flush=True)
     return values
 
 
-def run_each(runner: Host, step: Step, deadline: float | None = None) -> None:
+def run_each(runner: Host, step: Step, deadline: float | None = None) -> StepResult:
     """A for_each step: its members (the step, or its include's steps) once per value, as
     ``STEP[i]...`` with their own records and prompts; at most ``concurrency`` at once (in
     threads; prompts one at a time). Iterations already done are never repeated. After more
     than ``max_failures`` failed, no more start and the step fails; failures within it are
     deviations and the step succeeds."""
     values = each_values(runner, step)
+    if isinstance(values, StepResult):
+        return values
     limit = int(step.data.get("max_failures") or 0)
     concurrency = max(1, int(step.data.get("concurrency") or 1))
     failed: dict[int, tuple[str, str]] = {}      # index -> (iteration step id, why)
@@ -80,9 +84,12 @@ def run_each(runner: Host, step: Step, deadline: float | None = None) -> None:
         for member in step.members:
             it = iteration(member, index, values[index])
             try:
-                runner.run_step(it)          # a finished iteration's step is kept, never repeated
-            except (StepFailed, CheckFailed) as exc:
+                result = runner.run_step(it)     # a finished iteration's step is kept, never repeated
+            except CheckFailed as exc:
                 failed[index] = (it.id, str(exc))
+                return
+            if result.ends_run:
+                failed[index] = (it.id, result.reason)
                 return
             if it.end and runner.state.steps[it.id].status is StepStatus.SUCCEEDED:
                 ended.append(it)     # `end:` ends the run, as it does outside a for_each
@@ -102,7 +109,7 @@ def run_each(runner: Host, step: Step, deadline: float | None = None) -> None:
     else:
         each_in_threads(runner, todo, one, concurrency, stop)
     if len(failed) > limit:
-        raise StepFailed(f"{len(failed)} iteration(s) failed, more than max_failures {limit}: " + "; ".join(
+        return results.failed(f"{len(failed)} iteration(s) failed, more than max_failures {limit}: " + "; ".join(
             f"{sid} ({values[i]}): {why}" for i, (sid, why) in sorted(failed.items())), offer=True)
     if ended:
         raise Ended(ended[0])
@@ -110,13 +117,14 @@ def run_each(runner: Host, step: Step, deadline: float | None = None) -> None:
         runner.state.steps.get(each_id(step.id, m.id, i)) is not None
         and runner.state.steps[each_id(step.id, m.id, i)].status is StepStatus.FAILED for m in step.members)]
     if failed and not succeeded:
-        raise StepFailed(f"every iteration failed ({len(failed)} of {len(values)}; max_failures {limit} allows "
-                         "failures beside successes, not instead of them): " + "; ".join(
-                             f"{sid} ({values[i]}): {why}" for i, (sid, why) in sorted(failed.items())),
-                         offer=True)
+        return results.failed(f"every iteration failed ({len(failed)} of {len(values)}; max_failures {limit} "
+                              "allows failures beside successes, not instead of them): " + "; ".join(
+                                  f"{sid} ({values[i]}): {why}" for i, (sid, why) in sorted(failed.items())),
+                              offer=True)
     for index, (sid, why) in sorted(failed.items()):
         runner.finish_step(sid, StepStatus.FAILED, reason=f"{why} (within max_failures {limit})", continued=True,
-                         each_failed=True)
+                           each_failed=True)
+    return results.OK
 
 
 def each_in_threads(runner: Host, todo: list[int], one: Callable[[int], None], concurrency: int,

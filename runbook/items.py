@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol
 
-from . import clock, decide, identity, manual, on_fail, proc, recovery
+from . import clock, decide, identity, manual, on_fail, proc, recovery, results
+from .results import StepResult
 from .console import quiet
-from .errors import Parked, StepFailed
+from .errors import Parked
 from .model import PluginKind, Section
 from .plugins import Context, Outcome, Plugin, argument_problem
 from .prompts import Prompt
@@ -35,77 +36,90 @@ class Host(manual.Host, recovery.Host, Protocol):
     def state(self) -> Any: ...
 
 
-def run_task(runner: Host, step: Step, deadline: float | None) -> None:
-    """requires -> confirm -> do -> verify. Under ``on_failure: continue`` a failed check does
-    not end the step: the section's other checks and manual items still run or are asked
-    (but nothing acts after a failed guard); a failed action always ends the step."""
+def run_task(runner: Host, step: Step, deadline: float | None) -> StepResult:
+    """requires -> confirm -> do -> verify, as a result. Under ``on_failure: continue`` a failed
+    check does not end the step: the section's other checks and manual items still run or are
+    asked (but nothing acts after a failed guard); a failed action always ends the step."""
     failed: list[str] = []
-    run_section(runner, step, Section.REQUIRES, deadline, failed)
+    ended = run_section(runner, step, Section.REQUIRES, deadline, failed)
+    if ended is not None:
+        return ended
     if failed:
-        raise StepFailed("; ".join(failed))
+        return results.failed("; ".join(failed))
     if step.confirm:
         answered = runner.state.prompts.get(prompt_id(step.id, "confirm"))
         text = runner.render(step.confirm, step.id)
         answer = answered["answer"] if answered else runner.ask(Prompt(prompt_id(step.id, "confirm"), "confirm", text))
         if not answer.get("done"):
-            raise StepFailed(f"the operator declined: {text}")
-    run_section(runner, step, Section.DO, deadline, failed)
-    run_section(runner, step, Section.VERIFY, deadline, failed)
-    if failed:
-        raise StepFailed("; ".join(failed))
+            return results.failed(f"the operator declined: {text}")
+    for section in (Section.DO, Section.VERIFY):
+        ended = run_section(runner, step, section, deadline, failed)
+        if ended is not None:
+            return ended
+    return results.failed("; ".join(failed)) if failed else results.OK
 
 
-def run_section(runner: Host, step: Step, section: Section, deadline: float | None, failed: list[str]) -> None:
-    """A section's items in order; consecutive manual items are asked as one checklist."""
+def run_section(runner: Host, step: Step, section: Section, deadline: float | None,
+                failed: list[str]) -> StepResult | None:
+    """A section's items in order; consecutive manual items are asked as one checklist. A failure
+    tolerated under ``on_failure: continue`` is added to ``failed``; one that ends the step is returned."""
     pending: list[Item] = []
     for item in step.section(section):
         if item.manual is not None:
             pending.append(item)
             continue
         if pending:
-            manual.run_manual(runner, step, pending)
+            ended = manual.run_manual(runner, step, pending)
+            if ended is not None:
+                return ended
             pending = []
-        problem = run_automated(runner, step, item, deadline)
-        if problem:
-            failed.append(problem)
-    if pending:
-        manual.run_manual(runner, step, pending)
+        end = run_automated(runner, step, item, deadline)
+        if end is not None and end.continued:
+            failed.append(end.reason)
+        elif end is not None:
+            return end
+    return manual.run_manual(runner, step, pending) if pending else None
 
 
-def run_automated(runner: Host, step: Step, item: Item, deadline: float | None) -> str:
-    """Run a check or an action (with the step's automatic retries). Returns '' when it passed
-    or was skipped by a decision, the failure when a check failed under ``on_failure:
-    continue``; raises StepFailed when the step must end."""
+def run_automated(runner: Host, step: Step, item: Item, deadline: float | None) -> StepResult | None:
+    """Run a check or an action (with the step's automatic retries). None when it passed or was
+    skipped by a decision; a failed result when it did not: ``continued`` for a check that failed
+    under ``on_failure: continue`` (the step goes on), else the step ends."""
     known = decide.journal_facts(runner.state, step.id, item.key)
     if decide.item_next(decide.ItemFacts(done=known["done"])) is decide.ItemNext.KEEP:
-        return ""                    # done: never repeated, its outputs come from the journal
+        return None                  # done: never repeated, its outputs come from the journal
     plugin = runner.registry[item.uses]
     tries = 0
     while True:
         tries += 1
         attempts = step.retry.attempts
         outcome = call(runner, step, item, plugin, deadline, attempt=(tries, attempts) if attempts > 1 else None)
+        if isinstance(outcome, StepResult):
+            return outcome           # the operator aborted the recovery of an interrupted action
         if outcome.passed:
-            return ""
+            return None
         if outcome.outputs.get("park"):
             raise Parked(f"{step.id}.{item.key}: {outcome.summary}")
         if deadline is not None and clock.monotonic() > deadline:
-            raise StepFailed(f"step {step.id} timed out after {step.timeout:g} s ({item.key}: {outcome.summary})",
-                             offer=True)
+            return results.failed(f"step {step.id} timed out after {step.timeout:g} s ({item.key}: "
+                                  f"{outcome.summary})", offer=True)
         if tries < step.retry.attempts:
             clock.sleep(step.retry.delay)
             continue
         if plugin.kind is PluginKind.ACTION:
-            raise StepFailed(f"{item.key}: {outcome.summary}", offer=True)
+            return results.failed(f"{item.key}: {outcome.summary}", offer=True)
         if step.continues:
-            return f"{item.key}: {outcome.summary}"
-        if not on_fail.check_on_fail(runner, step, item.key, outcome.summary):
-            return ""
+            return StepResult("failed", f"{item.key}: {outcome.summary}", continued=True)
+        decision = on_fail.check_on_fail(runner, step, item.key, outcome.summary)
+        if isinstance(decision, StepResult):
+            return decision          # aborted, or nobody to ask
+        if not decision:
+            return None              # skipped by the operator (recorded)
         tries = 0
 
 
 def call(runner: Host, step: Step, item: Item, plugin: Plugin, deadline: float | None,
-         attempt: tuple[int, int] | None = None) -> Outcome:
+         attempt: tuple[int, int] | None = None) -> Outcome | StepResult:
     """One call of a check or an action: arguments resolved and checked, an action's intent
     made durable first (and an interrupted one recovered), the outcome recorded."""
     key = item.key

@@ -7,15 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import Parked, StepFailed
+from . import results
+from .errors import Parked
+from .results import StepResult
 from .plan import Plan
 from .prompts import Prompt
 from .state import Event, Status, StepStatus
 from .steps import Step, prompt_id
-
-
-class Declined(Exception):
-    """An offered linked run was declined: the step is skipped, not failed."""
 
 
 class Host(Protocol):
@@ -63,20 +61,21 @@ def rolled_back(runner: Host, reason: str, child: Status | None) -> Status:
     return Status.FAILED
 
 
-def run_child(runner: Host, step: Step, deadline: float | None = None) -> None:
-    """A ``run:`` step: its linked run, started (after its confirm) or resumed."""
+def run_child(runner: Host, step: Step, deadline: float | None = None) -> StepResult:
+    """A ``run:`` step: its linked run, started (after its confirm) or resumed; declined, the step is skipped."""
     if step.confirm and step.id not in runner.state.children:
         prompt = Prompt(prompt_id(step.id, "confirm"), "confirm", runner.render(step.confirm, step.id))
         answered = runner.state.prompts.get(prompt.id)
         answer = answered["answer"] if answered else runner.ask(prompt)
         if not answer.get("done"):
-            raise Declined(f"declined: {prompt.text}")
+            return results.skipped(f"declined: {prompt.text}")
     spec = runner.resolve(step.run or {}, step.id)
     status = linked_run(runner, step.id, spec["runbook"], spec.get("with") or {})
     if status is Status.PARKED:
         raise Parked(f"linked run for step {step.id} is parked")
     if status is not Status.SUCCEEDED:
-        raise StepFailed(f"linked run of {spec['runbook']} {status.value}", offer=True)
+        return results.failed(f"linked run of {spec['runbook']} {status.value}", offer=True)
+    return results.OK
 
 
 def linked_run(runner: Host, sid: str, runbook: str, given: dict[str, Any]) -> Status:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from .errors import Parked, StepFailed
+from . import results
+from .errors import Parked
+from .results import StepResult
 from .prompts import Prompt
 from .state import Event
 from .steps import Item, Step, prompt_id
@@ -24,14 +26,15 @@ class Host(Protocol):
     def state(self) -> Any: ...
 
 
-def run_manual(runner: Host, step: Step, items: list[Item]) -> None:
-    """Ask the items not answered yet, as one checklist; an item not done needs a reason."""
+def run_manual(runner: Host, step: Step, items: list[Item]) -> StepResult | None:
+    """Ask the items not answered yet, as one checklist; an item not done needs a reason (else
+    the step fails: the result returned)."""
     done = runner.state.steps.get(step.id)
     todo = [Prompt(prompt_id(step.id, item.key), "manual", runner.render(str(item.manual), step.id),
                    evidence=item.evidence, extra={"key": item.key})
             for item in items if not (done and item.key in done.items and done.items[item.key].done)]
     if not todo:
-        return
+        return None
     runner.flush()
     with runner.asking:
         answers = runner.prompter.checklist(todo)
@@ -40,12 +43,16 @@ def run_manual(runner: Host, step: Step, items: list[Item]) -> None:
         answer = complete_manual(runner, prompt, answer, source)
         runner.emit(Event.PROMPT, {"id": prompt.id, "kind": "manual", "question": prompt.text, "answer": answer,
                                  "source": source, "by": runner.operator})
-        record_manual(runner, step.id, prompt.extra["key"], answer, source)
+        problem = record_manual(runner, step.id, prompt.extra["key"], answer, source)
+        if problem is not None:
+            return problem
     runner.flush()
+    return None
 
 
-def record_manual(runner: Host, sid: str, key: str, answer: dict[str, Any], source: str) -> None:
-    """A manual item's answer as its result: done (with its evidence), or not done with a reason."""
+def record_manual(runner: Host, sid: str, key: str, answer: dict[str, Any], source: str) -> StepResult | None:
+    """A manual item's answer as its result: done (with its evidence), or not done with a reason;
+    not done without a reason fails the step."""
     outputs = {"done": bool(answer.get("done")), "note": answer.get("note", ""), "link": answer.get("link", "")}
     if answer.get("done"):
         runner.emit(Event.ITEM_RESULT, {"step": sid, "item": key, "manual": True, "passed": True,
@@ -59,7 +66,8 @@ def record_manual(runner: Host, sid: str, key: str, answer: dict[str, Any], sour
                                       "summary": "not done", "outputs": outputs})
     else:
         runner.flush()
-        raise StepFailed(f"{sid}.{key} is not done and no reason was given")
+        return results.failed(f"{sid}.{key} is not done and no reason was given")
+    return None
 
 
 def complete_manual(runner: Host, prompt: Prompt, answer: dict[str, Any], source: str) -> dict[str, Any]:

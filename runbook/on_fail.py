@@ -9,7 +9,9 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from . import decide
-from .errors import Parked, StepFailed
+from . import results
+from .errors import Parked
+from .results import StepResult
 from .model import PluginKind, StepKind
 from .prompts import Prompt
 from .state import Event, StepStatus
@@ -31,17 +33,18 @@ class Host(Protocol):
     def scripted_retry_allowed(self, pid: str, source: str) -> bool: ...
 
 
-def step_on_fail(runner: Host, step: Step, exc: StepFailed) -> str:
+def step_on_fail(runner: Host, step: Step, failure: StepResult) -> tuple[str, str]:
     """After a failed gate, action or linked run: ``STEP.on_fail`` (retry / skip with a typed
-    reason / abort, decided by ``decide.on_fail_next``). Returns "retry" or "skip" (the skip is
-    journaled); "abort" otherwise. With nobody to ask: abort, or park when the failure needs a
-    person (a refused approval)."""
-    facts = decide.FailFacts(offer=exc.offer, needs_person=exc.park)
+    reason / abort, decided by ``decide.on_fail_next``). Returns the choice, "retry", "skip" (the
+    skip is journaled) or "abort", and the failure's reason (what an abort adds to it). With
+    nobody to ask: abort, or park when the failure needs a person (a refused approval)."""
+    reason = failure.reason
+    facts = decide.FailFacts(offer=failure.offer, needs_person=failure.park)
     nxt = decide.on_fail_next(facts)
     source = ""
     if nxt is None:
         prompt = Prompt(prompt_id(step.id, "on_fail"), "on_fail",
-                        f"Step {step.id} failed: {exc}. Retry, skip (with a reason) or abort?")
+                        f"Step {step.id} failed: {reason}. Retry, skip (with a reason) or abort?")
         try:
             answer, source = runner.ask_with_source(prompt)
             choice = str(answer.get("choice") or "abort")
@@ -53,21 +56,21 @@ def step_on_fail(runner: Host, step: Step, exc: StepFailed) -> str:
                         gate_on_protected=step.kind is StepKind.APPROVAL and env is not None and env.protected)
         nxt = decide.on_fail_next(facts)
         if choice == "retry" and not facts.retries_left:
-            exc.args = (f"{exc} (still failing after {MAX_SCRIPTED_RETRIES} retries from {source})",)
+            reason = f"{reason} (still failing after {MAX_SCRIPTED_RETRIES} retries from {source})"
         elif choice == "skip" and facts.reason.strip() and facts.gate_on_protected:
-            exc.args = (f"{exc} (an approval gate cannot be skipped on protected environment {env.name!r})",)
+            reason = f"{reason} (an approval gate cannot be skipped on protected environment {env.name!r})"
     if nxt is decide.FailNext.PARK:
-        raise Parked(f"{step.id}: {exc}") from None
+        raise Parked(f"{step.id}: {reason}") from None
     if nxt is decide.FailNext.SKIP:
-        runner.finish_step(step.id, StepStatus.SKIPPED, reason=f"skipped after: {exc}; {facts.reason.strip()}",
+        runner.finish_step(step.id, StepStatus.SKIPPED, reason=f"skipped after: {reason}; {facts.reason.strip()}",
                            decision="skip", by=runner.operator if source == "interactive" else source)
-    return nxt.value if nxt in (decide.FailNext.RETRY, decide.FailNext.SKIP) else "abort"
+    return (nxt.value if nxt in (decide.FailNext.RETRY, decide.FailNext.SKIP) else "abort"), reason
 
 
 def check_on_fail(runner: Host, step: Step, key: str, summary: str, park: bool = False,
-           question: str = "Retry, skip or abort?") -> bool:
+                  question: str = "Retry, skip or abort?") -> bool | StepResult:
     """After a failed check (or an action whose effect is unknown, ``park``): ``STEP.ITEM.on_fail``.
-    True to retry, False when skipped (journaled); raises StepFailed on abort.
+    True to retry, False when skipped (journaled); on abort, the step's failed result.
 
     With nobody to ask, a failed check fails the step; an unknown effect parks the run.
     """
@@ -78,12 +81,12 @@ def check_on_fail(runner: Host, step: Step, key: str, summary: str, park: bool =
     except Parked:
         if park:
             raise
-        raise StepFailed(f"{key}: {summary}") from None
+        return results.failed(f"{key}: {summary}")
     choice = answer.get("choice")
     if choice == "retry":
         if not runner.scripted_retry_allowed(pid, source):
-            raise StepFailed(f"{key}: {summary} (still failing after {MAX_SCRIPTED_RETRIES} retries "
-                             f"from {source})")
+            return results.failed(f"{key}: {summary} (still failing after {MAX_SCRIPTED_RETRIES} retries "
+                                  f"from {source})")
         return True
     if choice == "skip":
         runner.emit(Event.ITEM_RESULT, {"step": step.id, "item": key, "passed": False, "skipped": True,
@@ -92,4 +95,4 @@ def check_on_fail(runner: Host, step: Step, key: str, summary: str, park: bool =
                                       **({"recovered": "operator"} if park else {})})
         runner.flush()
         return False
-    raise StepFailed(f"{key}: {summary} (aborted by {runner.operator if source == 'interactive' else source})")
+    return results.failed(f"{key}: {summary} (aborted by {runner.operator if source == 'interactive' else source})")

@@ -13,6 +13,7 @@ from .decide import ItemNext
 from .console import quiet
 from .errors import Parked
 from .model import Section
+from .results import StepResult
 from .plugins import Context, Outcome, Plugin, argument_problem
 from .prompts import Prompt
 from .state import Event
@@ -62,11 +63,12 @@ def outlived(runner: Host, step: Step, key: str, process: dict[str, Any] | None)
                                    "state": "waited" if wait else "stopped"}, flush=True)
 
 
-def recover(runner: Host, step: Step, item: Item, plugin: Plugin, ctx: Context) -> Outcome | None:
+def recover(runner: Host, step: Step, item: Item, plugin: Plugin, ctx: Context) -> Outcome | StepResult | None:
     """An action was interrupted after its intent: find out whether its effect happened (the
     author's ``probe:``, else the plugin's probe, else the step's verify checks, else ask), each
-    next look as ``decide.item_next`` says. Returns the recovered (or skipped) outcome, or None:
-    run the action. An abort raises StepFailed; with nobody to ask, the run parks."""
+    next look as ``decide.item_next`` says. Returns the recovered (or skipped) outcome, None (run
+    the action), or the step's failed result when the operator aborts; with nobody to ask, the
+    run parks."""
     key = item.key
     checks = list(step.automated(Section.VERIFY))
     facts = decide.ItemFacts(action=True, interrupted=True, verify=bool(checks), side_effect=plugin.side_effect,
@@ -93,12 +95,14 @@ def recover(runner: Host, step: Step, item: Item, plugin: Plugin, ctx: Context) 
             outcome = Outcome.ok("recovered: interrupted after its intent, and the step's verify checks pass")
             runner.record(step.id, key, plugin, outcome, 0.0, flush=True, recovered="verify")
             return outcome                   # the step's later actions have not run: they run now
-        elif nxt is ItemNext.ASK:            # abort raises StepFailed; nobody to ask raises Parked
-            retry = on_fail.check_on_fail(
+        elif nxt is ItemNext.ASK:            # nobody to ask raises Parked
+            decision = on_fail.check_on_fail(
                 runner, step, key, "was interrupted after its intent; whether it took effect is unknown (no probe, "
                 "verify not passing)", park=True,
                 question="Look whether it did: retry if it did not, skip (with what you saw) if it did, or abort?")
-            facts = replace(facts, answer="retry" if retry else "skip")
+            if isinstance(decision, StepResult):
+                return decision              # aborted: the step fails
+            facts = replace(facts, answer="retry" if decision else "skip")
         elif nxt is ItemNext.SKIPPED:
             return Outcome(True, "skipped by the operator after an interruption")  # the skip is recorded
         else:

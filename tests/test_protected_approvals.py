@@ -13,7 +13,7 @@ import pytest
 
 from helpers import copy_project, invoke
 from runbook.approvals import run_gate
-from runbook.errors import Parked, StepFailed
+from runbook.errors import Parked
 from runbook.steps import Step
 
 COMMAND = re.compile(r"`(invoke [^`]+)`")
@@ -69,7 +69,7 @@ def test_protected_gate_on_the_team_backend_parks_with_the_exact_approve_and_res
 
 
 def test_protected_gate_without_the_team_backend_fails_naming_it() -> None:
-    with pytest.raises(StepFailed) as failed:
-        run_gate(_runner(verifies=False), STEP)
-    assert "the team backend: add `backend: {kind: aws" in str(failed.value)
-    assert "`invoke runbook.approve RUN_ID --env prod-like`" in str(failed.value)
+    failed = run_gate(_runner(verifies=False), STEP)             # the gate's result, a value
+    assert failed.failed
+    assert "the team backend: add `backend: {kind: aws" in failed.reason
+    assert "`invoke runbook.approve RUN_ID --env prod-like`" in failed.reason
