@@ -9,6 +9,7 @@ parameters (``param_rules``), templates and references (``refs``), conditions
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from .. import templates
 from ..errors import Diagnostic, InputError
 from ..model import SECTION_KIND, PluginKind, Section, StepKind, step_kind
-from ..plugins import Plugin, Registry
+from ..plugins import DiskCache, Plugin, Registry
 from ..project import Project
 from ..schemas import describe, load_schema, quote, suggest, validate as schema_validate
 from .common import (APPROVAL_OUTPUTS, BAD, CONFIRM_OUTPUTS, MANUAL_OUTPUTS, RUN_OUTPUTS, Checked, StepInfo,
@@ -65,13 +66,38 @@ class RunbookValidator:
             doc = self.project.load(path)
         except InputError as exc:
             return None, [d for d in exc.diagnostics if isinstance(d, Diagnostic)]
-        diags = schema_validate(doc, doc.data, load_schema("runbook"))
+        diags = _schema_problems(path, doc)
         if not isinstance(doc.data, dict):
             found = "an empty file" if doc.data is None else describe(doc.data)
             return None, [doc.diag((), f"a runbook is a mapping with name, title and steps; found {found}")]
         checked = Checked(path, doc, doc.data)
         RunbookRules(self, checked, stack, diags).run()
         return checked, sorted(set(diags), key=lambda d: (d.file, d.line, d.col, d.message))
+
+
+_VALID_DOCUMENTS = DiskCache("valid-runbooks.json")    # files whose content fits the runbook schema
+
+
+def _schema_problems(path: Path, doc: Any) -> list[Diagnostic]:
+    """The file against the runbook schema: remembered when it fits (under the cache folder, by the
+    digest of its content, of the schema and of the jsonschema installed), so a 1,000-step runbook is
+    schema-checked once, not at every run; problems are never remembered (always found afresh)."""
+    import hashlib
+    from importlib.metadata import version
+
+    schema = load_schema("runbook")
+    try:
+        content = Path(path).read_bytes()
+    except OSError:
+        return schema_validate(doc, doc.data, schema)
+    key = hashlib.sha256(b"\0".join([content, json.dumps(schema, sort_keys=True).encode(),
+                                      version("jsonschema").encode()])).hexdigest()
+    if _VALID_DOCUMENTS.get(key):
+        return []
+    diags = schema_validate(doc, doc.data, schema)
+    if not diags:
+        _VALID_DOCUMENTS.put(key, True)
+    return diags
 
 
 class RunbookRules:

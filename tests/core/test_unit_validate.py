@@ -223,3 +223,28 @@ def test_a_verify_item_may_use_the_outputs_of_its_own_steps_actions(check: Check
 ])
 def test_param_problem(spec: dict, value: object, problem: str | None) -> None:
     assert param_problem(spec, value) == problem
+
+
+def test_a_file_found_to_fit_the_schema_is_remembered_and_an_edit_is_checked_afresh(
+        check: Check, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runbook schema is checked once per content (the step loop's cost, issue #25): the same
+    file again is not checked, an edited one is, and a problem is never remembered."""
+    from runbook import schemas, validate
+
+    monkeypatch.setenv("RUNBOOK_CACHE", str(tmp_path / "cache"))
+    calls: list[int] = []
+    real = schemas.validate
+
+    def counted(doc, instance, schema, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if schema is schemas.load_schema("runbook"):          # the document's check (plugin arguments aside)
+            calls.append(1)
+        return real(doc, instance, schema, *args, **kwargs)
+
+    monkeypatch.setattr(validate, "schema_validate", counted)
+    good = "steps: [{id: a, title: A, verify: [{uses: core.equals, with: {actual: 1, expected: 1}}]}]\n"
+    assert check("cached", good) == [] and len(calls) == 1
+    assert check("cached", good) == [] and len(calls) == 1           # the same content: remembered
+    bad = good.replace("title: A, ", "title: A, colour: red, ")
+    first = check("cached", bad)
+    assert first and "colour" in " ".join(first) and len(calls) == 2  # edited: checked afresh, and it fails
+    assert check("cached", bad) == first and len(calls) == 3          # a problem is never remembered
