@@ -111,12 +111,3 @@ def check_salted(value: str, stored: str) -> bool:
     salt = stored.split("$", 1)[0]
     return secrets.compare_digest(salted_hash(value, salt), stored)
 
-
-def remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")
