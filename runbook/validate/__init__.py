@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -78,12 +79,18 @@ class RunbookValidator:
 _VALID_DOCUMENTS = DiskCache("valid-runbooks.json")    # files whose content fits the runbook schema
 
 
+@lru_cache(maxsize=1)
+def _jsonschema_version() -> str:
+    from importlib.metadata import version
+
+    return version("jsonschema")
+
+
 def _schema_problems(path: Path, doc: Any) -> list[Diagnostic]:
     """The file against the runbook schema: remembered when it fits (under the cache folder, by the
     digest of its content, of the schema and of the jsonschema installed), so a 1,000-step runbook is
     schema-checked once, not at every run; problems are never remembered (always found afresh)."""
     import hashlib
-    from importlib.metadata import version
 
     schema = load_schema("runbook")
     try:
@@ -91,7 +98,7 @@ def _schema_problems(path: Path, doc: Any) -> list[Diagnostic]:
     except OSError:
         return schema_validate(doc, doc.data, schema)
     key = hashlib.sha256(b"\0".join([content, json.dumps(schema, sort_keys=True).encode(),
-                                      version("jsonschema").encode()])).hexdigest()
+                                      _jsonschema_version().encode()])).hexdigest()
     if _VALID_DOCUMENTS.get(key):
         return []
     diags = schema_validate(doc, doc.data, schema)
