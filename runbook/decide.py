@@ -25,6 +25,26 @@ def run_next(offer_accepted: bool, has_on_failure: bool) -> RunNext:
     return RunNext.RESUME_LINKED if offer_accepted and has_on_failure else RunNext.STEPS
 
 
+class ResumeNext(str, Enum):
+    RESUME = "resume"                    # go on where the run stopped
+    RESUME_FORCED = "resume-forced"      # the plan changed; resumed with the operator's recorded reason
+    ASK_REASON = "ask-reason"            # the plan changed: ask for a reason (run.force)
+    REFUSE_OVER = "refuse-over"          # succeeded, rolled-back, abandoned, ended: nothing to resume
+    REFUSE_CHANGED = "refuse-changed"    # the plan changed and no reason was given
+
+
+def resume_next(over: bool, plan_changed: bool, reason: str | None = None) -> ResumeNext:
+    """``--resume``: a run that is over is never resumed; one whose resolved plan changed (runbook,
+    includes, environment, plugin versions: one digest) resumes only with a recorded reason."""
+    if over:
+        return ResumeNext.REFUSE_OVER
+    if not plan_changed:
+        return ResumeNext.RESUME
+    if reason is None:
+        return ResumeNext.ASK_REASON
+    return ResumeNext.RESUME_FORCED if reason.strip() else ResumeNext.REFUSE_CHANGED
+
+
 class StepNext(str, Enum):
     KEEP = "keep"      # finished (succeeded, skipped by its condition or a decision, failed and continued)
     SKIP = "skip"      # its when/unless says so

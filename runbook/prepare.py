@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import answers as answers_mod, hints
+from . import answers as answers_mod, decide, hints
 from .errors import CheckFailed, InputError, Parked, UsageError
 from .locks import Holder, LockRef
 from .params import Params, check_value, env_var, resolve
@@ -76,7 +76,7 @@ def load_run(session: Session, p: Prepared) -> None:
     p.run_id = session.store.find(p.run_ref)
     p.records = session.store.records(p.run_id)
     p.state = state = derive(p.records)
-    if state.over:
+    if decide.resume_next(state.over, False) is decide.ResumeNext.REFUSE_OVER:
         done = " (the ledger anchor the engine was stopped before writing is written now)" \
             if session.complete_anchor(p.run_id) else ""
         if state.lock:
@@ -274,7 +274,7 @@ def _typed_prompt(name: str, p: Prepared) -> Prompt:
 def check_digest(session: Session, p: Prepared) -> None:
     """A run whose plan changed resumes only with a recorded reason (``run.force``)."""
     assert p.plan is not None and p.state is not None
-    if p.plan.digest == p.state.digest:
+    if decide.resume_next(False, p.plan.digest != p.state.digest) is decide.ResumeNext.RESUME:
         return
     message = (f"the plan changed since run {p.state.run_id} started (runbook, includes, environment or plugins; "
                f"digest {p.state.digest[:12]} -> {p.plan.digest[:12]})")
@@ -283,10 +283,10 @@ def check_digest(session: Session, p: Prepared) -> None:
     except Parked:
         raise InputError([f"<command line>: {message}; resume anyway with a reason (run.force: {{reason: ...}} "
                           "in an answers file, or interactively)"]) from None
-    reason = str(answer.get("reason") or answer.get("value") or "").strip()
-    if not reason:
+    reason = str(answer.get("reason") or answer.get("value") or "")
+    if decide.resume_next(False, True, reason) is decide.ResumeNext.REFUSE_CHANGED:
         raise InputError([f"<command line>: {message}; a forced resume needs a reason"])
-    p.forced = reason
+    p.forced = reason.strip()
 
 
 # -- linked runs --------------------------------------------------------------------------

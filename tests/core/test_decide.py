@@ -46,6 +46,8 @@ def test_decision_table(function: str, row: dict[str, Any]) -> None:
         found = decide.step_next(**facts)
     elif function == "on_fail_next":
         found = decide.on_fail_next(decide.FailFacts(**facts))
+    elif function == "resume_next":
+        found = decide.resume_next(**facts)
     else:
         assert function == "run_next", function
         found = decide.run_next(**facts)
@@ -62,3 +64,4 @@ def test_every_decision_and_every_outcome_appears_in_a_table() -> None:
     assert seen["step_next"] == {n.value for n in decide.StepNext}
     assert seen["on_fail_next"] == {n.value for n in decide.FailNext} | {None}
     assert seen["run_next"] == {n.value for n in decide.RunNext}
+    assert seen["resume_next"] == {n.value for n in decide.ResumeNext}
