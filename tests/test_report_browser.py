@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -57,7 +58,12 @@ def test_the_incident_summary_states_time_to_restore_from_the_journals(incident:
     last_verified = [r["time"] for r in records if r["type"] == "step.finished"
                      and r["data"]["step"] == s["healthy"]["steps"][-1]][0]
     assert s["healthy"]["time"] == last_verified                 # from the journal, to the microsecond
-    assert 0 < s["time_to_restore_s"] < 120 and s["time_to_detect_s"] >= 0
+    # the figures are the journals' own times subtracted (logic, not how fast this machine ran the rollback)
+    def at(stamp: str) -> datetime:
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ")
+
+    assert s["time_to_restore_s"] == (at(s["healthy"]["time"]) - at(s["failed"]["time"])).total_seconds() > 0
+    assert s["time_to_detect_s"] == (at(s["failed"]["time"]) - at(s["went_live"]["time"])).total_seconds() >= 0
     md = incident["files"]["incident.md"].read_text()
     assert re.search(r"\| Time to restore \| \d+(\.\d)?s \(from the failure to healthy again\) \|", md)
     assert "| Failed | " in md and "Key endpoints answer [verification.endpoints]" in md
